@@ -1,0 +1,37 @@
+# Tally: `make run` serves the portal with a demo customer; `make test` runs every test.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 5000
+PYTHON ?= python3
+
+.PHONY: run test install lint chromium serve clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## run: install, migrate, seed the demo customer, start localstripe when no Stripe key is set, serve
+run: install
+	PORT=$(PORT) bash devtools/run_demo.sh
+
+## test: install test needs (Chromium included), lint, run the whole suite
+test: install chromium
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+## chromium: Debian's Chromium for the Playwright tests (Playwright cannot download browsers here)
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

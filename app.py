@@ -1,0 +1,123 @@
+"""Tally: a self-hosted billing portal for API products.
+
+`create_app()` is the factory used by `flask --app app ...`, gunicorn
+(`gunicorn 'app:create_app()'`) and the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config
+import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
+from extensions import csrf, db, login_manager, migrate
+from services import plans, stripe_gateway
+from services.money import format_major, format_money
+from views import api, auth, cli, errors, keys, pages, webhooks
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    load_dotenv()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session
+        JSON_SORT_KEYS=False,
+    )
+    app.config.from_mapping(config.from_environment(Path(app.instance_path)))
+    if test_config:
+        app.config.from_mapping(test_config)
+        if "SQLALCHEMY_DATABASE_URI" in test_config:
+            app.config["SQLALCHEMY_DATABASE_URI"] = config.normalise_database_url(
+                test_config["SQLALCHEMY_DATABASE_URI"])
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    if app.config["PROXY_COUNT"]:
+        n = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    app.session_interface = _SessionInterface()
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Log in to continue."
+    stripe_gateway.init_app(app)
+    plans.init_app(app)
+
+    for module in (auth, pages, keys, api, webhooks):
+        app.register_blueprint(module.bp)
+    csrf.exempt(api.bp)
+    csrf.exempt(webhooks.bp)
+    errors.init_app(app)
+    cli.init_app(app)
+
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["major"] = format_major
+    app.context_processor(lambda: {"test_mode": _test_mode(app)})
+    app.after_request(_security_headers)
+    return app
+
+
+def _test_mode(app: Flask) -> bool:
+    key = app.config["STRIPE_SECRET_KEY"]
+    return not key or key.startswith("sk_test_") or bool(app.config["STRIPE_API_BASE"])
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _security_headers(response):
+    from flask import current_app
+
+    stripe_js = _origin(current_app.config["STRIPE_JS_URL"])
+    stripe_api = _origin(current_app.config["STRIPE_API_BASE"]) or "https://api.stripe.com"
+    csp = (
+        "default-src 'self'; "
+        f"script-src 'self' {stripe_js}; "
+        f"connect-src 'self' {stripe_js} {stripe_api}; "
+        f"frame-src {stripe_js} https://hooks.stripe.com; "
+        "img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    )
+    response.headers.setdefault("Content-Security-Policy", csp)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=63072000")
+    return response
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """WAL and a busy timeout, so concurrent writers on SQLite wait instead of failing."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

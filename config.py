@@ -1,0 +1,69 @@
+"""Configuration from the environment (a `.env` file works too).
+
+Every setting has one name, read in one place. `create_app(test_config)` applies
+test overrides on top of what this module returns.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+# Top-up bounds in minor units of the account currency: 5.00 to 1,000.00.
+DEFAULT_TOPUP_MIN = 500
+DEFAULT_TOPUP_MAX = 100_000
+
+
+def normalise_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for PostgreSQL URLs however they are spelled."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _secret_key(env: dict[str, str], instance_path: Path) -> str:
+    """SECRET_KEY from the environment; in development, one kept under instance/."""
+    if env.get("SECRET_KEY"):
+        return env["SECRET_KEY"]
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    env = dict(os.environ if env is None else env)
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'tally.db'}"
+    return {
+        "SECRET_KEY": _secret_key(env, instance_path),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
+        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
+        "STRIPE_JS_URL": env.get("STRIPE_JS_URL") or "https://js.stripe.com/v3/",
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "TALLY_CONFIG_FILE": env.get("TALLY_CONFIG_FILE", ""),
+        "TOPUP_MIN_AMOUNT": _int(env, "TALLY_TOPUP_MIN_AMOUNT", DEFAULT_TOPUP_MIN),
+        "TOPUP_MAX_AMOUNT": _int(env, "TALLY_TOPUP_MAX_AMOUNT", DEFAULT_TOPUP_MAX),
+        "DEFAULT_CURRENCY": env.get("TALLY_DEFAULT_CURRENCY", "usd").lower(),
+        # Trust X-Forwarded-* from this many proxies (0 = served directly).
+        "PROXY_COUNT": _int(env, "TALLY_PROXY_COUNT", 0),
+    }

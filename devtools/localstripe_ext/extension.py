@@ -1,0 +1,266 @@
+"""Server-side patches and endpoints that bring localstripe closer to Stripe.
+
+``install()`` must run before ``localstripe.server`` is imported: that import registers
+the routes listed in ``localstripe.resources.extra_apis`` (ahead of the generic
+``/v1/<resource>s/{id}`` routes) and the store starts being written to.
+
+Why each patch exists:
+
+* ``Store.dump_to_disk`` becomes a no-op. localstripe pickles its whole store to the fixed
+  file /tmp/localstripe.pickle after every write: each write gets slower as the store
+  grows, and every instance on the machine (parallel test runs, a demo beside a test
+  run) shares and overwrites that file.
+* ``PaymentMethod._charging_is_declined`` is also true for the numbers localstripe only
+  declines on attach (4000000000000002 and friends). Stripe declines those when a charge
+  is attempted; unpatched, a PaymentIntent confirmed with a fresh (unattached) 0002
+  PaymentMethod succeeds.
+* ``Charge._raise_failure`` raises Stripe's card-error shape (type ``card_error``,
+  ``decline_code``, ``payment_intent``); localstripe's is an ``invalid_request_error``
+  without them. The ``stripe`` library raises ``CardError`` for either (402).
+* Endpoints under ``/js.stripe.com/tally/`` back the Stripe.js overrides in
+  ``stripe_js_ext.js`` (localstripe's own ``confirmCardPayment`` ignores the card data it
+  is given). Paths under ``/js.stripe.com/`` skip localstripe's API-key check, like the
+  publishable-key calls of real Stripe.js; each endpoint checks the client secret instead.
+  localstripe's request wrapper drops the ``key`` field before the handler sees it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from localstripe import resources
+from localstripe.errors import UserError
+from localstripe.resources import (
+    Charge,
+    Event,
+    PaymentIntent,
+    PaymentMethod,
+    SetupIntent,
+    schedule_webhook,
+    try_convert_to_bool,
+)
+
+JS_PATH = "/js.stripe.com/tally/v3.js"
+DECLINED = "Your card was declined."
+AUTH_FAILED = (
+    "We are unable to authenticate your payment method. "
+    "Please choose a different payment method and try again."
+)
+THREE_D_SECURE = {
+    "type": "use_stripe_sdk",
+    "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": ""},
+}
+
+
+class CardDeclined(UserError):
+    """A 402 with Stripe's ``card_error`` type (``UserError`` forces invalid_request_error)."""
+
+    def __init__(self, contents: dict[str, Any], message: str = DECLINED) -> None:
+        super().__init__(
+            402, message, {"code": "card_declined", "decline_code": "generic_decline", **contents}
+        )
+        self.body["error"]["type"] = "card_error"
+
+
+# --- Patches -----------------------------------------------------------------------------
+
+_original_charging_is_declined = PaymentMethod._charging_is_declined
+
+
+def _charging_is_declined(self: PaymentMethod) -> bool:
+    return bool(_original_charging_is_declined(self) or self._attaching_is_declined())
+
+
+def _raise_failure(self: Charge) -> None:
+    contents: dict[str, Any] = {"code": self.failure_code, "charge": self.id}
+    if self.payment_intent:
+        contents["payment_intent"] = PaymentIntent._api_retrieve(self.payment_intent)._export()
+    raise CardDeclined(contents, self.failure_message or DECLINED)
+
+
+# --- Endpoints for stripe_js_ext.js ------------------------------------------------------
+
+
+def _check(obj: PaymentIntent | SetupIntent, client_secret: object, extra: dict[str, Any]) -> None:
+    if extra:
+        raise UserError(400, "Unexpected " + ", ".join(extra))
+    if not isinstance(client_secret, str) or not hmac.compare_digest(
+        client_secret.encode(), obj.client_secret.encode()
+    ):
+        raise UserError(401, "Unauthorized")
+
+
+def _payment_method(payment_method: object, payment_method_data: object) -> PaymentMethod | None:
+    """The PaymentMethod to confirm with: new from card data, or an existing ``pm_...``."""
+    if payment_method_data is not None:
+        if not isinstance(payment_method_data, dict):
+            raise UserError(400, "Bad request")
+        return PaymentMethod(**payment_method_data)
+    if payment_method is not None:
+        if not isinstance(payment_method, str):
+            raise UserError(400, "Bad request")
+        return PaymentMethod._api_retrieve(payment_method)
+    return None
+
+
+def confirm_payment_intent(
+    id: str,
+    client_secret: str | None = None,
+    payment_method: str | None = None,
+    payment_method_data: dict[str, Any] | None = None,
+    **extra: Any,
+) -> PaymentIntent:
+    """Stripe.js's confirm: set the PaymentMethod, then localstripe's own ``_confirm``.
+
+    Returns the PaymentIntent (``requires_action`` for 3-D Secure cards; the page then
+    calls localstripe's ``/_authenticate``). A decline answers 402 ``card_error`` with the
+    PaymentIntent, which is left in ``requires_payment_method`` with ``last_payment_error``.
+    """
+    pi = PaymentIntent._api_retrieve(id)
+    _check(pi, client_secret, extra)
+    if payment_method is None and payment_method_data is None and pi.status == "requires_action":
+        return pi  # Confirmed server-side with a 3-D Secure card: only the modal is left.
+    if pi.status not in ("requires_payment_method", "requires_confirmation"):
+        raise UserError(
+            400,
+            f"You cannot confirm this PaymentIntent because it has a status of {pi.status}.",
+            {"code": "payment_intent_unexpected_state", "payment_intent": pi._export()},
+        )
+    pm = _payment_method(payment_method, payment_method_data)
+    if pm is None and pi.payment_method is None:
+        raise UserError(
+            400,
+            "You cannot confirm this PaymentIntent because it's missing a payment method.",
+            {"code": "payment_intent_unexpected_state", "payment_intent": pi._export()},
+        )
+    if pm is not None:
+        pi.payment_method = pm.id
+    pi.latest_charge = None  # Forget a declined attempt so that the customer can retry.
+    pi._confirm(on_failure_now=pi._report_failure)  # Emits payment_intent.succeeded.
+    return pi
+
+
+def _setup_succeeded(seti: SetupIntent) -> None:
+    seti.status = "succeeded"
+    seti.next_action = None
+    if seti.customer:  # Stripe attaches the PaymentMethod to the SetupIntent's customer.
+        PaymentMethod._api_retrieve(seti.payment_method).customer = seti.customer
+    schedule_webhook(Event("setup_intent.succeeded", seti))
+
+
+def confirm_setup_intent(
+    id: str,
+    client_secret: str | None = None,
+    payment_method: str | None = None,
+    payment_method_data: dict[str, Any] | None = None,
+    **extra: Any,
+) -> SetupIntent:
+    """Like ``confirm_payment_intent`` for SetupIntents.
+
+    localstripe's own SetupIntent confirm cancels the SetupIntent on a decline or a failed
+    3-D Secure step and answers errors without Stripe's type and codes; Stripe leaves it in
+    ``requires_payment_method`` with ``last_setup_error`` so the customer can retry.
+    """
+    seti = SetupIntent._api_retrieve(id)
+    _check(seti, client_secret, extra)
+    if payment_method is None and payment_method_data is None and seti.status == "requires_action":
+        return seti
+    if seti.status != "requires_payment_method":
+        raise UserError(
+            400,
+            f"You cannot confirm this SetupIntent because it has a status of {seti.status}.",
+            {"code": "setup_intent_unexpected_state", "setup_intent": seti._export()},
+        )
+    pm = _payment_method(payment_method, payment_method_data)
+    if pm is None:
+        raise UserError(400, "Missing payment_method", {"code": "parameter_missing"})
+    seti.last_setup_error = None
+    if pm._attaching_is_declined():
+        seti.last_setup_error = {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "generic_decline",
+            "message": DECLINED,
+            "payment_method": pm._export(),
+        }
+        raise CardDeclined({"setup_intent": seti._export()})
+    seti.payment_method = pm.id
+    if pm._requires_authentication():
+        seti.status = "requires_action"
+        seti.next_action = THREE_D_SECURE
+    else:
+        _setup_succeeded(seti)
+    return seti
+
+
+def authenticate_setup_intent(
+    id: str, client_secret: str | None = None, success: object = False, **extra: Any
+) -> SetupIntent:
+    """Outcome of the 3-D Secure modal for a SetupIntent (``?success=true|false``)."""
+    seti = SetupIntent._api_retrieve(id)
+    _check(seti, client_secret, extra)
+    if seti.status != "requires_action":
+        raise UserError(400, "Bad request", {"code": "setup_intent_unexpected_state"})
+    if try_convert_to_bool(success) is True:
+        _setup_succeeded(seti)
+    else:
+        seti.status = "requires_payment_method"
+        seti.next_action = None
+        seti.last_setup_error = {
+            "type": "invalid_request_error",
+            "code": "setup_intent_authentication_failure",
+            "message": AUTH_FAILED,
+            "payment_method": PaymentMethod._api_retrieve(seti.payment_method)._export(),
+        }
+        seti.payment_method = None
+    return seti
+
+
+ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
+    ("POST", "/js.stripe.com/tally/payment_methods", PaymentMethod._api_create),
+    ("POST", "/js.stripe.com/tally/payment_intents/{id}/confirm", confirm_payment_intent),
+    ("POST", "/js.stripe.com/tally/setup_intents/{id}/confirm", confirm_setup_intent),
+    ("POST", "/js.stripe.com/tally/setup_intents/{id}/_authenticate", authenticate_setup_intent),
+    # Later extensions go here, as (method, path, function returning an object with
+    # ``_export()``), backed by resource classes of their own: ``/v1/prices``, Checkout
+    # sessions (``/v1/checkout/sessions``), ``/v1/billing_portal/configurations`` and
+    # ``/v1/billing_portal/sessions``. Entries here take precedence over localstripe's.
+]
+
+
+# --- Installation ------------------------------------------------------------------------
+
+
+def _no_dump(self: resources.Store) -> None:
+    """Keep the store in memory only."""
+
+
+def install() -> None:
+    """Apply the patches and queue ``ROUTES``; call before importing ``localstripe.server``."""
+    if "localstripe.server" in sys.modules:
+        raise RuntimeError("install() must run before localstripe.server is imported")
+    resources.Store.dump_to_disk = _no_dump
+    PaymentMethod._charging_is_declined = _charging_is_declined
+    Charge._raise_failure = _raise_failure
+    resources.extra_apis[:0] = ROUTES  # Registered first, ahead of localstripe's own.
+
+
+async def extended_stripe_js(request: web.Request) -> web.Response:
+    """localstripe's fake Stripe.js followed by ``stripe_js_ext.js`` (read on each request)."""
+    original = Path(resources.__file__).with_name("localstripe-v3.js").read_text()
+    overrides = Path(__file__).with_name("stripe_js_ext.js").read_text()
+    return web.Response(
+        text=original + "\n" + overrides,
+        content_type="application/javascript",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def add_js_route(app: web.Application) -> None:
+    """Serve the extended script. It is not JSON, so it cannot go through ``extra_apis``."""
+    app.router.add_get(JS_PATH, extended_stripe_js)

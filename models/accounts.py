@@ -1,0 +1,70 @@
+"""Customers (the billing entity), their accounts, and the people who log in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, BigInteger, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+from models.base import UTCDateTime, public_id, utcnow
+
+ROLE_CUSTOMER = "customer"
+ROLE_STAFF = "staff"
+
+
+class Customer(db.Model):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "cust"))
+    name: Mapped[str] = mapped_column(String(200))
+    primary_email: Mapped[str] = mapped_column(String(320))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    accounts: Mapped[list[Account]] = relationship(
+        back_populates="customer", order_by="Account.created_at"
+    )
+
+
+class Account(db.Model):
+    """What is billed and limited: tier, currency, prepaid balance, keys."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "acct"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(32), default="free")
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    # Cache of SUM(ledger_entries.amount); written only by services.ledger.post_entry,
+    # under a row lock, in the same transaction as the entry.
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="accounts")
+
+
+class User(UserMixin, db.Model):
+    """A person who logs in: a customer user (belongs to a customer) or staff (to none)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "usr"))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default=ROLE_CUSTOMER)
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer | None] = relationship()
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role == ROLE_STAFF

@@ -1,0 +1,145 @@
+"""Customers, accounts and users: sign-up, login, the demo customer and staff users."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import select
+
+from extensions import db
+from models import Account, Customer, User
+from models.accounts import ROLE_STAFF
+from services import keys
+from services.errors import Conflict, InvalidInput, NotFound, Unauthorized
+
+_hasher = PasswordHasher()
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 10
+# Verified against when the email is unknown, so a miss costs the same time as a hit.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+DEMO_EMAIL = "demo@tally.test"
+DEMO_PASSWORD = "demo-password-123"
+
+
+@dataclass(frozen=True)
+class SignUp:
+    user: User
+    account: Account
+    api_key: str  # the first key, shown once
+
+
+def normalise_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if not _EMAIL_RE.match(email) or len(email) > 320:
+        raise InvalidInput("Enter a valid email address.", param="email")
+    return email
+
+
+def check_password_rules(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"Use at least {MIN_PASSWORD_LENGTH} characters for the password.", param="password"
+        )
+    if len(password) > 1024:
+        raise InvalidInput("That password is too long (1,024 characters at most).",
+                           param="password")
+
+
+def sign_up(*, email: str, password: str, name: str) -> SignUp:
+    """Create a customer, its Free account, its first user and first API key."""
+    email = normalise_email(email)
+    check_password_rules(password)
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("Enter your company or project name.", param="name")
+    if len(name) > 200:
+        raise InvalidInput("Use at most 200 characters for the name.", param="name")
+    if _find_user(email) is not None:
+        raise Conflict("An account with this email already exists; log in instead.",
+                       code="email_taken", param="email")
+    customer = Customer(name=name, primary_email=email)
+    account = Account(customer=customer, name=name,
+                      currency=current_app.config["DEFAULT_CURRENCY"])
+    user = User(email=email, name=name, password_hash=_hasher.hash(password), customer=customer)
+    db.session.add_all([customer, account, user])
+    db.session.flush()
+    issued = keys.issue_key(account=account, commit=False)
+    db.session.commit()
+    return SignUp(user, account, issued.plaintext)
+
+
+def authenticate(email: str, password: str) -> User:
+    try:
+        email = normalise_email(email)
+    except InvalidInput:
+        email = ""
+    user = _find_user(email) if email else None
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None:
+        raise Unauthorized("Email or password is not right.", code="invalid_credentials")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+        db.session.commit()
+    return user
+
+
+def _find_user(email: str) -> User | None:
+    return db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+
+
+def get_user(user_id: str) -> User | None:
+    return db.session.get(User, user_id)
+
+
+def primary_account(user: User) -> Account:
+    """The account a customer user works in (a customer usually has one)."""
+    if user.customer is None or not user.customer.accounts:
+        raise NotFound("This user has no account.", code="no_account")
+    return user.customer.accounts[0]
+
+
+def get_account(account_id: str) -> Account:
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"No such account: {account_id}", param="account_id")
+    return account
+
+
+def seed_demo() -> dict[str, str]:
+    """Create (or find) the demo customer; issue a fresh key each call."""
+    user = _find_user(DEMO_EMAIL)
+    if user is None:
+        signup = sign_up(email=DEMO_EMAIL, password=DEMO_PASSWORD, name="Demo Co")
+        return {"email": DEMO_EMAIL, "password": DEMO_PASSWORD,
+                "api_key": signup.api_key, "account_id": signup.account.id}
+    account = primary_account(user)
+    issued = keys.issue_key(account=account, name="Demo key")
+    return {"email": DEMO_EMAIL, "password": DEMO_PASSWORD,
+            "api_key": issued.plaintext, "account_id": account.id}
+
+
+def create_staff(*, email: str, password: str, name: str = "") -> dict[str, str]:
+    """Create a support-staff user, or re-key an existing one, and issue a staff key."""
+    email = normalise_email(email)
+    check_password_rules(password)
+    user = _find_user(email)
+    if user is not None and not user.is_staff:
+        raise Conflict("A customer user already has this email.", code="email_taken",
+                       param="email")
+    if user is None:
+        user = User(email=email, name=name or email.split("@")[0], role=ROLE_STAFF,
+                    password_hash=_hasher.hash(password))
+        db.session.add(user)
+    else:
+        user.password_hash = _hasher.hash(password)
+    db.session.flush()
+    issued = keys.issue_key(user=user, name="Staff key")
+    return {"email": email, "api_key": issued.plaintext}

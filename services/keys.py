@@ -1,0 +1,129 @@
+"""API keys: `tly_` + 40 random base62 characters, shown once, stored as SHA-256.
+
+Every request looks the key up by hash, so a rotation or revocation committed by one
+worker is refused by every worker from that moment on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from extensions import db
+from models import Account, ApiKey, User
+from models.base import utcnow
+from models.keys import KIND_ACCOUNT, KIND_STAFF
+from services.errors import NotFound, Unauthorized
+
+KEY_PREFIX = "tly_"
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_KEY_RE = re.compile(r"^tly_[0-9A-Za-z]{32,64}$")
+DISPLAY_PREFIX_LEN = 12  # "tly_" + 8 characters: enough to tell keys apart, useless to an attacker
+# Writing last_used_at on every request would make every read a write; a minute is precise enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    plaintext: str  # shown to its owner once, never stored
+
+
+def _new_plaintext() -> str:
+    return KEY_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(40))
+
+
+def hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def issue_key(
+    *, account: Account | None = None, user: User | None = None, kind: str = KIND_ACCOUNT,
+    name: str = "Default key", commit: bool = True,
+) -> IssuedKey:
+    if (account is None) == (user is None):
+        raise ValueError("a key belongs to an account or to a staff user")
+    plaintext = _new_plaintext()
+    key = ApiKey(
+        kind=KIND_STAFF if user is not None else kind,
+        name=name,
+        account_id=account.id if account else None,
+        user_id=user.id if user else None,
+        prefix=plaintext[:DISPLAY_PREFIX_LEN],
+        key_hash=hash_key(plaintext),
+    )
+    db.session.add(key)
+    if commit:
+        db.session.commit()
+    return IssuedKey(key, plaintext)
+
+
+def authenticate(plaintext: str | None) -> ApiKey:
+    """The active key for this plaintext, or Unauthorized. Touches last_used_at."""
+    if not plaintext:
+        raise Unauthorized(
+            "Send your API key in the X-Api-Key header or as Authorization: Bearer <key>.",
+            code="missing_api_key",
+        )
+    if not _KEY_RE.match(plaintext):
+        raise Unauthorized("That is not a Tally API key (they start with tly_).",
+                           code="invalid_api_key")
+    key = db.session.execute(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(plaintext))
+    ).scalar_one_or_none()
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("This API key is not valid: it was revoked, rotated or never existed.",
+                           code="invalid_api_key")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        db.session.commit()
+    return key
+
+
+def list_keys(account_id: str) -> list[ApiKey]:
+    return list(
+        db.session.execute(
+            select(ApiKey)
+            .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at)
+        ).scalars()
+    )
+
+
+def get_account_key(account_id: str, key_id: str) -> ApiKey:
+    key = db.session.get(ApiKey, key_id)
+    if key is None or key.account_id != account_id or key.revoked_at is not None:
+        raise NotFound(f"No such API key: {key_id}", param="key_id")
+    return key
+
+
+def rotate(key: ApiKey) -> IssuedKey:
+    """Revoke `key` and issue its successor in one transaction.
+
+    The conditional UPDATE makes concurrent rotations of one key safe: only one wins,
+    the other finds the key already revoked.
+    """
+    successor = issue_key(
+        account=db.session.get(Account, key.account_id) if key.account_id else None,
+        user=db.session.get(User, key.user_id) if key.user_id else None,
+        kind=key.kind,
+        name=key.name,
+        commit=False,
+    )
+    db.session.flush()
+    revoked = db.session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), replaced_by_id=successor.key.id)
+    ).rowcount
+    if revoked != 1:
+        db.session.rollback()
+        raise NotFound("This API key was already rotated or revoked.", code="key_revoked")
+    db.session.commit()
+    return successor

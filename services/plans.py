@@ -1,0 +1,72 @@
+"""Plans and their limits, from the JSON file at TALLY_CONFIG_FILE (or the shipped default).
+
+`null` or a missing limit means unlimited. A malformed file stops start-up with a
+message naming the file and the fault.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask, current_app
+
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "tally.config.json"
+LIMIT_NAMES = ("apiCalls", "llmTokens", "storage", "requestsPerMinute", "lifetimeApiCalls")
+
+
+class PlanConfigError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    limits: dict[str, int | None] = field(default_factory=dict)
+
+    def limit(self, name: str) -> int | None:
+        return self.limits.get(name)
+
+    @property
+    def display_name(self) -> str:
+        return self.name.capitalize()
+
+
+def load(path: Path) -> dict[str, Plan]:
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise PlanConfigError(f"{path}: cannot read plans file ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise PlanConfigError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    plans_raw = raw.get("billing", {}).get("plans") if isinstance(raw, dict) else None
+    if not isinstance(plans_raw, dict) or not plans_raw:
+        raise PlanConfigError(f"{path}: expected an object at billing.plans")
+    plans: dict[str, Plan] = {}
+    for name, spec in plans_raw.items():
+        if not isinstance(spec, dict):
+            raise PlanConfigError(f"{path}: billing.plans.{name} must be an object")
+        limits: dict[str, int | None] = {}
+        for key, value in spec.items():
+            if key not in LIMIT_NAMES:
+                continue
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise PlanConfigError(
+                    f"{path}: billing.plans.{name}.{key} must be a whole number >= 0 or null")
+            limits[key] = value
+        plans[name] = Plan(name, limits)
+    if "free" not in plans:
+        raise PlanConfigError(f"{path}: billing.plans must define a 'free' plan")
+    return plans
+
+
+def init_app(app: Flask) -> None:
+    path = Path(app.config.get("TALLY_CONFIG_FILE") or DEFAULT_CONFIG_FILE)
+    app.extensions["tally_plans"] = load(path)
+
+
+def plan_for(tier: str) -> Plan:
+    plans: dict[str, Plan] = current_app.extensions["tally_plans"]
+    return plans.get(tier) or plans["free"]

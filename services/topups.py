@@ -1,0 +1,163 @@
+"""Prepaid credit top-ups by card, credited exactly once.
+
+The confirm endpoint (after Stripe.js `confirmCardPayment`) and the
+`payment_intent.succeeded` webhook both call `credit_payment_intent`, in any order,
+any number of times, concurrently. It asks Stripe for the PaymentIntent (never while
+holding a lock), checks it, and posts one ledger entry keyed by the PaymentIntent id.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import update
+
+from extensions import db
+from models import Account, Customer, TopUp
+from models.base import utcnow
+from models.ledger import KIND_TOPUP
+from services import ledger
+from services.errors import Conflict, InvalidInput, NotFound
+from services.money import format_money
+from services.stripe_gateway import gateway
+
+SOURCE = "stripe_payment_intent"
+_PI_RE = re.compile(r"^pi_[A-Za-z0-9_]{1,250}$")
+
+
+@dataclass(frozen=True)
+class StartedTopUp:
+    payment_intent_id: str
+    client_secret: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class Credit:
+    credited: bool  # True only for the call that posted the entry
+    account_id: str
+    amount: int
+    balance: int
+    currency: str
+
+
+def bounds() -> tuple[int, int]:
+    return current_app.config["TOPUP_MIN_AMOUNT"], current_app.config["TOPUP_MAX_AMOUNT"]
+
+
+def validate_amount(amount: object, currency: str) -> int:
+    """A whole number of minor units within the configured bounds."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidInput(
+            "amount must be a whole number of minor units (cents), e.g. 2500 for 25.00.",
+            param="amount",
+        )
+    low, high = bounds()
+    if not low <= amount <= high:
+        raise InvalidInput(
+            f"Top up between {format_money(low, currency)} and {format_money(high, currency)}.",
+            code="amount_out_of_range",
+            param="amount",
+        )
+    return amount
+
+
+def ensure_stripe_customer(customer: Customer) -> str:
+    """The customer's Stripe id, created on first use (idempotently, race-safe)."""
+    if customer.stripe_customer_id:
+        return customer.stripe_customer_id
+    stripe_id = gateway().create_customer(
+        name=customer.name,
+        email=customer.primary_email,
+        metadata={"tally_customer_id": customer.id},
+        idempotency_key=f"tally-customer-{customer.id}",
+    )
+    db.session.execute(
+        update(Customer)
+        .where(Customer.id == customer.id, Customer.stripe_customer_id.is_(None))
+        .values(stripe_customer_id=stripe_id)
+    )
+    db.session.commit()
+    db.session.refresh(customer)
+    return customer.stripe_customer_id or stripe_id
+
+
+def start_top_up(account: Account, amount: object, idempotency_key: str | None = None) -> StartedTopUp:
+    """Create (and record) a PaymentIntent for `amount` minor units of the account currency."""
+    amount = validate_amount(amount, account.currency)
+    stripe_customer = ensure_stripe_customer(account.customer)
+    key = f"tally-topup-{account.id}-{idempotency_key or uuid.uuid4()}"
+    intent = gateway().create_payment_intent(
+        amount=amount,
+        currency=account.currency,
+        customer=stripe_customer,
+        metadata={"tally_account_id": account.id, "tally_customer_id": account.customer_id,
+                  "purpose": "topup"},
+        idempotency_key=key,
+    )
+    if db.session.get(TopUp, intent.id) is None:
+        db.session.add(TopUp(payment_intent_id=intent.id, account_id=account.id,
+                             amount=intent.amount, currency=intent.currency,
+                             status=intent.status))
+        db.session.commit()
+    return StartedTopUp(intent.id, intent.client_secret or "", intent.amount, intent.currency)
+
+
+def credit_payment_intent(payment_intent_id: object, *, account_id: str | None = None) -> Credit:
+    """Credit a succeeded PaymentIntent to the account Tally created it for, exactly once.
+
+    `account_id` is the caller's account on the confirm path (another account's
+    PaymentIntent is a 404); the webhook path passes None and credits its owner.
+    """
+    if not isinstance(payment_intent_id, str) or not _PI_RE.match(payment_intent_id):
+        raise InvalidInput("payment_intent_id must be a PaymentIntent id (pi_...).",
+                           param="payment_intent_id")
+    top_up = db.session.get(TopUp, payment_intent_id)
+    if top_up is None or (account_id is not None and top_up.account_id != account_id):
+        raise NotFound(f"No such payment intent: {payment_intent_id}",
+                       code="resource_missing", param="payment_intent_id")
+    account = db.session.get(Account, top_up.account_id)
+    assert account is not None
+    expected_customer = account.customer.stripe_customer_id
+
+    intent = gateway().retrieve_payment_intent(payment_intent_id)  # no lock held here
+
+    if intent.status != "succeeded":
+        _record_status(payment_intent_id, intent.status)
+        reason = f": {intent.last_error}" if intent.last_error else ""
+        raise Conflict(
+            f"This payment has not succeeded (status {intent.status}){reason}. Nothing was credited.",
+            code="payment_intent_not_succeeded", param="payment_intent_id",
+        )
+    if (
+        intent.amount != top_up.amount
+        or intent.currency != top_up.currency
+        or intent.metadata.get("tally_account_id") != account.id
+        or intent.customer != expected_customer
+    ):
+        raise Conflict(
+            "This PaymentIntent does not match the top-up Tally created for this account. "
+            "Nothing was credited.",
+            code="payment_intent_mismatch", param="payment_intent_id",
+        )
+    posting = ledger.post_entry(
+        account.id, intent.amount, kind=KIND_TOPUP, source=SOURCE, source_id=intent.id,
+        currency=intent.currency, description="Card top-up",
+        meta={"payment_intent": intent.id},
+    )
+    _record_status(payment_intent_id, "succeeded", credited=True)
+    return Credit(posting.posted, account.id, intent.amount, posting.balance, posting.currency)
+
+
+def _record_status(payment_intent_id: str, status: str, *, credited: bool = False) -> None:
+    values: dict[str, object] = {"status": status}
+    stmt = update(TopUp).where(TopUp.payment_intent_id == payment_intent_id)
+    if credited:
+        stmt = stmt.where(TopUp.credited_at.is_(None))
+        values["credited_at"] = utcnow()
+    db.session.execute(stmt.values(**values))
+    db.session.commit()

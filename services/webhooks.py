@@ -1,0 +1,108 @@
+"""Stripe webhooks: verify, store once, process once, through a table of handlers.
+
+Every handler re-fetches its object from Stripe (deliveries come twice and out of
+order) and calls an idempotent service, so a replay or a concurrent duplicate does
+nothing twice. An event is answered 2xx only after its work is committed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from models import WebhookEvent
+from models.base import utcnow
+from services import topups
+from services.errors import NotFound, TallyError
+from services.stripe_gateway import VerifiedEvent, gateway
+
+
+def _payment_intent_succeeded(event: VerifiedEvent) -> str:
+    if not event.object_id:
+        return "no PaymentIntent in the event"
+    try:
+        credit = topups.credit_payment_intent(event.object_id)
+    except NotFound:
+        return "not a Tally top-up; ignored"
+    return "credited" if credit.credited else "already credited"
+
+
+HANDLERS: dict[str, Callable[[VerifiedEvent], str]] = {
+    "payment_intent.succeeded": _payment_intent_succeeded,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: str
+    type: str
+    status: str  # processed | duplicate | ignored | refused
+    detail: str = ""
+
+
+def receive(payload: bytes, signature: str | None) -> Outcome:
+    """Verify and store a delivery, then process it unless it was processed already."""
+    event = gateway().verify_event(payload, signature)
+    try:
+        db.session.add(WebhookEvent(id=event.id, type=event.type, payload=event.payload))
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # stored by an earlier (or concurrent) delivery
+    return process(event.id)
+
+
+def process(event_id: str) -> Outcome:
+    """Run the handler for a stored event; safe to call again (replay)."""
+    row = db.session.get(WebhookEvent, event_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"No such event: {event_id}")
+    if row.processed_at is not None and row.last_error is None:
+        return Outcome(row.id, row.type, "duplicate")
+    handler = HANDLERS.get(row.type)
+    event = VerifiedEvent(row.id, row.type, _object_id(row.payload), row.payload)
+    row.attempts += 1
+    db.session.commit()
+    if handler is None:
+        _finish(event_id, error=None)
+        return Outcome(event_id, row.type, "ignored", "no handler for this event type")
+    try:
+        detail = handler(event)
+    except TallyError as exc:
+        if exc.status >= 500:  # Stripe unreachable and the like: let Stripe retry
+            db.session.rollback()
+            _record_error(event_id, exc.message)
+            raise
+        _finish(event_id, error=f"{exc.code}: {exc.message}")
+        return Outcome(event_id, event.type, "refused", exc.message)
+    except Exception as exc:
+        db.session.rollback()
+        _record_error(event_id, repr(exc))
+        raise
+    _finish(event_id, error=None)
+    return Outcome(event_id, event.type, "processed", detail)
+
+
+def _object_id(payload: str) -> str | None:
+    try:
+        return json.loads(payload)["data"]["object"].get("id")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _finish(event_id: str, *, error: str | None) -> None:
+    row = db.session.get(WebhookEvent, event_id)
+    assert row is not None
+    row.processed_at = utcnow()
+    row.last_error = error
+    db.session.commit()
+
+
+def _record_error(event_id: str, error: str) -> None:
+    row = db.session.get(WebhookEvent, event_id)
+    if row is not None:
+        row.last_error = error[:2000]
+        db.session.commit()

@@ -1,0 +1,90 @@
+// Top-up: amount → PaymentIntent (Tally) → confirmCardPayment (Stripe.js) → credit (Tally).
+// The balance on the page refreshes through htmx when the credit lands.
+(() => {
+  "use strict";
+  const form = document.getElementById("topup-form");
+  if (!form) return;
+
+  const amountInput = document.getElementById("amount");
+  const amountError = document.getElementById("amount-error");
+  const cardError = document.getElementById("card-error");
+  const status = document.getElementById("topup-status");
+  const pay = document.getElementById("pay");
+  const csrf = form.querySelector("[name=csrf_token]").value;
+
+  const show = (el, message) => { el.textContent = message; el.hidden = !message; };
+  const clearErrors = () => {
+    show(amountError, ""); show(cardError, ""); status.textContent = "";
+    document.getElementById("amount-field").classList.remove("has-error");
+  };
+
+  if (!form.dataset.publishableKey) return;
+  if (typeof window.Stripe !== "function") {
+    show(cardError, "The card form could not load. Check your connection and reload the page.");
+    pay.disabled = true;
+    return;
+  }
+  const stripe = window.Stripe(form.dataset.publishableKey);
+  const card = stripe.elements().create("card");
+  card.mount("#card-element");
+
+  amountInput.addEventListener("input", () => {
+    if (amountInput.value) form.querySelectorAll("[name=preset]").forEach((r) => { r.checked = false; });
+  });
+  form.querySelectorAll("[name=preset]").forEach((r) =>
+    r.addEventListener("change", () => { amountInput.value = ""; clearErrors(); }));
+
+  const post = async (url, fields) => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "X-CSRFToken": csrf, Accept: "application/json" },
+      body: new URLSearchParams({ csrf_token: csrf, ...fields }),
+    });
+    const body = await response.json().catch(() => ({ message: "Unexpected answer from the server." }));
+    return { ok: response.ok, body };
+  };
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    const preset = form.querySelector("[name=preset]:checked");
+    const amount = amountInput.value.trim() || (preset ? preset.value : "");
+    pay.disabled = true;
+    status.textContent = "Processing…";
+    try {
+      const intent = await post(form.dataset.intentUrl, { amount });
+      if (!intent.ok) {
+        if (intent.body.param === "amount") {
+          show(amountError, intent.body.message);
+          document.getElementById("amount-field").classList.add("has-error");
+          status.textContent = "";
+        } else {
+          status.textContent = intent.body.message;
+        }
+        return;
+      }
+      const result = await stripe.confirmCardPayment(intent.body.client_secret, {
+        payment_method: { card },
+      });
+      if (result.error) {
+        show(cardError, `${result.error.message} Nothing was charged or credited.`);
+        status.textContent = "";
+        return;
+      }
+      const credit = await post(form.dataset.confirmUrl, {
+        payment_intent_id: result.paymentIntent.id,
+      });
+      if (!credit.ok) {
+        status.textContent = credit.body.message;
+        return;
+      }
+      status.textContent = `Added ${credit.body.amount_display}. Your balance is ${credit.body.balance_display}.`;
+      status.classList.add("ok");
+      window.htmx.trigger(document.body, "balance-changed");
+    } catch (err) {
+      status.textContent = "Something went wrong; nothing was credited twice. Try again.";
+    } finally {
+      pay.disabled = false;
+    }
+  });
+})();

@@ -1,0 +1,164 @@
+"""Fixtures: the app on SQLite (and PostgreSQL for money tests when TEST_DATABASE_URL is
+set), a real localstripe server, a live HTTP server for browsers and concurrency, and
+helpers to sign up customers and log in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import stripe
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from app import create_app
+from extensions import db
+from services import accounts
+from tests.support.localstripe import STRIPE_JS_PATH, free_port, register_webhook, running_localstripe
+
+WEBHOOK_SECRET = "whsec_tally_test_secret"
+PASSWORD = "correct-horse-battery"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Money and concurrency tests (marked `money`) also run on PostgreSQL."""
+    if "backend" in metafunc.fixturenames:
+        backends = ["sqlite"]
+        if os.environ.get("TEST_DATABASE_URL") and metafunc.definition.get_closest_marker("money"):
+            backends.append("postgresql")
+        metafunc.parametrize("backend", backends, scope="function")
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> Iterator[str]:
+    with running_localstripe() as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+def stripe_client(localstripe_url: str) -> stripe.StripeClient:
+    """What a test uses to act as Stripe.js or the Stripe dashboard would."""
+    return stripe.StripeClient("sk_test_tally", base_addresses={"api": localstripe_url})
+
+
+def _database_url(backend: str, tmp_path: Path) -> str:
+    if backend == "postgresql":
+        return os.environ["TEST_DATABASE_URL"]
+    return f"sqlite:///{tmp_path / 'tally.db'}"
+
+
+@pytest.fixture
+def backend() -> str:  # replaced by the parametrisation above
+    return "sqlite"
+
+
+@pytest.fixture
+def app(backend: str, tmp_path: Path, localstripe_url: str) -> Iterator[Flask]:
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": _database_url(backend, tmp_path),
+        "STRIPE_SECRET_KEY": "sk_test_tally",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_tally",
+        "STRIPE_API_BASE": localstripe_url,
+        "STRIPE_JS_URL": localstripe_url + STRIPE_JS_PATH,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    })
+    with app.app_context():
+        if backend == "postgresql":
+            db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            db.session.commit()
+        db.create_all()
+        db.session.remove()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class Customer:
+    email: str
+    password: str
+    account_id: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Api-Key": self.api_key}
+
+
+@pytest.fixture
+def make_customer(app: Flask):
+    """Sign up a customer through the service; returns its login, account and first key."""
+    counter = iter(range(1, 1000))
+
+    def make(name: str = "Acme") -> Customer:
+        n = next(counter)
+        email = f"{name.lower().replace(' ', '')}{n}@example.com"
+        with app.app_context():
+            result = accounts.sign_up(email=email, password=PASSWORD, name=f"{name} {n}")
+            account_id = result.account.id
+            db.session.remove()
+        return Customer(email, PASSWORD, account_id, result.api_key)
+
+    return make
+
+
+@pytest.fixture
+def customer(make_customer) -> Customer:
+    return make_customer()
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def login(client: FlaskClient, who: Customer) -> str:
+    """Log in through the real form; returns a CSRF token for later posts."""
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": who.email, "password": who.password,
+                                           "csrf_token": token})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return csrf_token(client.get("/").get_data(as_text=True))
+
+
+class LiveServer:
+    def __init__(self, app: Flask) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app: Flask, localstripe_url: str) -> Iterator[LiveServer]:
+    """The app over real HTTP (threaded), with localstripe's webhooks pointed at it."""
+    server = LiveServer(app).start()
+    register_webhook(localstripe_url, server.url + "/v1/billing/webhook", WEBHOOK_SECRET)
+    yield server
+    server.stop()

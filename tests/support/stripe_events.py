@@ -1,0 +1,34 @@
+"""Stripe webhook deliveries for tests: real events from localstripe, signed as Stripe signs.
+
+Stripe signs `"{timestamp}.{payload}"` with HMAC-SHA256 under the endpoint secret and
+sends `Stripe-Signature: t=<timestamp>,v1=<hex>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.request
+
+
+def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signed = f"{timestamp}.".encode() + payload
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def event_payload(localstripe_url: str, event_type: str, object_id: str) -> bytes:
+    """The raw JSON of localstripe's `event_type` event about `object_id`."""
+    request = urllib.request.Request(
+        f"{localstripe_url}/v1/events?type={event_type}&limit=100",
+        headers={"Authorization": "Bearer sk_test_tally"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        events = json.load(response)["data"]
+    for event in events:
+        if event["data"]["object"].get("id") == object_id:
+            return json.dumps(event).encode()
+    raise LookupError(f"localstripe has no {event_type} event for {object_id}")

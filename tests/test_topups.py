@@ -1,0 +1,200 @@
+"""Top-ups through the JSON API against localstripe: bounds, exactly-once credit, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from extensions import db
+from services import ledger
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.payments import pay
+from tests.support.stripe_events import event_payload, signature_header
+
+pytestmark = pytest.mark.money
+
+
+def create_intent(client, customer, amount=2500):
+    return client.post("/v1/billing/payment-intents", json={"amount": amount},
+                       headers=customer.headers)
+
+
+def balance_of(client, customer) -> int:
+    response = client.get("/v1/billing/balance", headers=customer.headers)
+    assert response.status_code == 200
+    return response.get_json()["balance"]
+
+
+def assert_cache_matches_ledger(app, account_id: str) -> None:
+    with app.app_context():
+        assert ledger.current_balance(account_id) == ledger.ledger_sum(account_id)
+        db.session.remove()
+
+
+def test_top_up_credits_once_and_replays_are_harmless(app, client, customer, stripe_client):
+    created = create_intent(client, customer, 2500)
+    assert created.status_code == 200
+    body = created.get_json()
+    assert body["amount"] == 2500 and body["currency"] == "usd"
+    assert body["client_secret"].startswith(body["payment_intent_id"])
+
+    assert pay(stripe_client, body["payment_intent_id"]) == "succeeded"
+
+    first = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                        json={"payment_intent_id": body["payment_intent_id"]})
+    assert first.status_code == 200
+    assert first.get_json() == {"credited": True, "balance": 2500, "currency": "usd"}
+
+    again = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                        json={"payment_intent_id": body["payment_intent_id"]})
+    assert again.get_json() == {"credited": False, "balance": 2500, "currency": "usd"}
+    assert balance_of(client, customer) == 2500
+    assert_cache_matches_ledger(app, customer.account_id)
+
+
+def test_alias_endpoint_creates_intent(client, customer):
+    response = client.post("/v1/billing/create-payment-intent", json={"amount": 1000},
+                           headers=customer.headers)
+    assert response.status_code == 200
+    assert response.get_json()["payment_intent_id"].startswith("pi_")
+
+
+@pytest.mark.parametrize("amount, code", [
+    (499, "amount_out_of_range"),
+    (100_001, "amount_out_of_range"),
+    (-500, "amount_out_of_range"),
+    (25.5, "invalid_request"),
+    ("2500", "invalid_request"),
+    (True, "invalid_request"),
+    (None, "invalid_request"),
+    (10**30, "amount_out_of_range"),
+])
+def test_bad_amounts_are_400_naming_the_field(client, customer, amount, code):
+    response = create_intent(client, customer, amount)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["param"] == "amount" and body["code"] == code
+    assert body["error"] and body["message"]
+
+
+def test_missing_amount_and_bad_json(client, customer):
+    missing = client.post("/v1/billing/payment-intents", json={}, headers=customer.headers)
+    assert missing.status_code == 400 and missing.get_json()["param"] == "amount"
+    broken = client.post("/v1/billing/payment-intents", data="{nope",
+                         headers={**customer.headers, "Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.get_json()["code"] == "invalid_json"
+
+
+def test_bounds_are_configurable(app, client, customer):
+    app.config["TOPUP_MIN_AMOUNT"] = 100
+    assert create_intent(client, customer, 100).status_code == 200
+
+
+def test_unpaid_intent_is_refused_and_credits_nothing(app, client, customer):
+    pi = create_intent(client, customer).get_json()["payment_intent_id"]
+    response = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                           json={"payment_intent_id": pi})
+    assert response.status_code == 409
+    assert response.get_json()["code"] == "payment_intent_not_succeeded"
+    assert balance_of(client, customer) == 0
+
+
+def test_declined_card_credits_nothing(client, customer, stripe_client):
+    pi = create_intent(client, customer).get_json()["payment_intent_id"]
+    assert pay(stripe_client, pi, "pm_card_chargeCustomerFail") != "succeeded"
+    response = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                           json={"payment_intent_id": pi})
+    assert response.status_code == 409
+    assert balance_of(client, customer) == 0
+
+
+def test_another_accounts_payment_intent_cannot_be_confirmed_into_mine(
+        app, client, make_customer, stripe_client):
+    alice, mallory = make_customer("Alice"), make_customer("Mallory")
+    pi = create_intent(client, alice).get_json()["payment_intent_id"]
+    pay(stripe_client, pi)
+    stolen = client.post("/v1/billing/confirm-payment", headers=mallory.headers,
+                         json={"payment_intent_id": pi})
+    assert stolen.status_code == 404
+    assert stolen.get_json()["code"] == "resource_missing"
+    assert balance_of(client, mallory) == 0
+    # The owner still gets the credit.
+    mine = client.post("/v1/billing/confirm-payment", headers=alice.headers,
+                       json={"payment_intent_id": pi})
+    assert mine.get_json()["credited"] is True
+
+
+def test_payment_intent_not_created_by_tally_is_refused(client, customer, stripe_client):
+    foreign = stripe_client.v1.payment_intents.create(params={
+        "amount": 2500, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True})
+    assert foreign.status == "succeeded"
+    for pi in (foreign.id, "pi_doesnotexist", "not-a-pi", 42):
+        response = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                               json={"payment_intent_id": pi})
+        assert response.status_code in (400, 404), pi
+        assert set(response.get_json()) >= {"error", "code", "message"}
+    assert balance_of(client, customer) == 0
+
+
+def test_tampered_payment_intent_is_refused(client, customer, stripe_client):
+    """A PaymentIntent whose amount changed at Stripe after Tally created it credits nothing."""
+    pi = create_intent(client, customer, 2500).get_json()["payment_intent_id"]
+    stripe_client.v1.payment_intents.update(pi, params={"amount": 100_000})
+    pay(stripe_client, pi)
+    response = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                           json={"payment_intent_id": pi})
+    assert response.status_code == 409
+    assert response.get_json()["code"] == "payment_intent_mismatch"
+    assert balance_of(client, customer) == 0
+
+
+# Webhooks -------------------------------------------------------------------
+
+def deliver(client, payload: bytes, secret: str = WEBHOOK_SECRET, timestamp=None,
+            path="/v1/billing/webhook"):
+    return client.post(path, data=payload, headers={
+        "Stripe-Signature": signature_header(payload, secret, timestamp),
+        "Content-Type": "application/json"})
+
+
+def test_webhook_credits_and_duplicates_do_nothing(app, client, customer, stripe_client,
+                                                   localstripe_url):
+    pi = create_intent(client, customer, 5000).get_json()["payment_intent_id"]
+    pay(stripe_client, pi)
+    payload = event_payload(localstripe_url, "payment_intent.succeeded", pi)
+
+    first = deliver(client, payload)
+    assert first.status_code == 200
+    assert first.get_json()["status"] == "processed"
+    second = deliver(client, payload, path="/billing/webhook")
+    assert second.status_code == 200 and second.get_json()["status"] == "duplicate"
+    assert balance_of(client, customer) == 5000
+
+    # The confirm path afterwards finds it credited.
+    late = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                       json={"payment_intent_id": pi})
+    assert late.get_json() == {"credited": False, "balance": 5000, "currency": "usd"}
+    assert_cache_matches_ledger(app, customer.account_id)
+
+
+def test_webhook_with_bad_or_stale_signature_is_400_and_stores_nothing(
+        app, client, customer, stripe_client, localstripe_url):
+    from models import WebhookEvent
+
+    pi = create_intent(client, customer).get_json()["payment_intent_id"]
+    pay(stripe_client, pi)
+    payload = event_payload(localstripe_url, "payment_intent.succeeded", pi)
+    wrong_secret = deliver(client, payload, secret="whsec_wrong")
+    stale = deliver(client, payload, timestamp=1_600_000_000)
+    unsigned = client.post("/v1/billing/webhook", data=payload)
+    for response in (wrong_secret, stale, unsigned):
+        assert response.status_code == 400
+        assert response.get_json()["code"] == "invalid_signature"
+    with app.app_context():
+        assert db.session.query(WebhookEvent).count() == 0
+    assert balance_of(client, customer) == 0
+
+
+def test_unknown_event_types_are_stored_and_acknowledged(app, client):
+    payload = b'{"id": "evt_unknown_1", "type": "customer.created", "data": {"object": {"id": "cus_1"}}}'
+    response = deliver(client, payload)
+    assert response.status_code == 200 and response.get_json()["status"] == "ignored"

@@ -1,0 +1,66 @@
+"""One place decides whether an error is JSON or a page.
+
+Every `/v1/` path (and any request that asks for JSON) gets
+`{"error", "code", "message", "param"?}`; pages get a friendly error page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from services.errors import TallyError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/v1/") or request.path.endswith("/webhook") or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def error_response(error: TallyError) -> tuple[Response, int] | tuple[str, int]:
+    if wants_json():
+        return jsonify(error.to_dict()), error.status
+    return render_template("error.html", error=error), error.status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(TallyError)
+    def tally_error(error: TallyError):
+        return error_response(error)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return error_response(TallyError(
+            "The form expired or was sent from another site. Reload the page and try again.",
+            code="csrf_failed", status=400, title="Form expired"))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        return error_response(TallyError(
+            error.description or error.name, code=_HTTP_CODES.get(status, "http_error"),
+            status=status, title=error.name))
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(TallyError(
+            "Something went wrong on our side; nothing was charged twice. Try again.",
+            code="internal_error", status=500, title="Internal error"))

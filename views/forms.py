@@ -1,0 +1,23 @@
+"""WTForms for the pages (flask-wtf adds the CSRF token to each)."""
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Enter your email.")])
+    password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
+
+
+class SignupForm(FlaskForm):
+    name = StringField("Company or project", validators=[
+        DataRequired("Enter your company or project name."), Length(max=200)])
+    email = EmailField("Email", validators=[DataRequired("Enter your email.")])
+    password = PasswordField("Password", validators=[DataRequired("Choose a password.")])
+
+
+class TopUpForm(FlaskForm):
+    """The amount step of a top-up; the card is collected by Stripe.js."""
+
+    amount = StringField("Amount", validators=[DataRequired("Choose or enter an amount.")])

@@ -1,0 +1,23 @@
+"""Render a whole page, or one named block of it when htmx asks for that block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import make_response, render_template, request
+from jinja2_fragments.flask import render_block
+
+
+def render_page(template: str, blocks: tuple[str, ...] = (), **context: Any):
+    """One URL, one view: `HX-Target` naming one of `blocks` gets just that block."""
+    target = request.headers.get("HX-Target")
+    is_fragment = (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+        and target in blocks
+    )
+    body = render_block(template, target, **context) if is_fragment else render_template(
+        template, **context)
+    response = make_response(body)
+    response.headers["Vary"] = "HX-Request, HX-Target"
+    return response
