@@ -20,7 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config
 import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
 from extensions import csrf, db, login_manager, migrate
-from services import plans, stripe_gateway
+from services import accounts, plans, stripe_gateway
 from services.money import format_major, format_money
 from views import api, auth, cli, errors, keys, pages, webhooks
 
@@ -63,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Log in to continue."
+    login_manager.user_loader(accounts.get_user)
     stripe_gateway.init_app(app)
     plans.init_app(app)
 

@@ -22,7 +22,12 @@ from werkzeug.serving import make_server
 from app import create_app
 from extensions import db
 from services import accounts
-from tests.support.localstripe import STRIPE_JS_PATH, free_port, register_webhook, running_localstripe
+from tests.support.localstripe import (
+    STRIPE_JS_PATH,
+    free_port,
+    register_webhook,
+    running_localstripe,
+)
 
 WEBHOOK_SECRET = "whsec_tally_test_secret"
 PASSWORD = "correct-horse-battery"

@@ -13,4 +13,5 @@ bp = Blueprint("webhooks", __name__)
 @bp.post("/billing/webhook", endpoint="legacy")
 def receive():
     outcome = webhooks.receive(request.get_data(), request.headers.get("Stripe-Signature"))
-    return jsonify(received=True, id=outcome.event_id, type=outcome.type, status=outcome.status)
+    return jsonify(received=True, id=outcome.event_id, type=outcome.type, status=outcome.status,
+                   detail=outcome.detail)

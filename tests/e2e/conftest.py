@@ -1,0 +1,60 @@
+"""Browser fixtures for the end-to-end tests: Debian's Chromium, driven by Playwright,
+against the app on a live HTTP server (``live_server``), paying through localstripe's
+extended Stripe.js. Helpers the tests share are in ``tests/e2e/helpers.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, TIMEOUT_MS
+
+
+@pytest.fixture(scope="session")
+def playwright_browser() -> Iterator[Any]:
+    """One Chromium for the whole run; each test gets fresh contexts (cookies, storage)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(playwright_browser: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
+    """``new_page(viewport=...)``: a page in a fresh browser context based at the live server.
+
+    Console errors and uncaught exceptions (a CSP violation is a console error) are
+    collected, and the test fails at teardown if there were any.
+    """
+    opened: list[tuple[Any, list[str]]] = []
+
+    def make(viewport: dict[str, int] | None = None) -> Any:
+        context = playwright_browser.new_context(base_url=live_server.url,
+                                                 viewport=viewport or DESKTOP)
+        context.set_default_timeout(TIMEOUT_MS)
+        problems: list[str] = []
+        context.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+                   if msg.type == "error" else None)
+        context.on("weberror", lambda err: problems.append(f"uncaught: {err.error}"))
+        opened.append((context, problems))
+        return context.new_page()
+
+    yield make
+    all_problems = [p for _, problems in opened for p in problems]
+    for context, _ in opened:
+        context.close()
+    assert all_problems == [], "the browser reported errors:\n" + "\n".join(all_problems)
+
+
+@pytest.fixture
+def page(new_page: Callable[..., Any]) -> Any:
+    """A desktop-sized page (1280x800) at the live server, logged out."""
+    return new_page()

@@ -1,0 +1,63 @@
+"""Shared by the end-to-end tests: browser settings, test cards, and small steps
+(log in, type a card, call the JSON API of the live server)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 10_000
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+VISA = "4242424242424242"
+DECLINED = "4000000000000002"
+THREE_D_SECURE = "4000002500003155"
+
+
+def login(page: Any, who: Any) -> None:
+    """Log in through the real form and land on the dashboard."""
+    page.goto("/login")
+    page.get_by_label("Email").fill(who.email)
+    page.get_by_label("Password").fill(who.password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/")
+    page.get_by_role("heading", level=1).wait_for()
+
+
+def fill_card(page: Any, number: str, month: str = "12", year: str = "34",
+              cvc: str = "123", postal_code: str = "12345") -> None:
+    """Type a card into the (fake) Stripe card element, field by field."""
+    for field, value in (("number", number), ("exp_month", month), ("exp_year", year),
+                         ("cvc", cvc), ("postal_code", postal_code)):
+        page.locator(f"#card-element input[placeholder={field}]").fill(value)
+
+
+def api_get(base_url: str, path: str, api_key: str) -> tuple[int, dict[str, Any]]:
+    """GET a JSON API path with an API key; returns (status, body)."""
+    request = urllib.request.Request(base_url + path, headers={"X-Api-Key": api_key})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.load(error)
+
+
+def balance(base_url: str, api_key: str) -> int:
+    status, body = api_get(base_url, "/v1/billing/balance", api_key)
+    assert status == 200, body
+    return int(body["balance"])
