@@ -19,10 +19,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
-from extensions import csrf, db, login_manager, migrate
+from extensions import csrf, db, limiter, login_manager, migrate
 from services import accounts, plans, stripe_gateway
-from services.money import format_major, format_money
-from views import api, auth, cli, errors, keys, pages, webhooks
+from views import api, auth, cli, errors, filters, keys, pages, webhooks
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -60,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
     csrf.init_app(app)
+    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Log in to continue."
@@ -74,8 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
 
-    app.jinja_env.filters["money"] = format_money
-    app.jinja_env.filters["major"] = format_major
+    filters.init_app(app)
     app.context_processor(lambda: {"test_mode": _test_mode(app)})
     app.after_request(_security_headers)
     return app

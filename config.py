@@ -51,6 +51,7 @@ def _secret_key(env: dict[str, str], instance_path: Path) -> str:
 def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     env = dict(os.environ if env is None else env)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'tally.db'}"
+    redis_url = env.get("REDIS_URL", "")
     return {
         "SECRET_KEY": _secret_key(env, instance_path),
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
@@ -59,11 +60,16 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "STRIPE_JS_URL": env.get("STRIPE_JS_URL") or "https://js.stripe.com/v3/",
-        "REDIS_URL": env.get("REDIS_URL", ""),
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "TALLY_CONFIG_FILE": env.get("TALLY_CONFIG_FILE", ""),
         "TOPUP_MIN_AMOUNT": _int(env, "TALLY_TOPUP_MIN_AMOUNT", DEFAULT_TOPUP_MIN),
         "TOPUP_MAX_AMOUNT": _int(env, "TALLY_TOPUP_MAX_AMOUNT", DEFAULT_TOPUP_MAX),
         "DEFAULT_CURRENCY": env.get("TALLY_DEFAULT_CURRENCY", "usd").lower(),
+        # Flask-Limiter: a moving window per account, shared through Redis when configured.
+        "RATELIMIT_STRATEGY": "moving-window",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": env.get("TALLY_RATELIMIT_PREFIX", "tally"),
         # Trust X-Forwarded-* from this many proxies (0 = served directly).
         "PROXY_COUNT": _int(env, "TALLY_PROXY_COUNT", 0),
     }

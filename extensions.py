@@ -1,5 +1,7 @@
 """Flask extensions, created without an app and attached in `create_app()`."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -26,3 +28,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True, render_item=_render_item)
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Storage, strategy and headers come from RATELIMIT_* config (Redis when REDIS_URL is set).
+limiter = Limiter(key_func=get_remote_address)

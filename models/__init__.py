@@ -4,6 +4,10 @@ from models.accounts import Account, Customer, User
 from models.keys import ApiKey
 from models.ledger import LedgerEntry
 from models.payments import TopUp
+from models.usage import Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
 from models.webhooks import WebhookEvent
 
-__all__ = ["Account", "ApiKey", "Customer", "LedgerEntry", "TopUp", "User", "WebhookEvent"]
+__all__ = [
+    "Account", "ApiKey", "Customer", "LedgerEntry", "Meter", "TopUp", "UsageAlert", "UsageCounter",
+    "UsageEvent", "UsageRollup", "UsageUnique", "User", "WebhookEvent",
+]

@@ -23,7 +23,6 @@ class Customer(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     primary_email: Mapped[str] = mapped_column(String(320))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     accounts: Mapped[list[Account]] = relationship(
@@ -44,6 +43,12 @@ class Account(db.Model):
     # Cache of SUM(ledger_entries.amount); written only by services.ledger.post_entry,
     # under a row lock, in the same transaction as the entry.
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Billing periods are calendar months in this IANA time zone.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Monthly cap on priced usage in minor units (None = no cap), and alert thresholds
+    # in percent of each limit.
+    spend_cap: Mapped[int | None] = mapped_column(BigInteger)
+    alert_thresholds: Mapped[list[int]] = mapped_column(JSON, default=lambda: [80, 100])
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="accounts")

@@ -12,6 +12,7 @@ from extensions import db
 from models.base import UTCDateTime, public_id, utcnow
 
 KIND_ACCOUNT = "account"  # full access to its account
+KIND_USAGE = "usage"  # a product server's key: authorize, events, read balance and usage
 KIND_STAFF = "staff"  # a support-staff user's key
 
 

@@ -18,7 +18,7 @@ from extensions import db
 from models import Account, ApiKey, User
 from models.base import utcnow
 from models.keys import KIND_ACCOUNT, KIND_STAFF
-from services.errors import NotFound, Unauthorized
+from services.errors import InvalidInput, NotFound, Unauthorized
 
 KEY_PREFIX = "tly_"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -100,6 +100,23 @@ def get_account_key(account_id: str, key_id: str) -> ApiKey:
     key = db.session.get(ApiKey, key_id)
     if key is None or key.account_id != account_id or key.revoked_at is not None:
         raise NotFound(f"No such API key: {key_id}", param="key_id")
+    return key
+
+
+def clean_name(name: object, kind: str) -> str:
+    if name is None or name == "":
+        return "Usage key" if kind == "usage" else "Account key"
+    if not isinstance(name, str) or len(name.strip()) > 100:
+        raise InvalidInput("name must be a string of at most 100 characters.", param="name")
+    return name.strip()
+
+
+def revoke(key: ApiKey) -> ApiKey:
+    """Refused from the moment this commits, by every worker."""
+    db.session.execute(update(ApiKey).where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
+                       .values(revoked_at=utcnow()))
+    db.session.commit()
+    db.session.refresh(key)
     return key
 
 

@@ -70,3 +70,7 @@ def init_app(app: Flask) -> None:
 def plan_for(tier: str) -> Plan:
     plans: dict[str, Plan] = current_app.extensions["tally_plans"]
     return plans.get(tier) or plans["free"]
+
+
+def all_plans() -> list[Plan]:
+    return list(current_app.extensions["tally_plans"].values())

@@ -29,7 +29,7 @@ def test_create_staff_prints_a_staff_key(app, client):
     assert out["email"] == "support@tally.test" and out["api_key"].startswith("tly_")
     # A staff key is not an account key.
     response = client.get("/v1/me", headers={"X-Api-Key": out["api_key"]})
-    assert response.status_code == 403 and response.get_json()["code"] == "wrong_key_kind"
+    assert response.status_code == 403 and response.get_json()["code"] == "key_scope"
 
 
 def test_create_staff_rejects_bad_input(app):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -36,7 +36,11 @@ def wants_json() -> bool:
 
 def error_response(error: TallyError) -> tuple[Response, int] | tuple[str, int]:
     if wants_json():
-        return jsonify(error.to_dict()), error.status
+        body = error.to_dict()
+        if error.status == 402 and error.code == "usage_limit_exceeded":
+            # Where an over-limit client sends its user; billing endpoints are never blocked.
+            body["upgrade_url"] = url_for("pages.plans", _external=True)
+        return jsonify(body), error.status
     return render_template("error.html", error=error), error.status
 
 

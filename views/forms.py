@@ -21,3 +21,9 @@ class TopUpForm(FlaskForm):
     """The amount step of a top-up; the card is collected by Stripe.js."""
 
     amount = StringField("Amount", validators=[DataRequired("Choose or enter an amount.")])
+
+
+class UsageSettingsForm(FlaskForm):
+    time_zone = StringField("Time zone", validators=[DataRequired("Enter a time zone.")])
+    alert_thresholds = StringField("Alert thresholds (%)")
+    spend_cap = StringField("Monthly spend cap")

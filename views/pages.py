@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from datetime import timedelta
 
-from services import ledger, plans, topups
-from services.money import format_money, parse_major
-from views.forms import TopUpForm
+from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
+
+from extensions import db
+from services import ledger, metering, periods, plans, settings, topups
+from services.errors import TallyError
+from services.money import format_major, format_money, parse_major
+from views.forms import TopUpForm, UsageSettingsForm
 from views.htmx import render_page
 from views.session import current_account, customer_page
 
@@ -25,6 +29,8 @@ def dashboard():
         account=account,
         plan=plans.plan_for(account.tier),
         entries=ledger.recent_entries(account.id, limit=10),
+        usage=metering.summary(account),
+        alerts=metering.alerts(account),
     )
 
 
@@ -70,3 +76,64 @@ def topup_confirm():
                    currency=credit.currency,
                    amount_display=format_money(credit.amount, credit.currency),
                    balance_display=format_money(credit.balance, credit.currency))
+
+
+@bp.get("/plans", endpoint="plans")
+@customer_page
+def plans_page():
+    account = current_account()
+    return render_page("plans.html", account=account, plans=plans.all_plans(),
+                       current=plans.plan_for(account.tier))
+
+
+def _usage_page(form: UsageSettingsForm | None = None, status: int = 200):
+    account = current_account()
+    summary = metering.summary(account)
+    charts = {m.meter.name: metering.series(account, m.meter, summary.period.start,
+                                            summary.period.end, "day")
+              for m in summary.meters}
+    if form is None:
+        values = settings.as_dict(account)
+        form = UsageSettingsForm(data={
+            "time_zone": values["time_zone"],
+            "alert_thresholds": ", ".join(str(t) for t in values["alert_thresholds"]),
+            "spend_cap": "" if values["spend_cap"] is None else format_major(
+                values["spend_cap"], account.currency)})
+    response = render_page("usage.html", blocks=("meters",), account=account, summary=summary,
+                           charts=charts, alerts=metering.alerts(account), form=form,
+                           tz=periods.zone(account.time_zone), one_day=timedelta(days=1))
+    response.status_code = status
+    return response
+
+
+@bp.get("/usage")
+@customer_page
+def usage():
+    return _usage_page()
+
+
+@bp.post("/usage/settings")
+@customer_page
+def usage_settings():
+    """The same service as POST /v1/billing/settings; errors show beside their field."""
+    account = current_account()
+    form = UsageSettingsForm()
+    if not form.validate():
+        return _usage_page(form, 400)
+    try:
+        thresholds = [int(t) for t in (form.alert_thresholds.data or "").replace("%", "").split(",")
+                      if t.strip()]
+    except ValueError:
+        form.alert_thresholds.errors = ["Use whole percentages separated by commas, e.g. 80, 100."]
+        return _usage_page(form, 400)
+    try:
+        cap_text = (form.spend_cap.data or "").strip()
+        cap = parse_major(cap_text, account.currency, param="spend_cap") if cap_text else None
+        settings.update(account, {"time_zone": form.time_zone.data.strip(),
+                                  "alert_thresholds": thresholds, "spend_cap": cap})
+    except TallyError as exc:
+        db.session.rollback()
+        getattr(form, exc.param or "time_zone").errors = [exc.message]
+        return _usage_page(form, 400)
+    flash("Settings saved.")
+    return redirect(url_for("pages.usage"), code=303)

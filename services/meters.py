@@ -1,0 +1,132 @@
+"""Meter definitions and what one event contributes to each meter."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from extensions import db
+from models.usage import AGGREGATIONS, Meter
+from services.errors import Conflict, InvalidInput, NotFound
+
+# name, event_name, aggregation, property, unit, label used in messages
+DEFAULT_METERS = (
+    ("apiCalls", "api_call", "count", None, "calls", "API call"),
+    ("llmTokens", "llm_completion", "sum", "tokens", "tokens", "LLM token"),
+    ("storage", "storage_usage", "latest", "bytes", "bytes", "Storage"),
+)
+_LABELS = {name: label for name, *_, label in DEFAULT_METERS}
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+MAX_VALUE = 2**62  # keeps sums far from BIGINT overflow
+
+
+def label(meter: Meter) -> str:
+    """How messages name a meter: "API call limit reached ..."."""
+    return _LABELS.get(meter.name, meter.name)
+
+
+def lifetime_limit_name(meter_name: str) -> str:
+    """`apiCalls` → `lifetimeApiCalls`, the plan key of the all-time limit."""
+    return "lifetime" + meter_name[:1].upper() + meter_name[1:]
+
+
+def all_meters() -> list[Meter]:
+    """Every meter, the defaults created on first use."""
+    meters = list(db.session.execute(select(Meter).order_by(Meter.created_at, Meter.name)).scalars())
+    missing = [d for d in DEFAULT_METERS if d[0] not in {m.name for m in meters}]
+    if missing:
+        for name, event_name, aggregation, prop, unit, _ in missing:
+            db.session.add(Meter(name=name, event_name=event_name, aggregation=aggregation,
+                                 property=prop, unit=unit))
+        try:
+            db.session.commit()
+        except Exception:  # another worker created them first
+            db.session.rollback()
+        return all_meters()
+    return meters
+
+
+def meters_for_event(event_name: str) -> list[Meter]:
+    return [m for m in all_meters() if m.event_name == event_name]
+
+
+def get_meter(name: str) -> Meter:
+    for meter in all_meters():
+        if meter.name == name:
+            return meter
+    raise NotFound(f"No meter named {name!r}.", code="unknown_meter", param="name")
+
+
+def create_meter(*, name: object, event_name: object, aggregation: object,
+                 property: object = None, unit: object = "") -> Meter:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidInput("name must start with a letter and use letters, digits or _ "
+                           "(64 characters at most).", param="name")
+    if not isinstance(event_name, str) or not 0 < len(event_name) <= 100:
+        raise InvalidInput("event_name must be a string of 1 to 100 characters.", param="event_name")
+    if aggregation not in AGGREGATIONS:
+        raise InvalidInput(f"aggregation must be one of {', '.join(AGGREGATIONS)}.",
+                           param="aggregation")
+    if aggregation != "count" and (not isinstance(property, str) or not property):
+        raise InvalidInput(f"A {aggregation} meter needs the property it reads.", param="property")
+    if property is not None and (not isinstance(property, str) or len(property) > 100):
+        raise InvalidInput("property must be a string of at most 100 characters.", param="property")
+    if not isinstance(unit, str) or len(unit) > 32:
+        raise InvalidInput("unit must be a string of at most 32 characters.", param="unit")
+    if any(m.name == name for m in all_meters()):
+        raise Conflict(f"A meter named {name!r} already exists.", code="meter_exists", param="name")
+    meter = Meter(name=name, event_name=event_name, aggregation=aggregation,
+                  property=property if aggregation != "count" else property or None, unit=unit)
+    db.session.add(meter)
+    db.session.commit()
+    return meter
+
+
+@dataclass(frozen=True)
+class Contribution:
+    meter: Meter
+    value: int  # count/sum: amount to add; max/latest: the reading; unique_count: 1
+    unique_hash: str | None = None
+
+
+class Rejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _integer(properties: dict[str, Any], name: str, *, default: int | None = None) -> int:
+    if name not in properties:
+        if default is not None:
+            return default
+        raise Rejected("missing_property", f"properties.{name} is required by a meter.")
+    value = properties[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VALUE:
+        raise Rejected("invalid_property", f"properties.{name} must be a whole number >= 0.")
+    return value
+
+
+def contributions(meters: list[Meter], properties: dict[str, Any]) -> list[Contribution]:
+    """What one event adds to each of its meters; Rejected if a property is unusable.
+
+    `count` meters count events, weighted by an optional whole-number `quantity`.
+    """
+    result = []
+    for meter in meters:
+        if meter.aggregation == "count":
+            result.append(Contribution(meter, _integer(properties, "quantity", default=1)))
+        elif meter.aggregation == "unique_count":
+            prop = meter.property or ""
+            if prop not in properties or properties[prop] is None:
+                raise Rejected("missing_property", f"properties.{prop} is required by a meter.")
+            digest = hashlib.sha256(json.dumps(properties[prop], sort_keys=True).encode()).hexdigest()
+            result.append(Contribution(meter, 1, digest))
+        else:
+            result.append(Contribution(meter, _integer(properties, meter.property or "")))
+    return result

@@ -1,0 +1,118 @@
+"""The versioned JSON API under /v1, authenticated with API keys.
+
+Same services as the pages. Input is checked into plain values at this edge, and every
+error leaves as `{"error", "code", "message", "param"?}` (views/errors.py). Every
+authenticated endpoint is rate-limited per account by its plan's `requestsPerMinute`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, g, request
+
+from extensions import limiter
+from models import Account, ApiKey
+from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
+from services import accounts, keys, plans
+from services.errors import Forbidden, InvalidInput
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+STAFF_REQUESTS_PER_MINUTE = 600
+# Endpoints that need no key, so are not rate-limited per account.
+PUBLIC_ENDPOINTS = {"api.billing_config", "api.stripe_config"}
+_SCOPE_MESSAGES = {
+    KIND_USAGE: "Usage keys may only call /v1/authorize, /v1/events and read balance and usage; "
+                "use an account key.",
+    KIND_STAFF: "Staff keys act on /v1/customers and /v1/accounts; use an account key here.",
+    KIND_ACCOUNT: "This endpoint needs a staff API key.",
+}
+
+
+def _presented_key() -> str | None:
+    key = request.headers.get("X-Api-Key", "").strip()
+    if not key:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            key = value.strip()
+    return key or None
+
+
+def current_key() -> ApiKey:
+    """The request's active key, looked up once per request (401 otherwise)."""
+    if "api_key" not in g:
+        g.api_key = keys.authenticate(_presented_key())
+    return g.api_key
+
+
+def key_required(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Allow keys of these kinds; sets `g.account` for account and usage keys."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = current_key()
+            if key.kind not in kinds:
+                raise Forbidden(_SCOPE_MESSAGES[key.kind], code="key_scope")
+            if key.account_id is not None:
+                g.account = accounts.get_account(key.account_id)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+ACCOUNT_KEY = (KIND_ACCOUNT,)
+USAGE_OR_ACCOUNT_KEY = (KIND_ACCOUNT, KIND_USAGE)
+STAFF_KEY = (KIND_STAFF,)
+
+
+def account() -> Account:
+    return g.account
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object ({} when empty), or a 400 naming the fault."""
+    if not request.get_data(cache=True):
+        return {}
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        raise InvalidInput("The request body is not valid JSON.", code="invalid_json")
+    if not isinstance(data, dict):
+        raise InvalidInput("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+# Rate limits ----------------------------------------------------------------------
+
+
+def _rate_key() -> str:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return "public"
+    key = current_key()  # an invalid key is a 401 before any limit is spent
+    return f"account:{key.account_id}" if key.account_id else f"user:{key.user_id}"
+
+
+def _rate_limit() -> str:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return f"{10**9}/minute"
+    key = current_key()
+    if key.kind == KIND_STAFF:
+        return f"{STAFF_REQUESTS_PER_MINUTE}/minute"
+    rpm = plans.plan_for(accounts.get_account(key.account_id).tier).limit("requestsPerMinute")
+    return f"{rpm if rpm is not None else 10**9}/minute"
+
+
+def _rate_error() -> str:
+    return (f"Too many requests: your plan allows {_rate_limit().split('/')[0]} a minute. "
+            "Wait for Retry-After seconds, or upgrade for a higher limit.")
+
+
+limiter.limit(_rate_limit, key_func=_rate_key, scope="api", error_message=_rate_error,
+              exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)(bp)
+
+from views.api import billing, keys_api, usage  # noqa: E402,F401  (routes register on bp)

@@ -1,0 +1,92 @@
+"""Account, balance and card top-ups."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+
+from services import ledger, metering, plans, topups
+from services.errors import InvalidInput
+from views.api import ACCOUNT_KEY, USAGE_OR_ACCOUNT_KEY, account, bp, json_body, key_required
+
+
+@bp.get("/me")
+@key_required(*ACCOUNT_KEY)
+def me():
+    acct = account()
+    return jsonify(account_id=acct.id, email=acct.customer.primary_email, name=acct.name,
+                   tier=acct.tier)
+
+
+@bp.get("/billing")
+@key_required(*ACCOUNT_KEY)
+def billing():
+    acct = account()
+    plan = plans.plan_for(acct.tier)
+    call_limit = plan.limit("apiCalls")
+    lifetime_limit = plan.limit("lifetimeApiCalls")
+    calls_total = metering.lifetime_total(acct, "apiCalls")
+    period_calls = metering.summary(acct).get("apiCalls")
+    over = (call_limit is not None and period_calls is not None
+            and period_calls.current >= call_limit) or (
+        lifetime_limit is not None and calls_total >= lifetime_limit)
+    return jsonify(
+        tier=acct.tier,
+        calls_total=calls_total,
+        call_limit=call_limit,
+        over_limit=over,
+        stripe_customer_id=acct.customer.stripe_customer_id,
+        balance=acct.balance,
+        currency=acct.currency,
+    )
+
+
+@bp.get("/billing/balance")
+@key_required(*USAGE_OR_ACCOUNT_KEY)
+def balance():
+    acct = account()
+    return jsonify(balance=acct.balance, currency=acct.currency)
+
+
+@bp.get("/billing/ledger")
+@key_required(*ACCOUNT_KEY)
+def ledger_entries():
+    limit = request.args.get("limit", "10")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+        raise InvalidInput("limit must be a whole number from 1 to 100.", param="limit")
+    entries = ledger.recent_entries(account().id, limit=int(limit))
+    return jsonify(object="list", data=[
+        {"id": e.id, "object": "ledger_entry", "amount": e.amount, "currency": e.currency,
+         "kind": e.kind, "description": e.description, "created_at": e.created_at.isoformat()}
+        for e in entries
+    ])
+
+
+@bp.get("/billing/config")
+@bp.get("/billing/stripe-config", endpoint="stripe_config")
+def billing_config():
+    return jsonify(stripe_publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"])
+
+
+@bp.post("/billing/payment-intents")
+@bp.post("/billing/create-payment-intent", endpoint="create_payment_intent")
+@key_required(*ACCOUNT_KEY)
+def payment_intents():
+    body = json_body()
+    if "amount" not in body:
+        raise InvalidInput("amount is required: minor units (cents), e.g. 2500 for 25.00.",
+                           param="amount")
+    started = topups.start_top_up(account(), body["amount"],
+                                  idempotency_key=request.headers.get("Idempotency-Key"))
+    return jsonify(payment_intent_id=started.payment_intent_id,
+                   client_secret=started.client_secret,
+                   amount=started.amount, currency=started.currency)
+
+
+@bp.post("/billing/confirm-payment")
+@key_required(*ACCOUNT_KEY)
+def confirm_payment():
+    body = json_body()
+    if "payment_intent_id" not in body:
+        raise InvalidInput("payment_intent_id is required.", param="payment_intent_id")
+    credit = topups.credit_payment_intent(body["payment_intent_id"], account_id=account().id)
+    return jsonify(credited=credit.credited, balance=credit.balance, currency=credit.currency)
