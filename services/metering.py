@@ -144,7 +144,7 @@ def _accumulate(cells: dict[tuple, _Cell], key: tuple, c: Contribution, at: date
     cell = cells.setdefault(key, _Cell())
     agg = c.meter.aggregation
     cell.events += 1
-    if agg in ("count", "sum"):
+    if agg in ("count", "sum", "unique_count"):
         cell.value += c.value
     elif agg == "max":
         cell.value = max(cell.value, c.value)
@@ -327,7 +327,8 @@ def authorize(account: Account, body: dict[str, Any], now: datetime | None = Non
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 10**9:
         raise InvalidInput("quantity must be a whole number from 1 to 1,000,000,000.",
                            param="quantity")
-    properties = body.get("properties") or {}
+    properties = body.get("properties")
+    properties = {} if properties is None else properties
     if not isinstance(properties, dict):
         raise InvalidInput("properties must be a JSON object.", param="properties")
     event = parse_event({"id": request_id, "event_name": event_name,

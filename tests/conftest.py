@@ -5,9 +5,11 @@ helpers to sign up customers and log in.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,19 @@ def backend() -> str:  # replaced by the parametrisation above
 
 
 @pytest.fixture
-def app(backend: str, tmp_path: Path, localstripe_url: str) -> Iterator[Flask]:
+def app_config() -> dict:
+    """Extra configuration for the app; a test module overrides this fixture to change plans."""
+    return {}
+
+
+def write_plans(path: Path, **plans: dict) -> str:
+    """A plans file in the shipped shape; returns its path for TALLY_CONFIG_FILE."""
+    path.write_text(json.dumps({"billing": {"plans": plans}}))
+    return str(path)
+
+
+@pytest.fixture
+def app(backend: str, tmp_path: Path, localstripe_url: str, app_config: dict) -> Iterator[Flask]:
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "test-secret",
@@ -76,6 +90,10 @@ def app(backend: str, tmp_path: Path, localstripe_url: str) -> Iterator[Flask]:
         "STRIPE_API_BASE": localstripe_url,
         "STRIPE_JS_URL": localstripe_url + STRIPE_JS_PATH,
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # Each app gets its own in-memory rate-limit window.
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        **app_config,
     })
     with app.app_context():
         if backend == "postgresql":

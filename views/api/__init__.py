@@ -112,7 +112,7 @@ def _rate_error() -> str:
             "Wait for Retry-After seconds, or upgrade for a higher limit.")
 
 
-limiter.limit(_rate_limit, key_func=_rate_key, scope="api", error_message=_rate_error,
-              exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)(bp)
+limiter.shared_limit(_rate_limit, scope="api", key_func=_rate_key, error_message=_rate_error,
+                     exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)(bp)
 
 from views.api import billing, keys_api, usage  # noqa: E402,F401  (routes register on bp)
