@@ -4,9 +4,9 @@ PY     := $(VENV)/bin/python
 PORT   ?= 5000
 PYTHON ?= python3
 
-.PHONY: run test install lint chromium serve clean
+.PHONY: run test install lint chromium system-deps serve clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -25,6 +25,14 @@ test: install chromium
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+## system-deps: Pango and a font for WeasyPrint (invoice PDFs), from Debian's packages when missing
+system-deps:
+	@ldconfig -p | grep -q libpangoft2-1.0 && fc-list 2>/dev/null | grep -qi dejavu || { \
+	  echo "Installing Pango and fonts for invoice PDFs..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fontconfig >/dev/null; }
 
 ## chromium: Debian's Chromium for the Playwright tests (Playwright cannot download browsers here)
 chromium:

@@ -20,8 +20,21 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config
 import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
 from extensions import csrf, db, limiter, login_manager, migrate
-from services import accounts, plans, stripe_gateway
-from views import api, auth, cli, errors, filters, keys, pages, webhooks
+from services import plans, stripe_gateway
+from views import (
+    api,
+    auth,
+    billing,
+    cli,
+    errors,
+    filters,
+    keys,
+    pages,
+    staff,
+    staff_billing,
+    webhooks,
+)
+from views import session as web_session
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -63,15 +76,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Log in to continue."
-    login_manager.user_loader(accounts.get_user)
     stripe_gateway.init_app(app)
     plans.init_app(app)
 
-    for module in (auth, pages, keys, api, webhooks):
+    for module in (auth, pages, keys, billing, staff, staff_billing, api, webhooks):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
     csrf.exempt(webhooks.bp)
     errors.init_app(app)
+    web_session.init_app(app)  # user loader (impersonation-aware), banner, expiry
     cli.init_app(app)
 
     filters.init_app(app)

@@ -66,6 +66,10 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "TOPUP_MIN_AMOUNT": _int(env, "TALLY_TOPUP_MIN_AMOUNT", DEFAULT_TOPUP_MIN),
         "TOPUP_MAX_AMOUNT": _int(env, "TALLY_TOPUP_MAX_AMOUNT", DEFAULT_TOPUP_MAX),
         "DEFAULT_CURRENCY": env.get("TALLY_DEFAULT_CURRENCY", "usd").lower(),
+        # Days a past_due subscription keeps its plan before the account drops to Free.
+        "GRACE_PERIOD_DAYS": _int(env, "TALLY_GRACE_PERIOD_DAYS", 7),
+        # How long a staff member's "view as customer" lasts before it ends by itself.
+        "IMPERSONATION_MINUTES": _int(env, "TALLY_IMPERSONATION_MINUTES", 30),
         # Flask-Limiter: a moving window per account, shared through Redis when configured.
         "RATELIMIT_STRATEGY": "moving-window",
         "RATELIMIT_HEADERS_ENABLED": True,

@@ -1,13 +1,19 @@
 """Typed SQLAlchemy models, one module per area. Importing this package registers them all."""
 
 from models.accounts import Account, Customer, User
+from models.audit import AuditEvent, Impersonation
+from models.billing import Invoice, InvoiceLine, Subscription
+from models.grants import CreditGrant
 from models.keys import ApiKey
 from models.ledger import LedgerEntry
 from models.payments import TopUp
+from models.pricing import PriceCharge, PricePlan, UsageCharge
 from models.usage import Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
 from models.webhooks import WebhookEvent
 
 __all__ = [
-    "Account", "ApiKey", "Customer", "LedgerEntry", "Meter", "TopUp", "UsageAlert", "UsageCounter",
-    "UsageEvent", "UsageRollup", "UsageUnique", "User", "WebhookEvent",
+    "Account", "ApiKey", "AuditEvent", "CreditGrant", "Customer", "Impersonation", "Invoice",
+    "InvoiceLine", "LedgerEntry", "Meter", "PriceCharge", "PricePlan", "Subscription", "TopUp",
+    "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageRollup", "UsageUnique",
+    "User", "WebhookEvent",
 ]

@@ -23,6 +23,9 @@ class Customer(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     primary_email: Mapped[str] = mapped_column(String(320))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The last invoice number issued to this customer; bumped under a row lock so
+    # numbers have no gaps (services/invoices.py).
+    invoice_seq: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     accounts: Mapped[list[Account]] = relationship(
@@ -49,9 +52,21 @@ class Account(db.Model):
     # in percent of each limit.
     spend_cap: Mapped[int | None] = mapped_column(BigInteger)
     alert_thresholds: Mapped[list[int]] = mapped_column(JSON, default=lambda: [80, 100])
+    # Usage-based pricing: the price plan, and rated usage accrued but not yet on the
+    # ledger (the credit available to spend is balance - pending_usage).
+    price_plan_id: Mapped[str | None] = mapped_column(ForeignKey("price_plans.id"))
+    pending_usage: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Set when a renewal fails (past_due); the paid plan ends when it passes.
+    grace_period_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="accounts")
+
+    @property
+    def available_balance(self) -> int:
+        """Credit the customer can spend: the ledger balance less usage rated but not yet
+        posted (it is posted per meter per day)."""
+        return self.balance - self.pending_usage
 
 
 class User(UserMixin, db.Model):

@@ -8,6 +8,7 @@ entry and moves the cached balance in one transaction. The unique constraint on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +43,13 @@ def post_entry(
     currency: str | None = None,
     meta: dict[str, Any] | None = None,
     allow_negative: bool = True,
+    on_posted: Callable[[LedgerEntry], None] | None = None,
 ) -> Posting:
     """Append one entry and move the cached balance, exactly once per cause.
 
-    Commits on success; rolls back and posts nothing on a duplicate cause.
+    `on_posted` runs inside the same transaction, after the entry and before the commit,
+    for bookkeeping that must land with the entry or not at all. Commits on success;
+    rolls back and posts nothing on a duplicate cause.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
@@ -97,6 +101,8 @@ def post_entry(
             .returning(Account.balance)
         ).scalar_one()
         currency_code = account.currency
+        if on_posted is not None:
+            on_posted(entry)
         session.commit()
         return Posting(entry, new_balance, currency_code)
     except IntegrityError:
@@ -111,6 +117,13 @@ def post_entry(
 def current_balance(account_id: str) -> int:
     return db.session.execute(
         select(Account.balance).where(Account.id == account_id)
+    ).scalar_one()
+
+
+def available_balance(account_id: str) -> int:
+    """The balance less rated usage not yet posted: what the customer can spend."""
+    return db.session.execute(
+        select(Account.balance - Account.pending_usage).where(Account.id == account_id)
     ).scalar_one()
 
 

@@ -9,18 +9,31 @@ never raw events.
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import (
+    JSON,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    column,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
 from models import Account, Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
-from models.base import utcnow
+from models.base import UTCDateTime, utcnow
 from services import meters as meter_defs
 from services import periods, plans
 from services.errors import InvalidInput, TallyError
@@ -67,24 +80,28 @@ def parse_timestamp(value: object, param: str) -> datetime:
 
 def parse_event(raw: object, index: int | None, now: datetime) -> EventIn:
     """One event's shape; a fault here is a 400 for the whole request."""
-    where = "" if index is None else f"events[{index}]."
+
+    def where(name: str) -> str:
+        return name if index is None else f"events[{index}].{name}"
+
     if not isinstance(raw, dict):
-        raise InvalidInput("Each event must be a JSON object.", param=where.rstrip(".") or "body")
+        raise InvalidInput("Each event must be a JSON object.",
+                           param="body" if index is None else f"events[{index}]")
     event_id = raw.get("id")
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
         raise InvalidInput("id must be a string of 1 to 255 characters (your idempotency key).",
-                           param=f"{where}id")
+                           param=where("id"))
     name = raw.get("event_name")
     if not isinstance(name, str) or not 0 < len(name) <= 100:
         raise InvalidInput("event_name must be a string of 1 to 100 characters.",
-                           param=f"{where}event_name")
+                           param=where("event_name"))
     properties = raw.get("properties", {})
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
-        raise InvalidInput("properties must be a JSON object.", param=f"{where}properties")
-    timestamp = now if raw.get("timestamp") is None else parse_timestamp(
-        raw["timestamp"], f"{where}timestamp")
+        raise InvalidInput("properties must be a JSON object.", param=where("properties"))
+    timestamp = raw.get("timestamp")
+    timestamp = now if timestamp is None else parse_timestamp(timestamp, where("timestamp"))
     return EventIn(index or 0, event_id, name, timestamp, properties)
 
 
@@ -120,31 +137,79 @@ def _greatest(a: Any, b: Any) -> Any:
     return func.greatest(a, b) if dialect == "postgresql" else func.max(a, b)
 
 
+_BULK_STATEMENTS: dict[tuple, Any] = {}
+
+
+def _insert_rows(model: type, rows: list[dict[str, Any]], tag: str,
+                 complete: Callable[[Any], Any], **same: Any) -> Any:
+    """Execute an INSERT of many rows, in their order, completed by `complete(insert)`
+    (ON CONFLICT, RETURNING; `tag` names that completion); `same` holds the columns whose
+    value every row shares. The row dicts are the caller's to give away: they may change.
+
+    On PostgreSQL the rows travel as one JSON document that the server unpacks with
+    json_to_recordset: one short statement whatever the batch size, built and compiled
+    once per process, instead of a VALUES list of thousands of parameters built,
+    compiled and parsed on every call.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return db.session.execute(complete(sqlite.insert(model).values(
+            [{**r, **same} for r in rows] if same else rows)))
+    columns = model.__table__.c
+    names = tuple(rows[0])
+    key = (model, names, tuple(same), tag)
+    stmt = _BULK_STATEMENTS.get(key)
+    if stmt is None:
+        source = (func.json_to_recordset(cast(bindparam("rows", type_=Text), JSON))
+                  .table_valued(*[column(n, columns[n].type) for n in names])
+                  .render_derived("rows", with_types=True))
+        shared = [bindparam(f"same_{n}", type_=columns[n].type).label(n) for n in same]
+        stmt = _BULK_STATEMENTS[key] = complete(postgresql.insert(model.__table__).from_select(
+            [*names, *same], select(*source.c, *shared)))
+    for name in [n for n in names if isinstance(columns[n].type, UTCDateTime)]:
+        for row in rows:  # as RFC 3339 text, which PostgreSQL reads back exactly (rows are ours)
+            value = row[name]
+            if value is not None:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetime given; use models.base.utcnow()")
+                row[name] = value.isoformat()
+    return db.session.execute(stmt, {"rows": json.dumps(rows),
+                                     **{f"same_{n}": value for n, value in same.items()}})
+
+
 def _insert_events(account_id: str, events: list[EventIn]) -> set[str]:
     """Insert; return the ids that were new (the rest were recorded before)."""
     if not events:
         return set()
-    now = utcnow()
-    rows = [{"account_id": account_id, "event_id": e.id, "event_name": e.event_name,
-             "timestamp": e.timestamp, "properties": e.properties, "received_at": now}
-            for e in events]
-    stmt = (_insert(UsageEvent).on_conflict_do_nothing(index_elements=["account_id", "event_id"])
+    # In id order, so two batches sharing ids take their row locks in one order (no deadlock).
+    rows = [{"event_id": e.id, "event_name": e.event_name, "timestamp": e.timestamp,
+             "properties": e.properties} for e in sorted(events, key=lambda e: e.id)]
+    result = _insert_rows(UsageEvent, rows, "new_events", _new_events,
+                          account_id=account_id, received_at=utcnow())
+    return set(result.scalars())
+
+
+def _new_events(stmt: Any) -> Any:
+    return (stmt.on_conflict_do_nothing(index_elements=["account_id", "event_id"])
             .returning(UsageEvent.event_id))
-    return set(db.session.execute(stmt, rows).scalars())
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cell:
     value: int = 0
     events: int = 0
     latest_at: datetime | None = None
 
 
+ADDITIVE = ("count", "sum", "unique_count")  # aggregations whose values add up
+
+
 def _accumulate(cells: dict[tuple, _Cell], key: tuple, c: Contribution, at: datetime) -> None:
-    cell = cells.setdefault(key, _Cell())
+    cell = cells.get(key)
+    if cell is None:
+        cell = cells[key] = _Cell()
     agg = c.meter.aggregation
     cell.events += 1
-    if agg in ("count", "sum", "unique_count"):
+    if agg in ADDITIVE:
         cell.value += c.value
     elif agg == "max":
         cell.value = max(cell.value, c.value)
@@ -152,39 +217,66 @@ def _accumulate(cells: dict[tuple, _Cell], key: tuple, c: Contribution, at: date
         cell.value, cell.latest_at = c.value, at
 
 
-def _upsert(model: type, keys: tuple[str, ...], aggregation: str,
-            rows: list[dict[str, Any]]) -> None:
-    """Merge pre-aggregated rows into rollups or counters, by aggregation."""
-    if not rows:
+def _merge(cells: dict[tuple, _Cell], key: tuple, aggregation: str, part: _Cell) -> None:
+    """Fold an hour's cell into a period's, as if its events were accumulated one by one."""
+    cell = cells.get(key)
+    if cell is None:
+        cells[key] = _Cell(part.value, part.events, part.latest_at)
         return
-    rows.sort(key=lambda r: tuple(str(r[k]) for k in keys))  # one lock order: no deadlocks
-    stmt = _insert(model).values(rows)
-    table, new = model.__table__.c, stmt.excluded
-    if aggregation in ("count", "sum", "unique_count"):
-        value = table.value + new.value
+    cell.events += part.events
+    if aggregation in ADDITIVE:
+        cell.value += part.value
     elif aggregation == "max":
+        cell.value = max(cell.value, part.value)
+    elif aggregation == "latest" and part.latest_at is not None and (
+            cell.latest_at is None or part.latest_at >= cell.latest_at):
+        cell.value, cell.latest_at = part.value, part.latest_at
+
+
+def _upsert(model: type, keys: tuple[str, ...], rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """Merge pre-aggregated (aggregation, row) pairs into rollups or counters.
+
+    One statement per way of merging; additive aggregations share one.
+    """
+    merges: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for aggregation, row in rows:
+        merges["add" if aggregation in ADDITIVE else aggregation].append(row)
+    for merge, group in sorted(merges.items()):
+        # One lock order for every writer, the gate included: by meter, newest period
+        # first (the gate moves a period's counter before the LIFETIME one). No deadlocks.
+        group.sort(key=lambda r: (r["account_id"], r["meter_id"], -r[keys[2]].timestamp()))
+        _insert_rows(model, group, f"merge_{merge}", functools.partial(_merge_on_conflict, keys, merge))
+
+
+def _merge_on_conflict(keys: tuple[str, ...], merge: str, stmt: Any) -> Any:
+    table, new = stmt.table.c, stmt.excluded
+    if merge == "add":
+        value = table.value + new.value
+    elif merge == "max":
         value = _greatest(table.value, new.value)
     else:  # latest
         value = case((new.latest_at >= table.latest_at, new.value), else_=table.value)
     set_: dict[str, Any] = {"value": value}
     if "events" in table:
         set_["events"] = table.events + new.events
-    if aggregation == "latest":
+    if merge == "latest":
         set_["latest_at"] = _greatest(table.latest_at, new.latest_at)
-    db.session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=set_))
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=set_)
 
 
 def _new_uniques(account_id: str, rows: list[tuple[str, datetime, str, str]]) -> set[tuple]:
     """Insert distinct values; return the (meter, scope_start, scope, hash) that were new."""
     if not rows:
         return set()
-    stmt = (_insert(UsageUnique)
-            .on_conflict_do_nothing()
-            .returning(UsageUnique.meter_id, UsageUnique.scope_start, UsageUnique.scope,
-                       UsageUnique.value_hash))
-    params = [{"account_id": account_id, "meter_id": m, "scope_start": s, "scope": sc,
-               "value_hash": h} for m, s, sc, h in sorted(set(rows))]
-    return {tuple(r) for r in db.session.execute(stmt, params)}
+    params = [{"meter_id": m, "scope_start": s, "scope": sc, "value_hash": h}
+              for m, s, sc, h in sorted(set(rows))]
+    return {tuple(r) for r in _insert_rows(UsageUnique, params, "new_uniques", _new_unique_rows,
+                                           account_id=account_id)}
+
+
+def _new_unique_rows(stmt: Any) -> Any:
+    return stmt.on_conflict_do_nothing().returning(
+        UsageUnique.meter_id, UsageUnique.scope_start, UsageUnique.scope, UsageUnique.value_hash)
 
 
 def _record(account: Account, events: list[tuple[EventIn, list[Contribution]]],
@@ -197,39 +289,45 @@ def _record(account: Account, events: list[tuple[EventIn, list[Contribution]]],
     hours: dict[tuple, _Cell] = {}
     months: dict[tuple, _Cell] = {}
     uniques: list[tuple[str, datetime, str, str]] = []
+    period_starts: dict[datetime, datetime] = {}
+
+    def period_of(bucket: datetime) -> datetime:  # a local hour lies in one local month
+        if bucket not in period_starts:
+            period_starts[bucket] = periods.month_of(bucket, account.time_zone).start
+        return period_starts[bucket]
+
     for event, contribs in events:
         bucket = periods.hour_bucket(event.timestamp, tz)
-        period = periods.month_of(event.timestamp, account.time_zone).start
         for c in contribs:
             if c.unique_hash:
                 uniques += [(c.meter.id, bucket, "hour", c.unique_hash),
-                            (c.meter.id, period, "period", c.unique_hash)]
+                            (c.meter.id, period_of(bucket), "period", c.unique_hash)]
                 continue
             _accumulate(hours, (c.meter, bucket), c, event.timestamp)
-            if (c.meter.id, period) not in skip:
-                _accumulate(months, (c.meter, period), c, event.timestamp)
-            if (c.meter.aggregation in ("count", "sum")
-                    and (c.meter.id, periods.LIFETIME) not in skip):
-                _accumulate(months, (c.meter, periods.LIFETIME), c, event.timestamp)
+    # Period and all-time counters are the sums (max, latest) of the hours.
+    for (meter, bucket), cell in hours.items():
+        period = period_of(bucket)
+        if (meter.id, period) not in skip:
+            _merge(months, (meter, period), meter.aggregation, cell)
+        if meter.aggregation in ("count", "sum") and (meter.id, periods.LIFETIME) not in skip:
+            _merge(months, (meter, periods.LIFETIME), meter.aggregation, cell)
     for meter_id, start, scope, _ in _new_uniques(account.id, uniques):
         meter = next(c.meter for _, cs in events for c in cs if c.meter.id == meter_id)
         target = hours if scope == "hour" else months
         _accumulate(target, (meter, start), Contribution(meter, 1), start)
 
-    by_agg: dict[str, list[dict]] = defaultdict(list)
-    for (meter, start), cell in hours.items():
-        by_agg[meter.aggregation].append({
-            "account_id": account.id, "meter_id": meter.id, "bucket_start": start,
-            "value": cell.value, "events": cell.events, "latest_at": cell.latest_at})
-    for agg, rows in by_agg.items():
-        _upsert(UsageRollup, ("account_id", "meter_id", "bucket_start"), agg, rows)
-    by_agg.clear()
-    for (meter, start), cell in months.items():
-        by_agg[meter.aggregation].append({
-            "account_id": account.id, "meter_id": meter.id, "period_start": start,
-            "value": cell.value, "latest_at": cell.latest_at})
-    for agg, rows in by_agg.items():
-        _upsert(UsageCounter, ("account_id", "meter_id", "period_start"), agg, rows)
+    # Counters before rollups, in a fixed order: the same lock order as the gate (which
+    # takes counters first), whatever order the events came in.
+    _upsert(UsageCounter, ("account_id", "meter_id", "period_start"), [
+        (meter.aggregation, {"account_id": account.id, "meter_id": meter.id,
+                             "period_start": start, "value": cell.value,
+                             "latest_at": cell.latest_at})
+        for (meter, start), cell in months.items()])
+    _upsert(UsageRollup, ("account_id", "meter_id", "bucket_start"), [
+        (meter.aggregation, {"account_id": account.id, "meter_id": meter.id,
+                             "bucket_start": start, "value": cell.value, "events": cell.events,
+                             "latest_at": cell.latest_at})
+        for (meter, start), cell in hours.items()])
 
 
 def ingest(account: Account, body: object, now: datetime | None = None) -> IngestResult:
@@ -242,11 +340,12 @@ def ingest(account: Account, body: object, now: datetime | None = None) -> Inges
         by_name[meter.event_name].append(meter)
     valid: list[tuple[EventIn, list[Contribution]]] = []
     seen: set[str] = set()
+    oldest, newest = now - MAX_AGE, now + MAX_AHEAD
     for event in parsed:
         try:
-            if event.timestamp < now - MAX_AGE:
+            if event.timestamp < oldest:
                 raise Rejected("timestamp_too_old", "Events older than 35 days are not accepted.")
-            if event.timestamp > now + MAX_AHEAD:
+            if event.timestamp > newest:
                 raise Rejected("timestamp_in_future",
                                "Events more than 5 minutes in the future are not accepted.")
             contribs = meter_defs.contributions(by_name.get(event.event_name, []), event.properties)
@@ -289,10 +388,16 @@ class Decision:
         return None if self.limit is None else max(self.limit - self.current, 0)
 
 
+_COUNTER_VALUE = select(UsageCounter.value).where(
+    UsageCounter.account_id == bindparam("account_id"),
+    UsageCounter.meter_id == bindparam("meter_id"),
+    UsageCounter.period_start == bindparam("period_start"))
+
+
 def _counter_value(account_id: str, meter_id: str, period_start: datetime) -> int:
-    value = db.session.execute(select(UsageCounter.value).where(
-        UsageCounter.account_id == account_id, UsageCounter.meter_id == meter_id,
-        UsageCounter.period_start == period_start)).scalar_one_or_none()
+    value = db.session.execute(_COUNTER_VALUE, {
+        "account_id": account_id, "meter_id": meter_id, "period_start": period_start,
+    }).scalar_one_or_none()
     return int(value or 0)
 
 
@@ -300,19 +405,29 @@ def _take(account_id: str, meter: Meter, period_start: datetime, amount: int,
           limit: int) -> int | None:
     """Add `amount` to a counter only if it stays within `limit`; the new value or None.
 
-    One conditional UPDATE: concurrent gate calls cannot both take the last unit.
+    One conditional upsert: concurrent gate calls cannot both take the last unit.
     """
-    db.session.execute(_insert(UsageCounter).values(
-        account_id=account_id, meter_id=meter.id, period_start=period_start, value=0,
-    ).on_conflict_do_nothing())
-    return db.session.execute(
-        update(UsageCounter)
-        .where(UsageCounter.account_id == account_id, UsageCounter.meter_id == meter.id,
-               UsageCounter.period_start == period_start,
-               UsageCounter.value + amount <= limit)
-        .values(value=UsageCounter.value + amount)
-        .returning(UsageCounter.value)
-    ).scalar_one_or_none()
+    if amount > limit:
+        return None
+    return db.session.execute(_take_statement(db.session.get_bind().dialect.name), {
+        "account_id": account_id, "meter_id": meter.id, "period_start": period_start,
+        "amount": amount, "limit": limit,
+    }).scalar_one_or_none()
+
+
+@functools.cache
+def _take_statement(dialect: str) -> Any:
+    columns = UsageCounter.__table__.c
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(UsageCounter.__table__)
+    stmt = stmt.values(account_id=bindparam("account_id", type_=columns.account_id.type),
+                       meter_id=bindparam("meter_id", type_=columns.meter_id.type),
+                       period_start=bindparam("period_start", type_=columns.period_start.type),
+                       value=bindparam("amount", type_=columns.value.type))
+    return stmt.on_conflict_do_update(
+        index_elements=["account_id", "meter_id", "period_start"],
+        set_={"value": columns.value + stmt.excluded.value},
+        where=columns.value + stmt.excluded.value <= bindparam("limit", type_=columns.value.type),
+    ).returning(columns.value)
 
 
 def authorize(account: Account, body: dict[str, Any], now: datetime | None = None) -> Decision:
@@ -341,11 +456,16 @@ def authorize(account: Account, body: dict[str, Any], now: datetime | None = Non
         raise InvalidInput(rejection.message, code=rejection.code, param="properties") from None
     primary = contribs[0].meter if contribs else None
     period = periods.month_of(now, account.time_zone)
-    taken: set[tuple[str, datetime]] = set()
+    # Read now: a commit or rollback expires them, and reading them again costs a query.
+    answer = Decision(account.id, account.tier, 0,
+                      plan.limit(primary.name) if primary is not None else None)
+    primary_id = primary.id if primary is not None else None
+    taken: dict[tuple[str, datetime], int] = {}
     try:
         if not _insert_events(account.id, [event]):
+            answer = _with_current(answer, primary_id, period.start, {}, duplicate=True)
             db.session.rollback()
-            return _decision(account, plan, primary, period.start, duplicate=True)
+            return answer
         for c in contribs:
             if c.meter.aggregation not in ("count", "sum"):
                 continue
@@ -355,33 +475,47 @@ def authorize(account: Account, body: dict[str, Any], now: datetime | None = Non
                 limit = plan.limit(limit_name)
                 if limit is None:
                     continue
-                if _take(account.id, c.meter, start, c.value, limit) is None:
+                value = _take(account.id, c.meter, start, c.value, limit)
+                if value is None:
+                    refusal = UsageLimitExceeded(
+                        c.meter, _counter_value(account.id, c.meter.id, start), limit,
+                        lifetime=lifetime)
                     db.session.rollback()
-                    raise UsageLimitExceeded(c.meter, _counter_value(account.id, c.meter.id, start),
-                                             limit, lifetime=lifetime)
-                taken.add((c.meter.id, start))
+                    raise refusal
+                taken[(c.meter.id, start)] = value
         _record(account, [(event, contribs)], skip=frozenset(taken))
-        _raise_alerts(account, {c.meter for c in contribs}, now)
+        _raise_alerts(account, {c.meter for c in contribs}, now,
+                      known={m: v for (m, start), v in taken.items() if start == period.start})
+        answer = _with_current(answer, primary_id, period.start, taken)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    return _decision(account, plan, primary, period.start)
+    return answer
 
 
-def _decision(account: Account, plan: plans.Plan, meter: Meter | None, period_start: datetime,
-              duplicate: bool = False) -> Decision:
-    if meter is None:
-        return Decision(account.id, account.tier, 0, None, duplicate)
-    return Decision(account.id, account.tier, _counter_value(account.id, meter.id, period_start),
-                    plan.limit(meter.name), duplicate)
+def _with_current(answer: Decision, meter_id: str | None, period_start: datetime,
+                  taken: dict[tuple[str, datetime], int], duplicate: bool = False) -> Decision:
+    """`answer` with the meter's usage this period, read in the caller's transaction
+    (before its commit, which would cost a new connection checkout to read after)."""
+    if meter_id is None:
+        return replace(answer, duplicate=duplicate)
+    current = taken.get((meter_id, period_start))
+    if current is None:
+        current = _counter_value(answer.account_id, meter_id, period_start)
+    return replace(answer, current=current, duplicate=duplicate)
 
 
 # Alerts -----------------------------------------------------------------------
 
 
-def _raise_alerts(account: Account, meters: set[Meter], now: datetime) -> None:
-    """Record each threshold crossed this period, once (the unique constraint decides)."""
+def _raise_alerts(account: Account, meters: set[Meter], now: datetime,
+                  known: dict[str, int] | None = None) -> None:
+    """Record each threshold crossed this period, once (the unique constraint decides).
+
+    `known`: this period's counter values (by meter id) the caller already read in this
+    transaction.
+    """
     plan = plans.plan_for(account.tier)
     period = periods.month_of(now, account.time_zone)
     rows = []
@@ -389,7 +523,9 @@ def _raise_alerts(account: Account, meters: set[Meter], now: datetime) -> None:
         limit = plan.limit(meter.name)
         if not limit:
             continue
-        value = _counter_value(account.id, meter.id, period.start)
+        value = (known or {}).get(meter.id)
+        if value is None:
+            value = _counter_value(account.id, meter.id, period.start)
         for threshold in sorted(set(account.alert_thresholds or [])):
             if value * 100 >= limit * threshold:
                 rows.append({"account_id": account.id, "meter_id": meter.id, "threshold": threshold,

@@ -21,9 +21,24 @@ class PlanConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Price:
+    """A recurring subscription price in minor units."""
+
+    amount: int
+    currency: str
+    interval: str = "month"
+
+    @property
+    def lookup_key(self) -> str:
+        """How Tally finds (or creates) the matching Stripe Price."""
+        return f"tally_{self.currency}_{self.amount}_{self.interval}"
+
+
+@dataclass(frozen=True)
 class Plan:
     name: str
     limits: dict[str, int | None] = field(default_factory=dict)
+    price: Price | None = None  # None: free, no subscription
 
     def limit(self, name: str) -> int | None:
         return self.limits.get(name)
@@ -56,10 +71,28 @@ def load(path: Path) -> dict[str, Plan]:
                 raise PlanConfigError(
                     f"{path}: billing.plans.{name}.{key} must be a whole number >= 0 or null")
             limits[key] = value
-        plans[name] = Plan(name, limits)
+        plans[name] = Plan(name, limits, _price(path, name, spec.get("price")))
     if "free" not in plans:
         raise PlanConfigError(f"{path}: billing.plans must define a 'free' plan")
     return plans
+
+
+def _price(path: Path, name: str, spec: object) -> Price | None:
+    if spec is None:
+        return None
+    where = f"{path}: billing.plans.{name}.price"
+    if not isinstance(spec, dict):
+        raise PlanConfigError(f"{where} must be an object like "
+                              '{"amount": 4900, "currency": "usd", "interval": "month"}')
+    amount, currency = spec.get("amount"), spec.get("currency", "usd")
+    interval = spec.get("interval", "month")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise PlanConfigError(f"{where}.amount must be a whole number of minor units > 0")
+    if not isinstance(currency, str) or len(currency) != 3:
+        raise PlanConfigError(f"{where}.currency must be a 3-letter ISO code")
+    if interval not in ("month", "year"):
+        raise PlanConfigError(f"{where}.interval must be month or year")
+    return Price(amount, currency.lower(), interval)
 
 
 def init_app(app: Flask) -> None:
@@ -70,6 +103,10 @@ def init_app(app: Flask) -> None:
 def plan_for(tier: str) -> Plan:
     plans: dict[str, Plan] = current_app.extensions["tally_plans"]
     return plans.get(tier) or plans["free"]
+
+
+def get_plan(name: str) -> Plan | None:
+    return current_app.extensions["tally_plans"].get(name)
 
 
 def all_plans() -> list[Plan]:

@@ -30,6 +30,34 @@ class PaymentIntentInfo:
 
 
 @dataclass(frozen=True)
+class SubscriptionInfo:
+    id: str
+    status: str
+    customer: str
+    price_id: str | None
+    metadata: dict[str, str]
+    current_period_start: int | None
+    current_period_end: int | None
+    cancel_at_period_end: bool
+    cancel_at: int | None
+    latest_invoice: str | None
+
+
+@dataclass(frozen=True)
+class InvoiceInfo:
+    id: str
+    customer: str | None
+    subscription: str | None
+    status: str
+    currency: str
+    amount_paid: int
+    period_start: int | None
+    period_end: int | None
+    paid_at: int | None
+    lines: list[tuple[str, int, int]]  # description, quantity, amount
+
+
+@dataclass(frozen=True)
 class VerifiedEvent:
     id: str
     type: str
@@ -98,6 +126,107 @@ class StripeGateway:
             intent = self.client.v1.payment_intents.retrieve(payment_intent_id)
         return _intent_info(intent)
 
+    # Cards, prices, subscriptions --------------------------------------------
+
+    def attach_default_payment_method(self, customer: str, payment_method: str) -> None:
+        """Attach a card to the customer and make it the default for invoices."""
+        with _translated_errors():
+            self.client.v1.payment_methods.attach(payment_method, params={"customer": customer})
+            self.client.v1.customers.update(customer, params={
+                "invoice_settings": {"default_payment_method": payment_method}})
+
+    def find_or_create_price(self, *, lookup_key: str, amount: int, currency: str,
+                             interval: str, product_name: str) -> str:
+        with _translated_errors():
+            found = self.client.v1.prices.list(params={"lookup_keys": [lookup_key], "limit": 1})
+            if found.data:
+                return found.data[0].id
+            price = self.client.v1.prices.create(
+                params={"unit_amount": amount, "currency": currency, "lookup_key": lookup_key,
+                        "recurring": {"interval": interval},
+                        "product_data": {"name": product_name}},
+                options={"idempotency_key": f"tally-price-{lookup_key}"})
+        return price.id
+
+    def create_subscription(self, *, customer: str, price: str, metadata: dict[str, str],
+                            idempotency_key: str) -> SubscriptionInfo:
+        with _translated_errors():
+            sub = self.client.v1.subscriptions.create(
+                params={"customer": customer, "items": [{"price": price}], "metadata": metadata},
+                options={"idempotency_key": idempotency_key})
+        return _subscription_info(sub)
+
+    def retrieve_subscription(self, subscription_id: str) -> SubscriptionInfo:
+        with _translated_errors():
+            return _subscription_info(self.client.v1.subscriptions.retrieve(subscription_id))
+
+    def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> SubscriptionInfo:
+        with _translated_errors():
+            sub = self.client.v1.subscriptions.update(
+                subscription_id, params={"cancel_at_period_end": cancel})
+        return _subscription_info(sub)
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceInfo:
+        with _translated_errors():
+            data = self.client.v1.invoices.retrieve(invoice_id).to_dict()
+        lines = [(str(line.get("description") or "Subscription"), int(line.get("quantity") or 1),
+                  int(line.get("amount") or 0))
+                 for line in (data.get("lines") or {}).get("data", [])]
+        transitions = data.get("status_transitions") or {}
+        return InvoiceInfo(
+            id=data["id"], customer=_id(data.get("customer")),
+            subscription=_id(data.get("subscription")), status=str(data.get("status")),
+            currency=str(data.get("currency", "usd")).lower(),
+            amount_paid=int(data.get("amount_paid") or 0),
+            period_start=data.get("period_start"), period_end=data.get("period_end"),
+            paid_at=transitions.get("paid_at"), lines=lines)
+
+    # Hosted pages ----------------------------------------------------------------
+
+    def create_checkout_session(self, *, customer: str, price: str, success_url: str,
+                                cancel_url: str, metadata: dict[str, str],
+                                idempotency_key: str) -> str:
+        with _translated_errors():
+            session = self.client.v1.checkout.sessions.create(
+                params={"mode": "subscription", "customer": customer,
+                        "line_items": [{"price": price, "quantity": 1}],
+                        "success_url": success_url, "cancel_url": cancel_url,
+                        "client_reference_id": metadata.get("tally_account_id"),
+                        "metadata": metadata, "subscription_data": {"metadata": metadata}},
+                options={"idempotency_key": idempotency_key})
+        return str(session.url)
+
+    def checkout_session_subscription(self, session_id: str) -> str | None:
+        with _translated_errors():
+            session = self.client.v1.checkout.sessions.retrieve(session_id).to_dict()
+        return _id(session.get("subscription"))
+
+    def create_portal_session(self, *, customer: str, return_url: str, configuration: str) -> str:
+        with _translated_errors():
+            session = self.client.v1.billing_portal.sessions.create(
+                params={"customer": customer, "return_url": return_url,
+                        "configuration": configuration})
+        return str(session.url)
+
+    def list_portal_configurations(self, limit: int = 100) -> list[dict[str, Any]]:
+        with _translated_errors():
+            page = self.client.v1.billing_portal.configurations.list(params={"limit": limit})
+        return [c.to_dict() for c in page.data]
+
+    def retrieve_portal_configuration(self, configuration_id: str) -> dict[str, Any]:
+        with _translated_errors():
+            return self.client.v1.billing_portal.configurations.retrieve(configuration_id).to_dict()
+
+    def create_portal_configuration(self, params: dict[str, Any]) -> dict[str, Any]:
+        with _translated_errors():
+            return self.client.v1.billing_portal.configurations.create(params=params).to_dict()
+
+    def update_portal_configuration(self, configuration_id: str,
+                                    params: dict[str, Any]) -> dict[str, Any]:
+        with _translated_errors():
+            return self.client.v1.billing_portal.configurations.update(
+                configuration_id, params=params).to_dict()
+
     # Webhooks ----------------------------------------------------------------
 
     def verify_event(self, payload: bytes, signature: str | None) -> VerifiedEvent:
@@ -143,6 +272,28 @@ def _intent_info(intent: Any) -> PaymentIntentInfo:
         metadata=dict(data.get("metadata") or {}),
         last_error=error.get("message"),
     )
+
+
+def _id(value: Any) -> str | None:
+    """An id whether Stripe gave the id or the expanded object."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value
+
+
+def _subscription_info(sub: Any) -> SubscriptionInfo:
+    data = sub.to_dict()
+    items = (data.get("items") or {}).get("data") or [{}]
+    item = items[0]
+    price = item.get("price") or item.get("plan") or {}
+    return SubscriptionInfo(
+        id=data["id"], status=str(data["status"]), customer=_id(data.get("customer")) or "",
+        price_id=_id(price), metadata=dict(data.get("metadata") or {}),
+        # Newer API versions keep the period on the item; older ones on the subscription.
+        current_period_start=data.get("current_period_start") or item.get("current_period_start"),
+        current_period_end=data.get("current_period_end") or item.get("current_period_end"),
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        cancel_at=data.get("cancel_at"), latest_invoice=_id(data.get("latest_invoice")))
 
 
 class _translated_errors:

@@ -18,8 +18,9 @@ from sqlalchemy import update
 from extensions import db
 from models import Account, Customer, TopUp
 from models.base import utcnow
+from models.billing import INVOICE_RECEIPT
 from models.ledger import KIND_TOPUP
-from services import ledger
+from services import invoices, ledger
 from services.errors import Conflict, InvalidInput, NotFound
 from services.money import format_money
 from services.stripe_gateway import gateway
@@ -41,7 +42,7 @@ class Credit:
     credited: bool  # True only for the call that posted the entry
     account_id: str
     amount: int
-    balance: int
+    balance: int  # available credit after this call
     currency: str
 
 
@@ -150,7 +151,12 @@ def credit_payment_intent(payment_intent_id: object, *, account_id: str | None =
         meta={"payment_intent": intent.id},
     )
     _record_status(payment_intent_id, "succeeded", credited=True)
-    return Credit(posting.posted, account.id, intent.amount, posting.balance, posting.currency)
+    # Every call makes sure the receipt exists: a crash after the credit loses no receipt.
+    invoices.issue(account, kind=INVOICE_RECEIPT, source_id=intent.id, currency=intent.currency,
+                   lines=[invoices.Line("Prepaid credit top-up by card", intent.amount)],
+                   paid_at=utcnow())
+    return Credit(posting.posted, account.id, intent.amount, ledger.available_balance(account.id),
+                  posting.currency)
 
 
 def _record_status(payment_intent_id: str, status: str, *, credited: bool = False) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from models import WebhookEvent
 from models.base import utcnow
-from services import topups
+from services import subscriptions, topups
 from services.errors import NotFound, TallyError
 from services.stripe_gateway import VerifiedEvent, gateway
 
@@ -31,8 +31,45 @@ def _payment_intent_succeeded(event: VerifiedEvent) -> str:
     return "credited" if credit.credited else "already credited"
 
 
+def _subscription_changed(event: VerifiedEvent) -> str:
+    if not event.object_id:
+        return "no subscription in the event"
+    row = subscriptions.sync(event.object_id)
+    return f"subscription {row.status}" if row else "not a Tally subscription; ignored"
+
+
+def _invoice_paid(event: VerifiedEvent) -> str:
+    if not event.object_id:
+        return "no invoice in the event"
+    invoice = gateway().retrieve_invoice(event.object_id)
+    if invoice.subscription:
+        subscriptions.sync(invoice.subscription)
+        subscriptions.mirror_invoice(invoice.id)
+    return "invoice mirrored" if invoice.subscription else "not a subscription invoice; ignored"
+
+
+def _invoice_payment_failed(event: VerifiedEvent) -> str:
+    if not event.object_id:
+        return "no invoice in the event"
+    invoice = gateway().retrieve_invoice(event.object_id)
+    row = subscriptions.sync(invoice.subscription) if invoice.subscription else None
+    return f"subscription {row.status}" if row else "not a Tally subscription; ignored"
+
+
+def _checkout_completed(event: VerifiedEvent) -> str:
+    row = subscriptions.complete_checkout(event.object_id) if event.object_id else None
+    return f"subscription {row.status}" if row else "no subscription; ignored"
+
+
 HANDLERS: dict[str, Callable[[VerifiedEvent], str]] = {
     "payment_intent.succeeded": _payment_intent_succeeded,
+    "customer.subscription.created": _subscription_changed,
+    "customer.subscription.updated": _subscription_changed,
+    "customer.subscription.deleted": _subscription_changed,
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_succeeded": _invoice_paid,  # sent with invoice.paid; handled idempotently
+    "invoice.payment_failed": _invoice_payment_failed,
+    "checkout.session.completed": _checkout_completed,
 }
 
 

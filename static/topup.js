@@ -15,7 +15,10 @@
   const show = (el, message) => { el.textContent = message; el.hidden = !message; };
   const clearErrors = () => {
     show(amountError, ""); show(cardError, ""); status.textContent = "";
+    status.classList.remove("ok");
     document.getElementById("amount-field").classList.remove("has-error");
+    amountInput.removeAttribute("aria-invalid");
+    amountInput.removeAttribute("aria-describedby");
   };
 
   if (!form.dataset.publishableKey) return;
@@ -57,6 +60,8 @@
         if (intent.body.param === "amount") {
           show(amountError, intent.body.message);
           document.getElementById("amount-field").classList.add("has-error");
+          amountInput.setAttribute("aria-invalid", "true");
+          amountInput.setAttribute("aria-describedby", "amount-error");
           status.textContent = "";
         } else {
           status.textContent = intent.body.message;
@@ -80,7 +85,14 @@
       }
       status.textContent = `Added ${credit.body.amount_display}. Your balance is ${credit.body.balance_display}.`;
       status.classList.add("ok");
-      window.htmx.trigger(document.body, "balance-changed");
+      // Show the new balance at once, without relying on htmx: a page script can break
+      // htmx here (localstripe's fake Stripe.js declares a global `class Element`, which
+      // shadows the DOM's Element, so htmx processes no element on this page). htmx, when
+      // it works, then refreshes the balance from the server as well.
+      document.querySelectorAll("[data-testid=balance]").forEach((el) => {
+        el.textContent = credit.body.balance_display;
+      });
+      if (window.htmx) window.htmx.trigger(document.body, "balance-changed");
     } catch (err) {
       status.textContent = "Something went wrong; nothing was credited twice. Try again.";
     } finally {

@@ -14,7 +14,7 @@ def test_me_and_billing(client, customer):
                              "name": "Acme 1", "tier": "free"}
     billing = client.get("/v1/billing",
                          headers={"Authorization": f"Bearer {customer.api_key}"}).get_json()
-    assert billing == {"tier": "free", "calls_total": 0, "call_limit": 1000, "over_limit": False,
+    assert billing == {"tier": "free", "calls_total": 0, "call_limit": None, "over_limit": False,
                        "stripe_customer_id": None, "balance": 0, "currency": "usd"}
     assert client.get("/v1/billing/balance", headers=customer.headers).get_json() == {
         "balance": 0, "currency": "usd"}

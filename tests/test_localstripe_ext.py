@@ -1,5 +1,6 @@
 """The test/demo extension of localstripe (devtools/localstripe_ext), through real clients:
-the ``stripe`` library for the API and Chromium for the extended Stripe.js."""
+the ``stripe`` library for the API, and Chromium for the extended Stripe.js and the hosted
+Checkout and Customer Portal pages."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from typing import Any
 import pytest
 import stripe
 
-from tests.support.localstripe import STRIPE_JS_PATH, register_webhook, running_localstripe
+from tests.support.localstripe import (
+    STRIPE_JS_PATH,
+    register_webhook,
+    running_localstripe,
+    simulate_renewal,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -445,3 +451,501 @@ def test_confirm_card_setup(
         assert result["error"]["setup_intent"]["status"] == status
         assert saved.data == []
     assert client.v1.setup_intents.retrieve(seti.id).status == status
+
+
+# --- Prices and subscriptions ------------------------------------------------------------
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{time.monotonic_ns()}"
+
+
+def monthly_price(client: stripe.StripeClient, amount: int = 4900, **params: Any) -> stripe.Price:
+    return client.v1.prices.create(params={
+        "unit_amount": amount, "currency": "usd", "recurring": {"interval": "month"},
+        "product_data": {"name": "Tally Pro"}, **params})
+
+
+def paying_customer(client: stripe.StripeClient, number: str = VISA) -> tuple[str, str]:
+    """A customer whose default payment method (for invoices) is a card; (customer, card)."""
+    customer = client.v1.customers.create(params={"email": "ada@example.com", "name": "Ada"}).id
+    pm = card(client, number)
+    client.v1.payment_methods.attach(pm, params={"customer": customer})
+    client.v1.customers.update(customer, params={
+        "invoice_settings": {"default_payment_method": pm}})
+    return customer, pm
+
+
+def subscribe(client: stripe.StripeClient, price: str | None = None, **params: Any) -> Any:
+    customer, _ = paying_customer(client)
+    return client.v1.subscriptions.create(params={
+        "customer": customer, "items": [{"price": price or monthly_price(client).id}],
+        "metadata": {"tally_account_id": "acc_1"}, **params})
+
+
+def events_about(client: stripe.StripeClient, type: str, object_id: str) -> list[stripe.Event]:
+    listed = client.v1.events.list(params={"type": type, "limit": 100}).data
+    return [e for e in listed if e.data.object.id == object_id]
+
+
+def test_price_create_retrieve_and_list_by_lookup_key(client: stripe.StripeClient) -> None:
+    key = unique("pro_monthly")
+    price = monthly_price(client, lookup_key=key, nickname="Pro", metadata={"plan": "pro"})
+
+    assert isinstance(price, stripe.Price)
+    assert price.id.startswith("price_") and price.object == "price"
+    assert (price.type, price.unit_amount, price.currency, price.active) == (
+        "recurring", 4900, "usd", True)
+    assert price.recurring is not None
+    assert (price.recurring.interval, price.recurring.interval_count) == ("month", 1)
+    assert (price.lookup_key, price.nickname, price.metadata.to_dict()) == (
+        key, "Pro", {"plan": "pro"})
+    assert client.v1.products.retrieve(str(price.product)).name == "Tally Pro"
+    assert client.v1.prices.retrieve(price.id).to_dict() == price.to_dict()
+    assert client.v1.plans.retrieve(price.id).amount == 4900  # the Plan behind it
+
+    found = client.v1.prices.list(params={"lookup_keys": [key], "limit": 1})
+    assert [p.id for p in found.data] == [price.id]
+    assert client.v1.prices.list(params={"lookup_keys": [unique("none")]}).data == []
+    assert price.id not in [p.id for p in client.v1.prices.list(
+        params={"active": False, "limit": 100}).data]
+
+    with pytest.raises(stripe.InvalidRequestError, match="already uses that lookup key"):
+        monthly_price(client, lookup_key=key)
+    moved = client.v1.prices.create(params={
+        "unit_amount": 5900, "currency": "usd", "recurring": {"interval": "year"},
+        "product": price.product, "lookup_key": key, "transfer_lookup_key": True})
+    assert [p.id for p in client.v1.prices.list(params={"lookup_keys": [key]}).data] == [moved.id]
+    assert client.v1.prices.retrieve(price.id).lookup_key is None
+
+    one_time = client.v1.prices.create(params={
+        "unit_amount": 500, "currency": "usd", "product": price.product})
+    assert (one_time.type, one_time.recurring) == ("one_time", None)
+    with pytest.raises(stripe.InvalidRequestError, match="No such price") as missing:
+        client.v1.prices.retrieve("price_nope")
+    assert missing.value.http_status == 404 and missing.value.code == "resource_missing"
+    with pytest.raises(stripe.InvalidRequestError, match="unknown parameter: colour"):
+        monthly_price(client, colour="red")
+
+
+def test_subscription_with_a_price_item(client: stripe.StripeClient) -> None:
+    price = monthly_price(client)
+    sub = subscribe(client, price.id, expand=["latest_invoice"])
+
+    assert isinstance(sub, stripe.Subscription) and sub.status == "active"
+    assert sub.metadata.to_dict() == {"tally_account_id": "acc_1"}
+    item = sub["items"].data[0]
+    assert isinstance(item.price, stripe.Price) and item.price.id == price.id
+    assert item.price.unit_amount == 4900 and item.plan.id == price.id
+    assert sub.current_period_start < sub.current_period_end
+    assert (item.current_period_start, item.current_period_end) == (
+        sub.current_period_start, sub.current_period_end)
+    assert (sub.cancel_at_period_end, sub.cancel_at) == (False, None)
+    invoice = sub.latest_invoice
+    assert isinstance(invoice, stripe.Invoice)
+    assert (invoice.status, invoice.amount_paid, invoice.subscription) == ("paid", 4900, sub.id)
+    assert invoice.number and invoice.lines.data[0].price.id == price.id
+    assert invoice.lines.data[0].description == "1 \u00d7 Tally Pro (at $49.00 / month)"
+    # Stripe sends invoice.paid with every invoice.payment_succeeded.
+    assert events_about(client, "invoice.paid", invoice.id)
+    assert events_about(client, "invoice.payment_succeeded", invoice.id)
+    assert client.v1.subscriptions.retrieve(sub.id).to_dict()["items"]["data"][0]["price"][
+        "id"] == price.id
+
+    with pytest.raises(stripe.InvalidRequestError, match="No such price"):
+        subscribe(client, "price_nope")
+    one_time = client.v1.prices.create(params={
+        "unit_amount": 500, "currency": "usd", "product": price.product})
+    with pytest.raises(stripe.InvalidRequestError, match="type=one_time"):
+        subscribe(client, one_time.id)
+
+
+def test_cancel_at_period_end_and_back_emit_updated(client: stripe.StripeClient) -> None:
+    sub = subscribe(client)
+
+    cancelling = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+    assert cancelling.cancel_at_period_end is True and cancelling.status == "active"
+    assert cancelling.cancel_at == sub.current_period_end and cancelling.canceled_at
+    resumed = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": False})
+    assert (resumed.cancel_at_period_end, resumed.cancel_at, resumed.canceled_at) == (
+        False, None, None)
+
+    updated = events_about(client, "customer.subscription.updated", sub.id)
+    assert [(e.data.object.cancel_at_period_end, e.data.previous_attributes.cancel_at_period_end)
+            for e in updated] == [(True, False), (False, True)]
+    assert updated[0].data.object.cancel_at == sub.current_period_end
+    assert updated[0].data.object["items"].data[0].price.object == "price"
+    assert not events_about(client, "customer.subscription.updated", subscribe(client).id)
+
+    canceled = client.v1.subscriptions.cancel(sub.id)
+    assert canceled.status == "canceled" and canceled.canceled_at and canceled.ended_at
+    assert [e.data.object.status for e in events_about(
+        client, "customer.subscription.deleted", sub.id)] == ["canceled"]
+    with pytest.raises(stripe.InvalidRequestError, match="canceled subscription"):
+        client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+
+
+def test_default_payment_method_must_be_attached(client: stripe.StripeClient) -> None:
+    customer = client.v1.customers.create().id
+    pm = card(client, VISA)
+    with pytest.raises(stripe.InvalidRequestError, match="must be attached to the customer"):
+        client.v1.customers.update(customer, params={
+            "invoice_settings": {"default_payment_method": pm}})
+    client.v1.payment_methods.attach(pm, params={"customer": customer})
+    updated = client.v1.customers.update(customer, params={
+        "invoice_settings": {"default_payment_method": pm}})
+    assert updated.invoice_settings is not None
+    assert updated.invoice_settings.default_payment_method == pm
+
+
+def test_subscription_default_payment_method_pays_its_invoices(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create().id  # no default payment method of its own
+    pm = card(client, VISA)
+    client.v1.payment_methods.attach(pm, params={"customer": customer})
+    sub = client.v1.subscriptions.create(params={
+        "customer": customer, "items": [{"price": monthly_price(client).id}],
+        "default_payment_method": pm, "payment_behavior": "allow_incomplete"})
+    assert (sub.status, sub.default_payment_method) == ("active", pm)
+
+
+def test_default_incomplete_waits_for_stripe_js(client: stripe.StripeClient, base_url: str) -> None:
+    customer = client.v1.customers.create().id
+    sub = client.v1.subscriptions.create(params={
+        "customer": customer, "items": [{"price": monthly_price(client).id}],
+        "payment_behavior": "default_incomplete",
+        "payment_settings": {"save_default_payment_method": "on_subscription"},
+        "expand": ["latest_invoice.payment_intent"]})
+    assert sub.status == "incomplete" and sub.latest_invoice.status == "open"
+    intent = sub.latest_invoice.payment_intent
+    assert intent.status == "requires_payment_method"
+
+    status, body = post_json(
+        f"{base_url}/js.stripe.com/tally/payment_intents/{intent.id}/confirm",
+        {"key": "pk_test_x", "client_secret": intent.client_secret,
+         "payment_method_data": card_data(VISA)})
+
+    assert (status, body["status"]) == (200, "succeeded")
+    after = client.v1.subscriptions.retrieve(sub.id)
+    assert after.status == "active" and after.default_payment_method == body["payment_method"]
+    assert [(e.data.object.status, e.data.previous_attributes.status) for e in events_about(
+        client, "customer.subscription.updated", sub.id)] == [("active", "incomplete")]
+
+
+# --- The renewal simulator ---------------------------------------------------------------
+
+
+def test_renewal_failed_then_paid(client: stripe.StripeClient, base_url: str) -> None:
+    sub = subscribe(client)
+
+    failed = simulate_renewal(base_url, sub.id, "failed")
+
+    assert failed["object"] == "invoice" and failed["id"].startswith("in_")
+    assert (failed["status"], failed["amount_due"], failed["amount_paid"]) == ("open", 4900, 0)
+    assert (failed["customer"], failed["subscription"], failed["currency"]) == (
+        sub.customer, sub.id, "usd")
+    assert (failed["period_start"], failed["billing_reason"]) == (
+        sub.current_period_end, "subscription_cycle")
+    line = failed["lines"]["data"][0]
+    assert line["amount"] == 4900 and line["price"]["id"] == sub["items"].data[0].price.id
+    assert line["period"]["start"] == sub.current_period_end
+    assert line["description"] == "1 \u00d7 Tally Pro (at $49.00 / month)"
+    past_due = client.v1.subscriptions.retrieve(sub.id)
+    assert past_due.status == "past_due" and past_due.latest_invoice == failed["id"]
+    assert past_due.current_period_start == sub.current_period_end
+    assert past_due["items"].data[0].current_period_end == past_due.current_period_end
+    assert events_about(client, "invoice.payment_failed", failed["id"])
+    assert not events_about(client, "invoice.paid", failed["id"])
+    assert events_about(client, "customer.subscription.updated", sub.id)[-1].data.object.status \
+        == "past_due"
+    assert client.v1.invoices.retrieve(failed["id"]).status == "open"
+
+    paid = simulate_renewal(base_url, sub.id, "paid")
+
+    assert (paid["status"], paid["amount_paid"]) == ("paid", 4900)
+    assert paid["status_transitions"]["paid_at"] and paid["number"] != failed["number"]
+    assert paid["period_start"] == past_due.current_period_end
+    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert events_about(client, "invoice.paid", paid["id"])
+    assert events_about(client, "invoice.payment_succeeded", paid["id"])
+    updated = events_about(client, "customer.subscription.updated", sub.id)[-1]
+    assert (updated.data.object.status, updated.data.previous_attributes.status) == (
+        "active", "past_due")
+
+
+def test_renewal_of_a_subscription_set_to_cancel_ends_it(
+    client: stripe.StripeClient, base_url: str
+) -> None:
+    sub = subscribe(client)
+    client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+
+    ended = simulate_renewal(base_url, sub.id, "paid")
+
+    assert (ended["object"], ended["status"], ended["ended_at"]) == (
+        "subscription", "canceled", sub.current_period_end)
+    assert events_about(client, "customer.subscription.deleted", sub.id)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        simulate_renewal(base_url, sub.id, "paid")
+    assert refused.value.code == 400
+
+
+def test_renewal_simulator_needs_the_secret_key_and_an_outcome(
+    client: stripe.StripeClient, base_url: str
+) -> None:
+    sub = subscribe(client)
+    url = f"{base_url}/_ext/subscriptions/{sub.id}/renew"
+    assert post_json(url, {"outcome": "paid"})[0] == 401
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        simulate_renewal(base_url, sub.id, "maybe")
+    assert bad.value.code == 400
+    # The stripe library's raw_request works too (form-encoded).
+    raw = client.raw_request("post", f"/_ext/subscriptions/{sub.id}/renew", outcome="paid")
+    assert client.deserialize(raw, api_mode="V1").status == "paid"
+
+
+# --- Checkout ----------------------------------------------------------------------------
+
+
+def checkout_session(client: stripe.StripeClient, customer: str, price: str,
+                     success_url: str = "https://example.com/ok", **params: Any) -> Any:
+    return client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "customer": customer,
+        "line_items": [{"price": price, "quantity": 1}],
+        "success_url": success_url + "?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": "https://example.com/cancelled",
+        "client_reference_id": "acc_1", "metadata": {"tally_account_id": "acc_1"},
+        "subscription_data": {"metadata": {"tally_account_id": "acc_1", "tally_plan": "pro"}},
+        **params})
+
+
+def test_checkout_session_create_and_retrieve(client: stripe.StripeClient, base_url: str) -> None:
+    customer = client.v1.customers.create(params={"email": "ada@example.com"}).id
+    price = monthly_price(client)
+    session = checkout_session(client, customer, price.id)
+
+    assert isinstance(session, stripe.checkout.Session)
+    assert session.id.startswith("cs_test_") and session.object == "checkout.session"
+    assert (session.status, session.payment_status, session.mode) == ("open", "unpaid", "subscription")
+    assert (session.customer, session.subscription, session.client_reference_id) == (
+        customer, None, "acc_1")
+    assert session.metadata.to_dict() == {"tally_account_id": "acc_1"}
+    assert session.url == f"{base_url}/js.stripe.com/tally/checkout/c/pay/{session.id}"
+    assert session.success_url == "https://example.com/ok?session_id={CHECKOUT_SESSION_ID}"
+    assert (session.amount_total, session.currency) == (4900, "usd")
+    assert client.v1.checkout.sessions.retrieve(session.id).to_dict() == session.to_dict()
+    with urllib.request.urlopen(session.url, timeout=5) as response:  # no key needed
+        assert "Card number" in response.read().decode()
+
+    with pytest.raises(stripe.InvalidRequestError, match="No such price"):
+        checkout_session(client, customer, "price_nope")
+    with pytest.raises(stripe.InvalidRequestError, match="unknown parameter: colour"):
+        checkout_session(client, customer, price.id, colour="red")
+    expired = client.v1.checkout.sessions.expire(session.id)
+    assert (expired.status, expired.url) == ("expired", None)
+
+
+@pytest.fixture
+def landing() -> Iterator[str]:
+    """A page for success_url and return_url to land on."""
+
+    class Landing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<h1>Back at Tally</h1>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serving(Landing) as url:
+        yield url
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
+
+
+def pay(tab: Any, number: str) -> None:
+    tab.get_by_label("Card number").fill(number)
+    tab.get_by_label("Expiry (MM / YY)").fill("12 / 34")
+    tab.get_by_label("CVC").fill("123")
+    tab.get_by_role("button", name="Pay").click()
+
+
+@pytest.mark.e2e
+def test_checkout_page_pays_and_subscribes(
+    tab: Any, client: stripe.StripeClient, landing: str
+) -> None:
+    customer = client.v1.customers.create(params={"email": "ada@example.com"}).id
+    price = monthly_price(client)
+    session = checkout_session(client, customer, price.id, success_url=landing + "/ok")
+    tab.goto(session.url)
+    assert tab.get_by_role("link", name="Cancel").get_attribute("href") == \
+        "https://example.com/cancelled"
+
+    pay(tab, DECLINED)
+    assert tab.get_by_role("alert").inner_text() == "Your card was declined."
+    assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
+
+    pay(tab, "4242 4242 4242 4242")
+    tab.wait_for_url(f"{landing}/ok?session_id={session.id}")
+
+    done = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["subscription"]})
+    assert (done.status, done.payment_status, done.url) == ("complete", "paid", None)
+    sub = done.subscription
+    assert isinstance(sub, stripe.Subscription) and sub.status == "active"
+    assert sub.customer == customer and sub["items"].data[0].price.id == price.id
+    assert sub.metadata.to_dict() == {"tally_account_id": "acc_1", "tally_plan": "pro"}
+    default = client.v1.customers.retrieve(customer).invoice_settings.default_payment_method
+    assert default == sub.default_payment_method
+    assert client.v1.payment_methods.retrieve(default).card.last4 == "4242"
+    completed = events_about(client, "checkout.session.completed", session.id)
+    assert [e.data.object.subscription for e in completed] == [sub.id]
+
+    tab.goto(session.url)  # paid: the page no longer takes a card
+    assert tab.get_by_test_id("closed").inner_text() == "This Checkout Session is already paid."
+
+
+# --- Customer Portal ---------------------------------------------------------------------
+
+
+def test_portal_configurations() -> None:
+    with running_localstripe() as fresh_url:  # "first is the default" needs an empty store
+        fresh = make_client(fresh_url)
+        customer = fresh.v1.customers.create().id
+        with pytest.raises(stripe.InvalidRequestError, match="default configuration has not"):
+            fresh.v1.billing_portal.sessions.create(params={
+                "customer": customer, "return_url": "https://example.com/back"})
+
+        first = fresh.v1.billing_portal.configurations.create(params={
+            "business_profile": {"headline": "Tally billing"},
+            "features": {
+                "subscription_cancel": {"enabled": True, "mode": "at_period_end"},
+                "invoice_history": {"enabled": True},
+                "customer_update": {"enabled": True, "allowed_updates": ["email", "address"]},
+            },
+            "default_return_url": "https://example.com/account",
+            "metadata": {"managed_by": "tally"},
+        })
+        second = fresh.v1.billing_portal.configurations.create(params={
+            "features": {"payment_method_update": {"enabled": True}}})
+
+        assert isinstance(first, stripe.billing_portal.Configuration)
+        assert first.id.startswith("bpc_") and first.object == "billing_portal.configuration"
+        assert (first.active, first.is_default, first.livemode) == (True, True, False)
+        assert second.is_default is False
+        assert first.created and first.updated >= first.created
+        assert first.default_return_url == "https://example.com/account"
+        assert first.metadata.to_dict() == {"managed_by": "tally"}
+        assert first.business_profile.to_dict() == {
+            "headline": "Tally billing", "privacy_policy_url": None, "terms_of_service_url": None}
+        features = first.features.to_dict()
+        assert features["subscription_cancel"] == {
+            "cancellation_reason": {"enabled": False, "options": [
+                "too_expensive", "missing_features", "switched_service", "unused", "other"]},
+            "enabled": True, "mode": "at_period_end", "proration_behavior": "none"}
+        assert features["customer_update"] == {
+            "allowed_updates": ["email", "address"], "enabled": True}
+        assert features["invoice_history"] == {"enabled": True}
+        assert features["payment_method_update"] == {
+            "enabled": False, "payment_method_configuration": None}
+        assert features["subscription_pause"] == {"enabled": False}
+        assert features["subscription_update"] == {
+            "billing_cycle_anchor": None, "default_allowed_updates": [], "enabled": False,
+            "products": [], "proration_behavior": "none",
+            "schedule_at_period_end": {"conditions": []}, "trial_update_behavior": "end_trial"}
+
+        page_one = fresh.v1.billing_portal.configurations.list(params={"limit": 1})
+        assert ([c.id for c in page_one.data], page_one.has_more) == ([second.id], True)
+        page_two = fresh.v1.billing_portal.configurations.list(
+            params={"limit": 1, "starting_after": second.id})
+        assert ([c.id for c in page_two.data], page_two.has_more) == ([first.id], False)
+        assert fresh.v1.billing_portal.configurations.retrieve(first.id).to_dict() == first.to_dict()
+
+        updated = fresh.v1.billing_portal.configurations.update(second.id, params={
+            "active": False, "features": {"subscription_cancel": {"enabled": True}}})
+        assert updated.active is False and updated.features.subscription_cancel.enabled is True
+        assert updated.features.payment_method_update.enabled is True  # merged, not replaced
+        assert [c.id for c in fresh.v1.billing_portal.configurations.list(
+            params={"active": True}).data] == [first.id]
+        with pytest.raises(stripe.InvalidRequestError, match="default configuration"):
+            fresh.v1.billing_portal.configurations.update(first.id, params={"active": False})
+        with pytest.raises(stripe.InvalidRequestError, match="unknown parameter: is_default"):
+            fresh.v1.billing_portal.configurations.create(params={
+                "features": {"invoice_history": {"enabled": True}}, "is_default": True})
+        with pytest.raises(stripe.InvalidRequestError, match="Missing required param: features"):
+            fresh.v1.billing_portal.configurations.create(params={})
+        with pytest.raises(stripe.InvalidRequestError, match="mode"):
+            fresh.v1.billing_portal.configurations.create(params={
+                "features": {"subscription_cancel": {"enabled": True, "mode": "later"}}})
+        with pytest.raises(stripe.InvalidRequestError, match="not active"):
+            fresh.v1.billing_portal.sessions.create(params={
+                "customer": customer, "configuration": second.id})
+
+        portal = fresh.v1.billing_portal.sessions.create(params={"customer": customer})
+        assert isinstance(portal, stripe.billing_portal.Session)
+        assert portal.id.startswith("bps_") and portal.object == "billing_portal.session"
+        assert (portal.customer, portal.configuration, portal.livemode) == (
+            customer, first.id, False)
+        assert portal.return_url == "https://example.com/account" and portal.created
+        assert portal.url.startswith(fresh_url + "/js.stripe.com/tally/billing_portal/session/")
+        with pytest.raises(stripe.InvalidRequestError, match="No such customer"):
+            fresh.v1.billing_portal.sessions.create(params={"customer": "cus_nope"})
+
+
+def portal_configuration(client: stripe.StripeClient, mode: str) -> str:
+    return client.v1.billing_portal.configurations.create(params={"features": {
+        "subscription_cancel": {"enabled": True, "mode": mode},
+        "invoice_history": {"enabled": True}, "payment_method_update": {"enabled": True}}}).id
+
+
+@pytest.mark.e2e
+def test_portal_page_cancels_at_period_end_and_renews(
+    tab: Any, client: stripe.StripeClient, landing: str
+) -> None:
+    sub = subscribe(client)
+    portal = client.v1.billing_portal.sessions.create(params={
+        "customer": sub.customer, "return_url": landing + "/account",
+        "configuration": portal_configuration(client, "at_period_end")})
+    tab.goto(portal.url)
+    shown = tab.get_by_test_id("subscription")
+    assert "Tally Pro" in shown.inner_text() and "$49.00 / month" in shown.inner_text()
+    assert tab.get_by_test_id("status").inner_text() == "Status: active"
+    assert tab.get_by_test_id("payment-method").inner_text() == "Visa ending in 4242"
+    assert "$49.00" in tab.get_by_test_id("invoices").inner_text()
+
+    tab.get_by_role("button", name="Cancel plan").click()
+    assert tab.get_by_test_id("period").inner_text().startswith("Your plan will be canceled on")
+    after = client.v1.subscriptions.retrieve(sub.id)
+    assert (after.status, after.cancel_at_period_end, after.cancel_at) == (
+        "active", True, sub.current_period_end)
+
+    tab.get_by_role("button", name="Renew plan").click()
+    assert tab.get_by_test_id("period").inner_text().startswith("Renews on")
+    assert client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is False
+    assert [e.data.object.cancel_at_period_end for e in events_about(
+        client, "customer.subscription.updated", sub.id)] == [True, False]
+
+    tab.get_by_role("link", name="Return").click()
+    tab.wait_for_url(landing + "/account")
+
+
+@pytest.mark.e2e
+def test_portal_page_cancels_immediately(tab: Any, client: stripe.StripeClient) -> None:
+    sub = subscribe(client)
+    portal = client.v1.billing_portal.sessions.create(params={
+        "customer": sub.customer, "return_url": "https://example.com/back",
+        "configuration": portal_configuration(client, "immediately")})
+    tab.goto(portal.url)
+
+    tab.get_by_role("button", name="Cancel plan").click()
+
+    assert tab.get_by_test_id("no-subscription").is_visible()
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    assert [e.data.object.status for e in events_about(
+        client, "customer.subscription.deleted", sub.id)] == ["canceled"]

@@ -7,15 +7,27 @@ import json
 import click
 from flask import Flask
 
-from services import accounts
+from services import accounts, period_close
 from services.errors import TallyError
+from views import staff_cli
 
 
 def init_app(app: Flask) -> None:
+    staff_cli.init_app(app)  # reconcile, credit-grants, staff-permission
+
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
         """Create (or find) the demo customer; print one line of JSON with a fresh key."""
         click.echo(json.dumps(accounts.seed_demo()))
+
+    @app.cli.command("close-period")
+    def close_period() -> None:
+        """Post closed days of rated usage, issue last month's usage statements, end expired
+        grace periods. Idempotent: run it daily from cron; a second run issues nothing."""
+        result = period_close.close()
+        click.echo(json.dumps({"days_posted": result.days_posted,
+                               "statements_issued": result.statements,
+                               "downgraded_to_free": result.downgraded}))
 
     @app.cli.command("create-staff")
     @click.option("--email", required=True)

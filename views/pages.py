@@ -7,12 +7,12 @@ from datetime import timedelta
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
 from extensions import db
-from services import ledger, metering, periods, plans, settings, topups
+from services import audit, ledger, metering, periods, plans, settings, subscriptions, topups
 from services.errors import TallyError
 from services.money import format_major, format_money, parse_major
 from views.forms import TopUpForm, UsageSettingsForm
 from views.htmx import render_page
-from views.session import current_account, customer_page
+from views.session import current_account, customer_page, sensitive_action
 
 bp = Blueprint("pages", __name__)
 
@@ -31,6 +31,7 @@ def dashboard():
         entries=ledger.recent_entries(account.id, limit=10),
         usage=metering.summary(account),
         alerts=metering.alerts(account),
+        staff_viewed_at=audit.last_staff_view(account.customer_id),
     )
 
 
@@ -53,6 +54,7 @@ def topup():
 
 @bp.post("/topup/intent")
 @customer_page
+@sensitive_action("topup.intent")
 def topup_intent():
     """Step 1 for Stripe.js: validate the amount and create the PaymentIntent."""
     account = current_account()
@@ -68,6 +70,7 @@ def topup_intent():
 
 @bp.post("/topup/confirm")
 @customer_page
+@sensitive_action("topup.confirm", snapshot=lambda: {"balance": current_account().balance})
 def topup_confirm():
     """Step 2, after `confirmCardPayment`: credit the PaymentIntent (exactly once)."""
     credit = topups.credit_payment_intent(request.form.get("payment_intent_id"),
@@ -83,7 +86,8 @@ def topup_confirm():
 def plans_page():
     account = current_account()
     return render_page("plans.html", account=account, plans=plans.all_plans(),
-                       current=plans.plan_for(account.tier))
+                       current=plans.plan_for(account.tier),
+                       subscription=subscriptions.current(account))
 
 
 def _usage_page(form: UsageSettingsForm | None = None, status: int = 200):
@@ -114,6 +118,7 @@ def usage():
 
 @bp.post("/usage/settings")
 @customer_page
+@sensitive_action("settings.update", snapshot=lambda: settings.as_dict(current_account()))
 def usage_settings():
     """The same service as POST /v1/billing/settings; errors show beside their field."""
     account = current_account()

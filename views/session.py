@@ -1,4 +1,8 @@
-"""What a logged-in page works on: the current user's account."""
+"""What a logged-in page works on: the current user's account, and who is really there.
+
+While a staff member views as a customer (impersonation), `current_user` is the customer
+user on every page and `true_user()` is the staff member; the audit log records both.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,29 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort, g
+from flask import (
+    Flask,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 
-from models import Account
-from services import accounts
+from extensions import db, login_manager
+from models import Account, Impersonation, User
+from models.audit import VIA_CONSOLE, VIA_IMPERSONATION
+from models.base import utcnow
+from services import accounts, impersonation
+from services.audit import Actor
+from services.errors import TallyError
+from services.staff import PERMISSION_IMPERSONATE_WRITE
+from views.errors import error_response, wants_json
 
 
 def customer_page(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -20,6 +42,8 @@ def customer_page(view: Callable[..., Any]) -> Callable[..., Any]:
     @login_required
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if current_user.is_staff:
+            if request.endpoint == "pages.dashboard":  # staff land on their console
+                return redirect(url_for("staff.index"))
             abort(404)
         g.account = accounts.primary_account(current_user)
         return view(*args, **kwargs)
@@ -29,3 +53,178 @@ def customer_page(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def current_account() -> Account:
     return g.account
+
+
+# Impersonation ---------------------------------------------------------------------
+
+IMPERSONATION_KEY = "impersonation_id"  # the session holds only the id; the row decides
+
+
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's loader: the logged-in user, or the customer user a staff member is
+    viewing as while their impersonation is running."""
+    user = accounts.get_user(user_id)
+    g.true_user, g.impersonation = user, None
+    impersonation_id = session.get(IMPERSONATION_KEY)
+    if user is None or not impersonation_id or not user.is_staff:
+        return user
+    running = impersonation.get_running(impersonation_id, user.id)
+    target = accounts.get_user(running.user_id) if running else None
+    if running is None or target is None or target.is_staff:
+        return user
+    g.impersonation = running
+    return target
+
+
+def true_user() -> User | None:
+    """The person really logged in: the staff member even while viewing as a customer."""
+    user = current_user._get_current_object()  # runs the loader once per request
+    if user is None or not user.is_authenticated:
+        return None
+    return g.get("true_user") or user
+
+
+def current_impersonation() -> Impersonation | None:
+    true_user()
+    return g.get("impersonation")
+
+
+def actor(via: str | None = None) -> Actor:
+    """Who acts, from where: what services record in the audit log."""
+    running = current_impersonation()
+    staff = true_user()
+    return Actor(staff=staff if staff is not None and staff.is_staff else None,
+                 via=via or (VIA_IMPERSONATION if running else VIA_CONSOLE),
+                 ip=request.remote_addr, user_agent=request.user_agent.string or None,
+                 impersonated=current_user._get_current_object() if running else None)
+
+
+def begin_impersonation(impersonation_id: str) -> None:
+    session[IMPERSONATION_KEY] = impersonation_id
+
+
+def end_impersonation() -> str | None:
+    return session.pop(IMPERSONATION_KEY, None)
+
+
+def sensitive_action(action: str, snapshot: Callable[[], dict[str, Any]] | None = None):
+    """For views that move money or secrets. Not impersonating: does nothing. Viewing as a
+    customer: refused (403 `impersonation_read_only`) unless the staff member holds
+    `impersonate_write`; then the action runs and is audited with both identities (and
+    `snapshot()` taken before and after, when given). Refusals are audited too."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            running = current_impersonation()
+            if running is None:
+                return view(*args, **kwargs)
+            who = actor(VIA_IMPERSONATION)
+            account_id = g.account.id if "account" in g else None
+            assert who.staff is not None
+            try:
+                impersonation.check_write(who.staff, action)
+            except impersonation.ReadOnly as refusal:
+                impersonation.record_action(who, running, action, outcome="refused",
+                                            account_id=account_id)
+                return _refusal(refusal)
+            before = snapshot() if snapshot else None
+            try:
+                response = make_response(view(*args, **kwargs))
+            except Exception as exc:
+                db.session.rollback()
+                impersonation.record_action(
+                    who, running, action, outcome="failed", account_id=account_id, before=before,
+                    detail={"error": getattr(exc, "code", type(exc).__name__)})
+                raise
+            ok = response.status_code < 400
+            impersonation.record_action(
+                who, running, action, outcome="done" if ok else "failed", account_id=account_id,
+                before=before, after=snapshot() if snapshot and ok else None,
+                detail={"status": response.status_code})
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def _refusal(refusal: TallyError):
+    """JSON for scripts and fetch(); for htmx, a notice swapped into the banner; else a page."""
+    if request.headers.get("HX-Request") == "true" and not wants_json():
+        response = make_response(render_template("staff/_refusal.html", error=refusal), 403)
+        response.headers["HX-Retarget"] = "#impersonation-notice"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    return error_response(refusal)
+
+
+def _guard_impersonation():
+    """Before each request: audit pages opened while viewing as a customer, and end a view
+    that was stopped elsewhere or ran out (back to the staff console)."""
+    impersonation_id = session.get(IMPERSONATION_KEY)
+    if not impersonation_id or request.endpoint == "static" or request.blueprint in (
+            "api", "webhooks"):
+        return None
+    running = current_impersonation()
+    if running is not None and request.endpoint == "auth.logout":
+        impersonation.end(running.id, actor(VIA_IMPERSONATION))  # logging out stops the view
+        end_impersonation()
+        return None
+    if running is not None:
+        if (request.method == "GET" and request.headers.get("HX-Request") != "true"
+                and request.blueprint != "staff" and not wants_json()):
+            impersonation.record_view(actor(VIA_IMPERSONATION), running,
+                                      request.full_path.rstrip("?"))
+        return None
+    end_impersonation()
+    staff = true_user()
+    row = db.session.get(Impersonation, impersonation_id)
+    if staff is None or row is None or row.staff_user_id != staff.id:
+        return None
+    row = impersonation.end(row.id, actor(VIA_IMPERSONATION), why=impersonation.ENDED_EXPIRED)
+    flash("Your view as the customer has ended: its time ran out." if row and
+          row.end_reason == impersonation.ENDED_EXPIRED else
+          "Your view as the customer has ended.", "info")
+    if request.blueprint == "staff" or request.endpoint in ("auth.login", "auth.logout"):
+        return None
+    target = url_for("staff.customer", customer_id=row.customer_id) if row else url_for("staff.index")
+    if wants_json():
+        return error_response(TallyError(
+            "Your view as the customer has ended; nothing was done. Start it again from the "
+            "staff console.", code="impersonation_ended", status=403, title="Forbidden"))
+    if request.headers.get("HX-Request") == "true":
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
+
+
+def _impersonation_context() -> dict[str, Any]:
+    """For base.html: the banner while viewing as a customer, and which navigation to show."""
+    try:
+        staff = true_user()
+    except RuntimeError:
+        return {}
+    running = current_impersonation() if staff is not None else None
+    banner = None
+    if running is not None:
+        customer_user = current_user._get_current_object()
+        left = max(0, int((running.expires_at - utcnow()).total_seconds()))
+        banner = {
+            "customer": customer_user.customer.name if customer_user.customer else "",
+            "customer_email": customer_user.email,
+            "staff_email": staff.email if staff else "",
+            "expires_at": running.expires_at,
+            "seconds_left": left,
+            "read_only": PERMISSION_IMPERSONATE_WRITE not in (staff.permissions or []) if staff else True,
+            "customer_id": running.customer_id,
+        }
+    return {"impersonation": banner,
+            "staff_console": staff is not None and staff.is_staff and running is None}
+
+
+def init_app(app: Flask) -> None:
+    login_manager.user_loader(load_user)
+    app.before_request(_guard_impersonation)
+    app.context_processor(_impersonation_context)

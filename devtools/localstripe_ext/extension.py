@@ -22,6 +22,20 @@ Why each patch exists:
   is given). Paths under ``/js.stripe.com/`` skip localstripe's API-key check, like the
   publishable-key calls of real Stripe.js; each endpoint checks the client secret instead.
   localstripe's request wrapper drops the ``key`` field before the handler sees it.
+
+Billing, Checkout and the Customer Portal live in their own modules and add their routes
+to ``ROUTES``: ``billing.py`` (Prices, subscription and invoice patches, the renewal
+simulator), ``checkout.py`` (Checkout Sessions and the hosted payment page), ``portal.py``
+(portal configurations and sessions and the hosted portal page).
+
+The hosted pages must open in a browser without the secret key. localstripe's auth
+middleware lets through exactly two path prefixes, ``/js.stripe.com/`` and ``/_config/``,
+and demands ``Authorization: Bearer sk_...`` everywhere else. The smallest change is no
+change to that middleware: the pages live under ``/js.stripe.com/tally/checkout/...`` and
+``/js.stripe.com/tally/billing_portal/...``. Their credential is the unguessable id or
+token in the URL, as with Stripe's own ``checkout.stripe.com``/``billing.stripe.com``
+links. Everything under ``/v1/`` (and the renewal simulator under ``/_ext/``) still
+needs the secret key.
 """
 
 from __future__ import annotations
@@ -44,6 +58,9 @@ from localstripe.resources import (
     schedule_webhook,
     try_convert_to_bool,
 )
+
+from . import billing, checkout, portal
+from .common import set_public_url
 
 JS_PATH = "/js.stripe.com/tally/v3.js"
 DECLINED = "Your card was declined."
@@ -221,15 +238,20 @@ def authenticate_setup_intent(
     return seti
 
 
+# (method, path, function returning an object with ``_export()``), registered through
+# localstripe's ``extra_apis`` ahead of its own routes (so an entry here takes precedence,
+# as ``POST /v1/invoices/{id}/pay`` does). localstripe's wrapper passes the JSON or form
+# body and the query string as keyword arguments, pops ``expand`` and applies it to the
+# answer. ``/v1/...`` and ``/_ext/...`` need the secret key (``Authorization: Bearer
+# sk_...``), as on Stripe; ``/js.stripe.com/...`` does not (see the module docstring).
 ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/js.stripe.com/tally/payment_methods", PaymentMethod._api_create),
     ("POST", "/js.stripe.com/tally/payment_intents/{id}/confirm", confirm_payment_intent),
     ("POST", "/js.stripe.com/tally/setup_intents/{id}/confirm", confirm_setup_intent),
     ("POST", "/js.stripe.com/tally/setup_intents/{id}/_authenticate", authenticate_setup_intent),
-    # Later extensions go here, as (method, path, function returning an object with
-    # ``_export()``), backed by resource classes of their own: ``/v1/prices``, Checkout
-    # sessions (``/v1/checkout/sessions``), ``/v1/billing_portal/configurations`` and
-    # ``/v1/billing_portal/sessions``. Entries here take precedence over localstripe's.
+    *billing.ROUTES,  # /v1/prices, POST /v1/invoices/{id}/pay, POST /_ext/subscriptions/{id}/renew
+    *checkout.ROUTES,  # /v1/checkout/sessions
+    *portal.ROUTES,  # /v1/billing_portal/configurations, /v1/billing_portal/sessions
 ]
 
 
@@ -240,13 +262,19 @@ def _no_dump(self: resources.Store) -> None:
     """Keep the store in memory only."""
 
 
-def install() -> None:
-    """Apply the patches and queue ``ROUTES``; call before importing ``localstripe.server``."""
+def install(public_url: str = "http://127.0.0.1:8420") -> None:
+    """Apply the patches and queue ``ROUTES``; call before importing ``localstripe.server``.
+
+    ``public_url`` is the origin browsers reach this server at: the hosted Checkout and
+    portal page URLs (``url`` of sessions) are built from it.
+    """
     if "localstripe.server" in sys.modules:
         raise RuntimeError("install() must run before localstripe.server is imported")
+    set_public_url(public_url)
     resources.Store.dump_to_disk = _no_dump
     PaymentMethod._charging_is_declined = _charging_is_declined
     Charge._raise_failure = _raise_failure
+    billing.install()
     resources.extra_apis[:0] = ROUTES  # Registered first, ahead of localstripe's own.
 
 
@@ -261,6 +289,9 @@ async def extended_stripe_js(request: web.Request) -> web.Response:
     )
 
 
-def add_js_route(app: web.Application) -> None:
-    """Serve the extended script. It is not JSON, so it cannot go through ``extra_apis``."""
+def add_routes(app: web.Application) -> None:
+    """The routes that answer something else than JSON, so cannot go through ``extra_apis``:
+    the extended Stripe.js and the hosted Checkout and portal pages."""
     app.router.add_get(JS_PATH, extended_stripe_js)
+    checkout.add_page_routes(app)
+    portal.add_page_routes(app)

@@ -6,6 +6,7 @@
 
 Each call starts its own server process with an empty store, so tests and a demo can
 run side by side. The extended Stripe.js is at ``base_url + "/js.stripe.com/tally/v3.js"``.
+``simulate_renewal`` ends a subscription's period now (test-only endpoint, not Stripe's).
 """
 
 from __future__ import annotations
@@ -95,3 +96,19 @@ def register_webhook(base_url: str, url: str, secret: str, id: str = "tally") ->
     )
     with urllib.request.urlopen(request, timeout=5):
         pass
+
+
+def simulate_renewal(
+    base_url: str, subscription_id: str, outcome: str, secret_key: str = "sk_test_tally"
+) -> dict:
+    """``POST /_ext/subscriptions/{id}/renew``: the period ends now and the renewal invoice is
+    ``paid`` or ``failed``; returns the invoice (or, for a subscription set to cancel at the
+    period end, the canceled subscription). See devtools/localstripe_ext/billing.py."""
+    request = urllib.request.Request(
+        f"{base_url}/_ext/subscriptions/{subscription_id}/renew",
+        data=json.dumps({"outcome": outcome}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {secret_key}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.load(response))

@@ -115,4 +115,13 @@ def _rate_error() -> str:
 limiter.shared_limit(_rate_limit, scope="api", key_func=_rate_key, error_message=_rate_error,
                      exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)(bp)
 
-from views.api import billing, keys_api, usage  # noqa: E402,F401  (routes register on bp)
+from views.api import (  # noqa: E402,F401  (routes register on bp)
+    billing,
+    invoices,
+    keys_api,
+    portal,
+    pricing,
+    staff,
+    subscriptions,
+    usage,
+)

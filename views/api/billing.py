@@ -22,20 +22,21 @@ def me():
 def billing():
     acct = account()
     plan = plans.plan_for(acct.tier)
-    call_limit = plan.limit("apiCalls")
-    lifetime_limit = plan.limit("lifetimeApiCalls")
+    # calls_total is all-time, so call_limit is the all-time cap (lifetimeApiCalls).
+    call_limit = plan.limit("lifetimeApiCalls")
+    monthly_limit = plan.limit("apiCalls")
     calls_total = metering.lifetime_total(acct, "apiCalls")
     period_calls = metering.summary(acct).get("apiCalls")
-    over = (call_limit is not None and period_calls is not None
-            and period_calls.current >= call_limit) or (
-        lifetime_limit is not None and calls_total >= lifetime_limit)
+    over = (monthly_limit is not None and period_calls is not None
+            and period_calls.current >= monthly_limit) or (
+        call_limit is not None and calls_total >= call_limit)
     return jsonify(
         tier=acct.tier,
         calls_total=calls_total,
         call_limit=call_limit,
         over_limit=over,
         stripe_customer_id=acct.customer.stripe_customer_id,
-        balance=acct.balance,
+        balance=acct.available_balance,
         currency=acct.currency,
     )
 
@@ -44,7 +45,7 @@ def billing():
 @key_required(*USAGE_OR_ACCOUNT_KEY)
 def balance():
     acct = account()
-    return jsonify(balance=acct.balance, currency=acct.currency)
+    return jsonify(balance=acct.available_balance, currency=acct.currency)
 
 
 @bp.get("/billing/ledger")

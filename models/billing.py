@@ -1,0 +1,72 @@
+"""Subscriptions (mirrored from Stripe) and invoices (issued by Tally, immutable)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+from models.base import BigIntPK, UTCDateTime, public_id, utcnow
+
+
+class Subscription(db.Model):
+    """What Tally last read from Stripe about an account's subscription."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's sub_...
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    plan: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    price_id: Mapped[str] = mapped_column(String(255))
+    current_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    cancel_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+INVOICE_RECEIPT = "receipt"  # a card top-up
+INVOICE_RENEWAL = "renewal"  # a subscription invoice paid at Stripe
+INVOICE_STATEMENT = "usage_statement"  # a month of rated usage drawn from credit
+
+
+class Invoice(db.Model):
+    """Issued once, never changed. `number` has no gaps per customer."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "number", name="uq_invoices_customer_number"),
+        UniqueConstraint("kind", "source_id", name="uq_invoices_source"),  # issued once per cause
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "inv"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    number: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    source_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="paid")
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.id")
+
+
+class InvoiceLine(db.Model):
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    description: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[int] = mapped_column(BigInteger, default=1)
+    unit_amount: Mapped[int | None] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)

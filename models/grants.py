@@ -1,0 +1,44 @@
+"""Credit grants: free credit given by staff, possibly starting later and expiring.
+
+A grant reaches the ledger once (kind `grant`, source `credit_grant`, source_id = its
+id) when it becomes effective; what is left of it when it expires leaves once (kind
+`expiry`, same source and id).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from extensions import db
+from models.base import UTCDateTime, public_id, utcnow
+
+
+class CreditGrant(db.Model):
+    __tablename__ = "credit_grants"
+    __table_args__ = (
+        UniqueConstraint("account_id", "idempotency_key", name="uq_credit_grants_idempotency"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "grant"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units, > 0
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    granted_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # on the ledger since
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    @property
+    def status(self) -> str:
+        if self.expired_at is not None:
+            return "expired"
+        return "active" if self.posted_at is not None else "scheduled"

@@ -1,0 +1,185 @@
+"""Credit grants: free credit that staff give an account, with a reason, optionally
+starting later (`effective_from`) and expiring (`expires_at`).
+
+A grant that is already effective is posted at once, with its audit row, in one
+transaction. A later one is posted by `post_due`, and what is left of an expired grant
+is removed by `expire_due`; `flask --app app credit-grants` runs both (run it from cron).
+
+What is left of a grant when it expires: its amount less every debit on the account
+since it took effect (usage, staff debits; not other expiries), never below zero and
+never more than the balance. Debits are counted against the grant first, so an expiry
+never takes credit the customer paid for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from models import CreditGrant, LedgerEntry
+from models.base import public_id, utcnow
+from models.ledger import KIND_EXPIRY, KIND_GRANT
+from services import audit, ledger
+from services.audit import Actor
+from services.errors import Conflict, InvalidInput
+from services.pagination import Page, paginate
+from services.staff import (
+    check_amount,
+    check_reason,
+    get_account,
+    lock_balance,
+    post_with_audit,
+    require_staff,
+)
+
+SOURCE = "credit_grant"
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    grant: CreditGrant
+    created: bool  # False when an Idempotency-Key replay returned the earlier grant
+    balance: int
+
+
+def grant(actor: Actor, account_id: str, amount: object, reason: object, *,
+          effective_from: datetime | None = None, expires_at: datetime | None = None,
+          idempotency_key: str | None = None, now: datetime | None = None) -> GrantResult:
+    require_staff(actor.staff)
+    reason = check_reason(reason)
+    amount = check_amount(amount, positive=True)
+    if idempotency_key is not None and (not idempotency_key or len(idempotency_key) > 255):
+        raise InvalidInput("Idempotency-Key must be 1 to 255 characters.", param="Idempotency-Key")
+    account = get_account(account_id)
+    now = now or utcnow()
+    starts = effective_from or now
+    if expires_at is not None and expires_at <= max(starts, now):
+        raise InvalidInput("expires_at must be later than effective_from and than now.",
+                           param="expires_at")
+    if idempotency_key:
+        earlier = _by_key(account.id, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, amount, account.balance)
+    row = CreditGrant(id=public_id("grant"), account_id=account.id, amount=amount,
+                      currency=account.currency, reason=reason, effective_from=starts,
+                      expires_at=expires_at, granted_by_id=actor.staff.id if actor.staff else None,
+                      idempotency_key=idempotency_key, created_at=now)
+    meta = {"grant_id": row.id, "effective_from": starts, "expires_at": expires_at}
+    if starts <= now:
+        row.posted_at = now
+        posting = post_with_audit(
+            actor, account, amount, kind=KIND_GRANT, source=SOURCE, source_id=row.id,
+            description=f"Credit from Tally: {reason}"[:255], action="credit.grant",
+            reason=reason, pending=(row,), meta=meta)
+        if not posting.posted:  # a concurrent request with the same Idempotency-Key won
+            earlier = _by_key(account.id, idempotency_key) if idempotency_key else None
+            if earlier is None:
+                raise Conflict("The grant could not be posted; try again.", code="grant_conflict")
+            return _replay(earlier, amount, posting.balance)
+        return GrantResult(row, True, posting.balance)
+    db.session.add(row)
+    audit.record(actor, "credit.grant", customer_id=account.customer_id, account_id=account.id,
+                 reason=reason, meta={**meta, "amount": amount, "currency": account.currency,
+                                      "scheduled": True})
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        earlier = _by_key(account.id, idempotency_key) if idempotency_key else None
+        if earlier is None:
+            raise
+        return _replay(earlier, amount, account.balance)
+    return GrantResult(row, True, account.balance)
+
+
+def _by_key(account_id: str, key: str) -> CreditGrant | None:
+    return db.session.execute(select(CreditGrant).where(
+        CreditGrant.account_id == account_id, CreditGrant.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _replay(earlier: CreditGrant, amount: int, balance: int) -> GrantResult:
+    if earlier.amount != amount:
+        raise Conflict("This Idempotency-Key was used for a different grant.",
+                       code="idempotency_key_reused", param="Idempotency-Key")
+    return GrantResult(earlier, False, balance)
+
+
+def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
+             ending_before: str | None = None) -> Page[CreditGrant]:
+    return paginate(select(CreditGrant).where(CreditGrant.account_id == account_id), CreditGrant,
+                    CreditGrant.created_at, limit=limit, starting_after=starting_after,
+                    ending_before=ending_before)
+
+
+def post_due(now: datetime | None = None) -> int:
+    """Post scheduled grants whose time has come; returns how many were posted."""
+    now = now or utcnow()
+    due = list(db.session.execute(select(CreditGrant.id).where(
+        CreditGrant.posted_at.is_(None), CreditGrant.expired_at.is_(None),
+        CreditGrant.effective_from <= now)).scalars())
+    posted = 0
+    for grant_id in due:
+        row = db.session.get(CreditGrant, grant_id, populate_existing=True)
+        if row is None or row.posted_at is not None:
+            continue
+        if row.expires_at is not None and row.expires_at <= now:
+            continue  # expired before it was posted: expire_due closes it
+        row.posted_at = now  # committed with the entry, or rolled back with it
+        posting = ledger.post_entry(row.account_id, row.amount, kind=KIND_GRANT, source=SOURCE,
+                                    source_id=row.id, currency=row.currency,
+                                    description=f"Credit from Tally: {row.reason}"[:255],
+                                    meta={"grant_id": row.id})
+        posted += posting.posted
+    return posted
+
+
+def expire_due(now: datetime | None = None) -> int:
+    """Take back what is left of grants past `expires_at`; returns how many were closed."""
+    now = now or utcnow()
+    due = list(db.session.execute(select(CreditGrant.id).where(
+        CreditGrant.expired_at.is_(None), CreditGrant.expires_at.is_not(None),
+        CreditGrant.expires_at <= now)).scalars())
+    closed = 0
+    for grant_id in due:
+        try:
+            balance = lock_balance(_account_of(grant_id))
+            row = db.session.get(CreditGrant, grant_id, populate_existing=True)
+            if row is None or row.expired_at is not None:
+                db.session.rollback()
+                continue
+            left = 0 if row.posted_at is None else max(0, min(
+                balance, row.amount - _debits_since(row.account_id, row.posted_at)))
+            row.expired_at, row.expired_amount = now, left
+            if left == 0:
+                db.session.commit()
+            else:
+                posting = ledger.post_entry(row.account_id, -left, kind=KIND_EXPIRY, source=SOURCE,
+                                            source_id=row.id, currency=row.currency,
+                                            description="Unused credit grant expired",
+                                            meta={"grant_id": row.id}, allow_negative=False)
+                if not posting.posted:
+                    continue
+        except Exception:
+            db.session.rollback()
+            raise
+        closed += 1
+    return closed
+
+
+def _account_of(grant_id: str) -> str:
+    return db.session.execute(
+        select(CreditGrant.account_id).where(CreditGrant.id == grant_id)).scalar_one()
+
+
+def _debits_since(account_id: str, since: datetime) -> int:
+    total = db.session.execute(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.account_id == account_id, LedgerEntry.amount < 0,
+            LedgerEntry.kind != KIND_EXPIRY, LedgerEntry.created_at >= since)
+    ).scalar_one()
+    return -int(total)

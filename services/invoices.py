@@ -1,0 +1,96 @@
+"""Invoices and receipts: issued once per cause, numbered without gaps per customer.
+
+An invoice is never changed after it is issued; there is no update path. The number
+comes from `customers.invoice_seq`, bumped under a row lock in the same transaction as
+the insert, so a failed issue leaves no gap and concurrent issues never share a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from extensions import db
+from models import Account, Customer, Invoice, InvoiceLine
+from models.base import utcnow
+from services.errors import NotFound
+from services.pagination import Page, paginate
+
+
+@dataclass(frozen=True)
+class Line:
+    description: str
+    amount: int
+    quantity: int = 1
+    unit_amount: int | None = None
+
+
+def number_prefix(customer_id: str) -> str:
+    return customer_id.split("_", 1)[-1][:8].upper()
+
+
+def issue(account: Account, *, kind: str, source_id: str, lines: list[Line], currency: str,
+          paid_at: datetime | None = None, status: str = "paid",
+          period: tuple[datetime, datetime] | None = None) -> Invoice:
+    """Issue the invoice for this cause, or return the one already issued."""
+    existing = find(kind, source_id)
+    if existing is not None:
+        return existing
+    try:
+        # The UPDATE takes the customer's row lock (the write lock on SQLite) and returns
+        # the next number atomically; a rollback gives the number back.
+        seq = db.session.execute(
+            update(Customer).where(Customer.id == account.customer_id)
+            .values(invoice_seq=Customer.invoice_seq + 1).returning(Customer.invoice_seq)
+        ).scalar_one()
+        existing = find(kind, source_id)  # issued while we waited for the lock
+        if existing is not None:
+            db.session.rollback()
+            return existing
+        invoice = Invoice(
+            customer_id=account.customer_id, account_id=account.id,
+            number=f"{number_prefix(account.customer_id)}-{seq:04d}", kind=kind, source_id=source_id,
+            status=status, currency=currency, total=sum(line.amount for line in lines),
+            period_start=period[0] if period else None, period_end=period[1] if period else None,
+            issued_at=utcnow(), paid_at=paid_at)
+        db.session.add(invoice)
+        db.session.flush()
+        db.session.add_all([
+            InvoiceLine(invoice_id=invoice.id, description=line.description[:255],
+                        quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount)
+            for line in lines])
+        db.session.commit()
+        return invoice
+    except IntegrityError:
+        db.session.rollback()
+        found = find(kind, source_id)
+        if found is None:
+            raise
+        return found
+
+
+def find(kind: str, source_id: str) -> Invoice | None:
+    return db.session.execute(
+        select(Invoice).where(Invoice.kind == kind, Invoice.source_id == source_id)
+    ).scalar_one_or_none()
+
+
+def get(invoice_id: str, *, account_id: str | None) -> Invoice:
+    """The invoice if it belongs to `account_id` (None: staff, any account); else 404."""
+    invoice = db.session.execute(
+        select(Invoice).options(selectinload(Invoice.lines)).where(Invoice.id == invoice_id)
+    ).scalar_one_or_none()
+    if invoice is None or (account_id is not None and invoice.account_id != account_id):
+        raise NotFound(f"No such invoice: {invoice_id}", param="id")
+    return invoice
+
+
+def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
+             ending_before: str | None = None) -> Page[Invoice]:
+    return paginate(select(Invoice).where(Invoice.account_id == account_id), Invoice,
+                    Invoice.issued_at, limit=limit, starting_after=starting_after,
+                    ending_before=ending_before)

@@ -1,0 +1,70 @@
+"""Closing billing periods: `flask --app app close-period`, safe to run any number of times.
+
+For each account with rated usage: post its closed days to the ledger (one entry per
+meter per day) and issue the previous month's usage statement (once per account and
+period). It also ends grace periods that ran out. Every step is keyed by its cause, so
+a second run, or two runs at once, issue nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import Account, Meter, UsageCharge, UsageCounter
+from models.base import utcnow
+from models.billing import INVOICE_STATEMENT
+from services import invoices, periods, rating, subscriptions
+
+
+@dataclass
+class CloseResult:
+    days_posted: int = 0
+    statements: int = 0
+    downgraded: int = 0
+
+
+def previous_period(account: Account, now: datetime) -> periods.Period:
+    current = periods.month_of(now, account.time_zone)
+    return periods.month_of(current.start - timedelta(microseconds=1), account.time_zone)
+
+
+def statement_lines(account: Account, period: periods.Period) -> list[invoices.Line]:
+    rows = db.session.execute(
+        select(Meter, func.sum(UsageCharge.amount))
+        .join(Meter, Meter.id == UsageCharge.meter_id)
+        .where(UsageCharge.account_id == account.id, UsageCharge.day >= period.start,
+               UsageCharge.day < period.end)
+        .group_by(Meter.id).order_by(Meter.name)).all()
+    lines = []
+    for meter, amount in rows:
+        units = db.session.execute(select(UsageCounter.value).where(
+            UsageCounter.account_id == account.id, UsageCounter.meter_id == meter.id,
+            UsageCounter.period_start == period.start)).scalar_one_or_none() or 0
+        lines.append(invoices.Line(f"{meter.name}: {units:,} {meter.unit} in {period.label}",
+                                   int(amount), quantity=int(units)))
+    return lines
+
+
+def close(now: datetime | None = None) -> CloseResult:
+    now = now or utcnow()
+    result = CloseResult()
+    account_ids = list(db.session.execute(select(UsageCharge.account_id).distinct()).scalars())
+    for account_id in account_ids:
+        account = db.session.get(Account, account_id)
+        assert account is not None
+        result.days_posted += rating.post_closed_days(account, now)
+        period = previous_period(account, now)
+        lines = statement_lines(account, period)
+        if lines:
+            source = f"{account.id}:{period.label}"
+            before = invoices.find(INVOICE_STATEMENT, source)
+            invoices.issue(account, kind=INVOICE_STATEMENT, source_id=source,
+                           currency=account.currency, lines=lines, paid_at=period.end,
+                           period=(period.start, period.end))
+            result.statements += int(before is None)
+    result.downgraded = subscriptions.end_expired_grace(now)
+    return result

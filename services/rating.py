@@ -1,0 +1,296 @@
+"""Usage-based pricing: price plans, rating usage as it arrives, and drawing it from
+prepaid credit.
+
+Rating is cumulative per billing period: what a batch costs is
+`price(units after) - price(units before)`, so graduated and volume tiers are exact
+at their edges however usage arrives. Charges accrue per meter per local day in
+`usage_charges` (and in `accounts.pending_usage`, so available credit is
+`balance - pending_usage` at once); each closed day is posted to the ledger as one
+entry per meter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from extensions import db
+from models import Account, LedgerEntry, Meter, PriceCharge, PricePlan, UsageCharge
+from models.base import utcnow
+from models.ledger import KIND_USAGE
+from models.pricing import PRICING_MODELS
+from services import ledger, periods
+from services import meters as meter_defs
+from services.errors import InvalidInput, NotFound, TallyError
+
+USAGE_SOURCE = "usage_charge"
+MAX_AMOUNT = 10**12
+
+
+class OutOfCredit(TallyError):
+    """A priced call the prepaid credit (or the spend cap) cannot cover: 402, nothing recorded."""
+
+    status, title, code = 402, "Usage limit exceeded", "usage_limit_exceeded"
+
+    def __init__(self, message: str, current: int, limit: int | None) -> None:
+        super().__init__(message, extra={"usage": {"current": current, "limit": limit}})
+
+
+# Pricing models -----------------------------------------------------------------
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def price(charge: PriceCharge, units: int) -> int:
+    """What `units` cost in a period (cumulative), in minor units."""
+    q = max(0, units - (charge.included_units or 0))
+    if q == 0:
+        return 0
+    if charge.model == "per_unit":
+        return q * (charge.unit_amount or 0)
+    if charge.model == "package":
+        return _ceil_div(q, charge.package_size or 1) * (charge.package_amount or 0)
+    tiers = charge.tiers or []
+    if charge.model == "volume":  # every unit at the price of the tier the total falls in
+        for tier in tiers:
+            if tier["up_to"] is None or q <= tier["up_to"]:
+                return q * tier["unit_amount"] + tier.get("flat_amount", 0)
+        return 0
+    total, floor = 0, 0  # graduated: each tier prices the units that fall in it
+    for tier in tiers:
+        ceiling = tier["up_to"]
+        in_tier = (q if ceiling is None else min(q, ceiling)) - floor
+        if in_tier <= 0:
+            break
+        total += in_tier * tier["unit_amount"] + tier.get("flat_amount", 0)
+        if ceiling is None:
+            break
+        floor = ceiling
+    return total
+
+
+# Price plans ----------------------------------------------------------------------
+
+
+def _whole(value: object, param: str, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_AMOUNT:
+        raise InvalidInput(f"{param} must be a whole number >= {minimum}.", param=param)
+    return value
+
+
+def _tiers(raw: object, param: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 20:
+        raise InvalidInput(f"{param} must be a list of 1 to 20 tiers.", param=param)
+    tiers, last = [], 0
+    for i, tier in enumerate(raw):
+        where = f"{param}[{i}]"
+        if not isinstance(tier, dict):
+            raise InvalidInput("Each tier is an object {up_to, unit_amount, flat_amount?}.", param=where)
+        up_to = tier.get("up_to")
+        if up_to is not None:
+            up_to = _whole(up_to, f"{where}.up_to", minimum=last + 1)
+            last = up_to
+        elif i != len(raw) - 1:
+            raise InvalidInput("Only the last tier may be open-ended (up_to null).", param=where)
+        tiers.append({"up_to": up_to, "unit_amount": _whole(tier.get("unit_amount"), f"{where}.unit_amount"),
+                      "flat_amount": _whole(tier.get("flat_amount", 0), f"{where}.flat_amount")})
+    if tiers[-1]["up_to"] is not None:
+        raise InvalidInput("The last tier must have up_to null (no upper bound).", param=param)
+    return tiers
+
+
+def create_price_plan(body: dict[str, Any]) -> PricePlan:
+    """`{name, currency, charges: [{meter, model, unit_amount | tiers | package_size +
+    package_amount, included_units?}]}`."""
+    name = body.get("name")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+        raise InvalidInput("name must be a string of 1 to 100 characters.", param="name")
+    currency = body.get("currency", "usd")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise InvalidInput("currency must be a 3-letter ISO code such as usd.", param="currency")
+    raw_charges = body.get("charges")
+    if not isinstance(raw_charges, list) or not 1 <= len(raw_charges) <= 20:
+        raise InvalidInput("charges must be a list of 1 to 20 meter prices.", param="charges")
+    plan = PricePlan(name=name.strip(), currency=currency.lower())
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_charges):
+        where = f"charges[{i}]"
+        if not isinstance(raw, dict):
+            raise InvalidInput("Each charge is an object.", param=where)
+        meter = meter_defs.get_meter(str(raw.get("meter")))
+        if meter.aggregation not in ("count", "sum"):
+            raise InvalidInput("Only count and sum meters can be priced as they are used.",
+                               param=f"{where}.meter")
+        if meter.id in seen:
+            raise InvalidInput(f"{meter.name} is priced twice.", param=f"{where}.meter")
+        seen.add(meter.id)
+        model = raw.get("model")
+        if model not in PRICING_MODELS:
+            raise InvalidInput(f"model must be one of {', '.join(PRICING_MODELS)}.",
+                               param=f"{where}.model")
+        charge = PriceCharge(meter_id=meter.id, model=model, tiers=[],
+                             included_units=_whole(raw.get("included_units", 0),
+                                                   f"{where}.included_units"))
+        if model == "per_unit":
+            charge.unit_amount = _whole(raw.get("unit_amount"), f"{where}.unit_amount")
+        elif model == "package":
+            charge.package_size = _whole(raw.get("package_size"), f"{where}.package_size", minimum=1)
+            charge.package_amount = _whole(raw.get("package_amount"), f"{where}.package_amount")
+        else:
+            charge.tiers = _tiers(raw.get("tiers"), f"{where}.tiers")
+        plan.charges.append(charge)
+    db.session.add(plan)
+    db.session.commit()
+    return plan
+
+
+def list_price_plans() -> list[PricePlan]:
+    return list(db.session.execute(select(PricePlan).order_by(PricePlan.created_at)).scalars())
+
+
+def get_price_plan(price_plan_id: str) -> PricePlan:
+    plan = db.session.get(PricePlan, price_plan_id)
+    if plan is None:
+        raise NotFound(f"No such price plan: {price_plan_id}", param="price_plan_id")
+    return plan
+
+
+def assign(account: Account, price_plan_id: str | None) -> Account:
+    if price_plan_id is not None:
+        plan = get_price_plan(price_plan_id)
+        if plan.currency != account.currency:
+            raise InvalidInput(f"The price plan is in {plan.currency.upper()}; this account is "
+                               f"billed in {account.currency.upper()}.", param="price_plan_id")
+    account.price_plan_id = price_plan_id
+    db.session.commit()
+    return account
+
+
+def charges_for(account: Account) -> dict[str, PriceCharge]:
+    if not account.price_plan_id:
+        return {}
+    return {c.meter_id: c for c in db.session.execute(
+        select(PriceCharge).where(PriceCharge.price_plan_id == account.price_plan_id)).scalars()}
+
+
+# Accrual ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Increment:
+    meter: Meter
+    period: periods.Period
+    before: int
+    after: int
+
+
+def accrue(account: Account, increments: list[Increment], *, enforce: bool,
+           now: datetime | None = None) -> int:
+    """Rate usage increments and accrue them (the caller commits).
+
+    With `enforce` (the gate), a positive charge the available credit or the spend cap
+    cannot cover raises OutOfCredit, and the caller rolls back: nothing is recorded.
+    """
+    now = now or utcnow()
+    priced = charges_for(account)
+    if not priced:
+        return 0
+    tz = periods.zone(account.time_zone)
+    per_day: dict[tuple[str, datetime], int] = {}
+    spend: dict[periods.Period, int] = {}
+    first: Increment | None = None
+    for inc in increments:
+        charge = priced.get(inc.meter.id)
+        if charge is None:
+            continue
+        cost = price(charge, inc.after) - price(charge, inc.before)
+        if cost == 0:
+            continue
+        first = first or inc
+        at = min(now, inc.period.end - timedelta(microseconds=1))
+        key = (inc.meter.id, periods.day_bucket(at, tz))
+        per_day[key] = per_day.get(key, 0) + cost
+        spend[inc.period] = spend.get(inc.period, 0) + cost
+    if not per_day or first is None:
+        return 0
+    total = sum(per_day.values())
+    stmt = update(Account).where(Account.id == account.id)
+    if enforce and total > 0:
+        # One conditional UPDATE: the row lock serialises concurrent callers, so the
+        # available credit can never be spent twice.
+        stmt = stmt.where(Account.balance - Account.pending_usage >= total)
+    taken = db.session.execute(stmt.values(pending_usage=Account.pending_usage + total)
+                               .returning(Account.spend_cap)).first()
+    label = meter_defs.label(first.meter)
+    if taken is None:
+        raise OutOfCredit(f"Not enough prepaid credit for {label} usage; top up to continue.",
+                          first.before, None)
+    cap = taken[0]
+    if enforce and cap is not None:
+        for period, cost in spend.items():
+            if cost > 0 and period_spend(account, period) + cost > cap:
+                raise OutOfCredit(f"Monthly spend cap reached for {label} usage; raise the cap "
+                                  "to continue.", first.before, None)
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(UsageCharge)
+    rows = [{"account_id": account.id, "meter_id": m, "day": d, "amount": a, "posted": 0}
+            for (m, d), a in sorted(per_day.items())]
+    values = insert.values(rows)
+    db.session.execute(values.on_conflict_do_update(
+        index_elements=["account_id", "meter_id", "day"],
+        set_={"amount": UsageCharge.__table__.c.amount + values.excluded.amount}))
+    return total
+
+
+def period_spend(account: Account, period: periods.Period) -> int:
+    return int(db.session.execute(select(func.coalesce(func.sum(UsageCharge.amount), 0)).where(
+        UsageCharge.account_id == account.id, UsageCharge.day >= period.start,
+        UsageCharge.day < period.end)).scalar_one())
+
+
+def available_credit(account: Account) -> int:
+    return account.balance - account.pending_usage
+
+
+# Posting closed days --------------------------------------------------------------------
+
+
+def post_closed_days(account: Account, now: datetime | None = None) -> int:
+    """Post every closed day's unposted charges: one ledger entry per meter per day."""
+    now = now or utcnow()
+    today = periods.day_bucket(now, periods.zone(account.time_zone))
+    rows = list(db.session.execute(select(UsageCharge).where(
+        UsageCharge.account_id == account.id, UsageCharge.day < today,
+        UsageCharge.amount != UsageCharge.posted)).scalars())
+    meters = {m.id: m for m in meter_defs.all_meters()}
+    posted = 0
+    for row in rows:
+        delta, already = row.amount - row.posted, row.posted
+        meter, day = meters[row.meter_id], row.day
+        local_day = day.astimezone(periods.zone(account.time_zone))
+
+        def bookkeeping(entry: LedgerEntry, meter_id=row.meter_id, day=day, amount=row.amount,
+                        delta=delta, already=already) -> None:
+            moved = db.session.execute(
+                update(UsageCharge).where(UsageCharge.account_id == account.id,
+                                          UsageCharge.meter_id == meter_id, UsageCharge.day == day,
+                                          UsageCharge.posted == already)
+                .values(posted=amount)).rowcount
+            if moved != 1:
+                raise RuntimeError("usage charge changed while posting; retry")
+            db.session.execute(update(Account).where(Account.id == account.id)
+                               .values(pending_usage=Account.pending_usage - delta))
+
+        result = ledger.post_entry(
+            account.id, -delta, kind=KIND_USAGE, source=USAGE_SOURCE,
+            source_id=f"{account.id}:{meter.id}:{day:%Y-%m-%dT%H:%M}:{already}",
+            description=f"{meter.name} usage on {local_day:%b %-d}", on_posted=bookkeeping,
+            meta={"meter": meter.name, "day": local_day.date().isoformat()})
+        posted += int(result.posted)
+    return posted

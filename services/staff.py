@@ -1,0 +1,491 @@
+"""Support staff: finding customers, reading an account whole, and the actions staff take
+on it (adjust the balance, change the plan, extend a grace period, resend an invoice),
+each with a required reason and an audit row in the same transaction as the change.
+
+Credit grants live in services/grants.py, impersonation in services/impersonation.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from extensions import db
+from models import (
+    Account,
+    ApiKey,
+    AuditEvent,
+    CreditGrant,
+    Customer,
+    Invoice,
+    LedgerEntry,
+    User,
+    WebhookEvent,
+)
+from models.base import public_id, utcnow
+from models.billing import Subscription
+from models.ledger import KIND_ADJUSTMENT
+from services import accounts, audit, keys, ledger, metering, plans, webhooks
+from services.audit import Actor
+from services.errors import Conflict, Forbidden, InvalidInput, NotFound, TallyError, Unavailable
+from services.ledger import Posting
+from services.pagination import Page, paginate
+
+PERMISSION_IMPERSONATE_WRITE = "impersonate_write"
+PERMISSIONS = (PERMISSION_IMPERSONATE_WRITE,)
+MAX_REASON_LENGTH = 500
+MAX_STAFF_AMOUNT = 10**9  # 10,000,000.00 in a two-decimal currency: a typo guard
+MAX_GRACE_EXTENSION_DAYS = 60
+LIVE_SUBSCRIPTION = ("active", "trialing", "past_due")
+ADJUSTMENT_SOURCE = "staff_adjustment"
+_CUSTOMER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_CURRENCY_RE = re.compile(r"^[a-z]{3}$")
+
+
+def require_staff(user: User | None) -> User:
+    if user is None or not user.is_staff:
+        raise Forbidden("Only support staff can do this.", code="staff_only")
+    return user
+
+
+def check_reason(reason: object) -> str:
+    """Every staff action says why; the reason goes into the audit log."""
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidInput("reason must be a string.", param="reason")
+    text = " ".join((reason or "").split())
+    if len(text) < 3:
+        raise InvalidInput("Give a reason (a few words: it goes into the audit log).",
+                           code="reason_required", param="reason")
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidInput(f"Keep the reason under {MAX_REASON_LENGTH} characters.", param="reason")
+    return text
+
+
+def check_amount(amount: object, *, positive: bool, param: str = "amount") -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidInput(f"{param} must be a whole number of minor units (cents).", param=param)
+    if positive and amount <= 0:
+        raise InvalidInput(f"{param} must be greater than zero.", param=param)
+    if amount == 0:
+        raise InvalidInput(f"{param} must not be zero.", param=param)
+    if abs(amount) > MAX_STAFF_AMOUNT:
+        raise InvalidInput(f"{param} is larger than staff may move at once ({MAX_STAFF_AMOUNT:,}).",
+                           param=param)
+    return amount
+
+
+# Reading ---------------------------------------------------------------------------
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def customer_query(q: str | None) -> Select:
+    """Customers matching an email (of the customer or any of its users), a name, a
+    customer or account id, or a Stripe customer id (ids also by prefix)."""
+    query = select(Customer).options(selectinload(Customer.accounts))
+    text = (q or "").strip()[:200]
+    if not text:
+        return query
+    like = f"%{_escape_like(text.lower())}%"
+    prefix = f"{_escape_like(text)}%"
+    users = select(User.customer_id).where(func.lower(User.email).like(like, escape="\\"))
+    accts = select(Account.customer_id).where(or_(
+        Account.id.like(prefix, escape="\\"), func.lower(Account.name).like(like, escape="\\")))
+    return query.where(or_(
+        func.lower(Customer.name).like(like, escape="\\"),
+        func.lower(Customer.primary_email).like(like, escape="\\"),
+        Customer.id.like(prefix, escape="\\"),
+        Customer.stripe_customer_id.like(prefix, escape="\\"),
+        Customer.id.in_(users),
+        Customer.id.in_(accts),
+    ))
+
+
+def search_customers(q: str | None, limit: int = 25) -> list[Customer]:
+    return list(db.session.execute(
+        customer_query(q).order_by(Customer.created_at.desc(), Customer.id.desc()).limit(limit)
+    ).scalars())
+
+
+def list_customers(*, q: str | None, limit: int, starting_after: str | None = None,
+                   ending_before: str | None = None) -> Page[Customer]:
+    return paginate(customer_query(q), Customer, Customer.created_at, limit=limit,
+                    starting_after=starting_after, ending_before=ending_before)
+
+
+def get_customer(customer_id: str) -> Customer:
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"No such customer: {customer_id}", param="id")
+    return customer
+
+
+def get_account(account_id: str) -> Account:
+    return accounts.get_account(account_id)
+
+
+def list_accounts(customer: Customer, *, limit: int, starting_after: str | None = None,
+                  ending_before: str | None = None) -> Page[Account]:
+    return paginate(select(Account).where(Account.customer_id == customer.id), Account,
+                    Account.created_at, limit=limit, starting_after=starting_after,
+                    ending_before=ending_before)
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    account: Account
+    plan: plans.Plan
+    entries: list[LedgerEntry]
+    usage: metering.UsageSummary
+    invoices: list[Invoice]
+    keys: list[ApiKey]
+    grants: list[CreditGrant]
+    subscription: Subscription | None
+
+
+@dataclass(frozen=True)
+class CustomerOverview:
+    customer: Customer
+    users: list[User]
+    accounts: list[AccountOverview]
+    audit: list[AuditEvent]
+    last_viewed: datetime | None
+
+
+def overview(customer_id: str) -> CustomerOverview:
+    """Everything a staff member needs on one page: accounts, money, usage, keys, audit."""
+    customer = get_customer(customer_id)
+    users = list(db.session.execute(
+        select(User).where(User.customer_id == customer.id).order_by(User.created_at)).scalars())
+    return CustomerOverview(
+        customer=customer,
+        users=users,
+        accounts=[_account_overview(a) for a in customer.accounts],
+        audit=audit.for_customer(customer.id, limit=20),
+        last_viewed=audit.last_staff_view(customer.id),
+    )
+
+
+def _account_overview(account: Account) -> AccountOverview:
+    return AccountOverview(
+        account=account,
+        plan=plans.plan_for(account.tier),
+        entries=ledger.recent_entries(account.id, limit=10),
+        usage=metering.summary(account),
+        invoices=list(db.session.execute(
+            select(Invoice).where(Invoice.account_id == account.id)
+            .order_by(Invoice.issued_at.desc()).limit(10)).scalars()),
+        keys=keys.list_keys(account.id),
+        grants=list(db.session.execute(
+            select(CreditGrant).where(CreditGrant.account_id == account.id)
+            .order_by(CreditGrant.created_at.desc()).limit(10)).scalars()),
+        subscription=live_subscription(account),
+    )
+
+
+def live_subscription(account: Account) -> Subscription | None:
+    return db.session.execute(
+        select(Subscription).where(Subscription.account_id == account.id,
+                                   Subscription.status.in_(LIVE_SUBSCRIPTION))
+        .order_by(Subscription.created_at.desc()).limit(1)).scalar_one_or_none()
+
+
+def record_view(actor: Actor, customer: Customer) -> None:
+    """A staff member opened this customer's record (shown on the customer's dashboard)."""
+    audit.record_now(actor, "customer.view", customer_id=customer.id)
+
+
+# Customers and accounts ----------------------------------------------------------------
+
+
+def create_customer(actor: Actor, *, name: object, primary_email: object,
+                    customer_id: object = None) -> Customer:
+    require_staff(actor.staff)
+    name = _name(name)
+    if not isinstance(primary_email, str):
+        raise InvalidInput("primaryEmail is required: the customer's billing email.",
+                           param="primaryEmail")
+    try:
+        email = accounts.normalise_email(primary_email)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, param="primaryEmail") from None
+    customer = Customer(name=name, primary_email=email)
+    if customer_id is not None:
+        if not isinstance(customer_id, str) or not _CUSTOMER_ID_RE.match(customer_id):
+            raise InvalidInput("id must be 1 to 32 letters, digits, - or _.", param="id")
+        if db.session.get(Customer, customer_id) is not None:
+            raise Conflict(f"A customer with id {customer_id} already exists.",
+                           code="customer_exists", param="id")
+        customer.id = customer_id
+    else:
+        customer.id = public_id("cust")
+    db.session.add(customer)
+    audit.record(actor, "customer.create", customer_id=customer.id,
+                 after={"name": name, "primary_email": email})
+    _commit_or_conflict(f"A customer with id {customer.id} already exists.", "id")
+    return customer
+
+
+def create_account(actor: Actor, customer: Customer, *, name: object, currency: object = None,
+                   plan: object = None) -> Account:
+    require_staff(actor.staff)
+    name = _name(name)
+    if currency is None:
+        currency = current_app.config["DEFAULT_CURRENCY"]
+    if not isinstance(currency, str) or not _CURRENCY_RE.match(currency.lower()):
+        raise InvalidInput("currency must be a 3-letter ISO code such as usd.", param="currency")
+    tier = _plan_name(plan if plan is not None else "free")
+    account = Account(customer_id=customer.id, name=name, currency=currency.lower(), tier=tier)
+    db.session.add(account)
+    db.session.flush()
+    audit.record(actor, "account.create", customer_id=customer.id, account_id=account.id,
+                 after={"name": name, "currency": account.currency, "plan": tier})
+    db.session.commit()
+    return account
+
+
+def _name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("name is required.", param="name")
+    if len(name.strip()) > 200:
+        raise InvalidInput("Use at most 200 characters for the name.", param="name")
+    return name.strip()
+
+
+def _plan_name(plan: object) -> str:
+    names = [p.name for p in plans.all_plans()]
+    if not isinstance(plan, str) or plan not in names:
+        raise InvalidInput(f"plan must be one of: {', '.join(names)}.", param="plan")
+    return plan
+
+
+def _commit_or_conflict(message: str, param: str) -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(message, code="customer_exists", param=param) from None
+
+
+# Money -------------------------------------------------------------------------------
+
+
+def lock_balance(account_id: str) -> int:
+    """Lock the account row for the rest of the transaction and read its balance.
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite has no row locks, so a no-op UPDATE takes
+    the database's write lock first; either way the balance cannot move until commit,
+    and the before/after written to the audit log are exact.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(Account).where(Account.id == account_id)
+                           .values(currency=Account.currency)
+                           .execution_options(synchronize_session=False))
+    balance = db.session.execute(
+        select(Account.balance).where(Account.id == account_id).with_for_update()
+    ).scalar_one_or_none()
+    if balance is None:
+        raise NotFound(f"No such account: {account_id}", param="account_id")
+    return int(balance)
+
+
+def post_with_audit(actor: Actor, account: Account, amount: int, *, kind: str, source: str,
+                    source_id: str, description: str, action: str, reason: str,
+                    pending: tuple[Any, ...] = (), allow_negative: bool = True,
+                    meta: dict[str, Any] | None = None) -> Posting:
+    """Post a ledger entry and its audit row (and `pending` rows) in one transaction."""
+    try:
+        before = lock_balance(account.id)
+        for row in pending:
+            db.session.add(row)
+        audit.record(actor, action, customer_id=account.customer_id, account_id=account.id,
+                     reason=reason, before={"balance": before},
+                     after={"balance": before + amount},
+                     meta={"amount": amount, "currency": account.currency,
+                           "ledger": {"kind": kind, "source": source, "source_id": source_id},
+                           **(meta or {})})
+    except Exception:
+        db.session.rollback()
+        raise
+    # post_entry commits everything pending in this transaction with the entry, or
+    # rolls it all back (a duplicate cause, not enough credit, any error).
+    return ledger.post_entry(
+        account.id, amount, kind=kind, source=source, source_id=source_id,
+        description=description, currency=account.currency, allow_negative=allow_negative,
+        meta={"staff": actor.staff.email if actor.staff else "cli", "reason": reason})
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    id: str
+    amount: int
+    balance: int
+    currency: str
+
+
+def adjust_balance(actor: Actor, account_id: str, amount: object, reason: object,
+                   *, adjustment_id: str | None = None) -> Adjustment:
+    """A signed `adjustment` entry. A debit may not take the balance below zero."""
+    require_staff(actor.staff)
+    reason = check_reason(reason)
+    amount = check_amount(amount, positive=False)
+    account = get_account(account_id)
+    source_id = adjustment_id or public_id("adj")
+    posting = post_with_audit(
+        actor, account, amount, kind=KIND_ADJUSTMENT, source=ADJUSTMENT_SOURCE,
+        source_id=source_id, description=f"Adjustment by Tally support: {reason}"[:255],
+        action="balance.adjust", reason=reason, allow_negative=False)
+    if not posting.posted:
+        raise Conflict("This adjustment was already posted.", code="duplicate_adjustment")
+    return Adjustment(source_id, amount, posting.balance, posting.currency)
+
+
+def change_plan(actor: Actor, account_id: str, plan: object, reason: object) -> Account:
+    """Set the account's plan directly (a comp or a correction). Refused while the account
+    pays for a plan through a live Stripe subscription, which would set it back."""
+    require_staff(actor.staff)
+    reason = check_reason(reason)
+    tier = _plan_name(plan)
+    account = _locked_account(account_id)
+    if account.tier == tier:
+        db.session.rollback()
+        raise Conflict(f"The account is already on {tier.capitalize()}.", code="same_plan",
+                       param="plan")
+    sub = live_subscription(account)
+    if sub is not None:
+        db.session.rollback()
+        raise Conflict(
+            f"This account pays for {sub.plan.capitalize()} through a Stripe subscription "
+            f"({sub.status}); the subscription decides its plan. Change or cancel the "
+            "subscription instead.", code="subscription_manages_plan", param="plan")
+    before = {"plan": account.tier}
+    account.tier = tier
+    audit.record(actor, "plan.change", customer_id=account.customer_id, account_id=account.id,
+                 reason=reason, before=before, after={"plan": tier})
+    db.session.commit()
+    return account
+
+
+def extend_grace(actor: Actor, account_id: str, days: object, reason: object) -> Account:
+    """Push back the end of a past-due account's grace period by `days`."""
+    require_staff(actor.staff)
+    reason = check_reason(reason)
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_GRACE_EXTENSION_DAYS:
+        raise InvalidInput(f"days must be a whole number from 1 to {MAX_GRACE_EXTENSION_DAYS}.",
+                           param="days")
+    account = _locked_account(account_id)
+    if account.grace_period_ends_at is None:
+        db.session.rollback()
+        raise Conflict("This account is not in a grace period (no failed renewal).",
+                       code="no_grace_period", param="days")
+    now = utcnow()
+    before = {"grace_period_ends_at": account.grace_period_ends_at, "plan": account.tier}
+    account.grace_period_ends_at = max(account.grace_period_ends_at, now) + timedelta(days=days)
+    past_due = db.session.execute(
+        select(Subscription).where(Subscription.account_id == account.id,
+                                   Subscription.status == "past_due")
+        .order_by(Subscription.created_at.desc()).limit(1)).scalar_one_or_none()
+    if past_due is not None:
+        account.tier = past_due.plan  # the plan comes back if the grace had already run out
+    audit.record(actor, "grace.extend", customer_id=account.customer_id, account_id=account.id,
+                 reason=reason, before=before,
+                 after={"grace_period_ends_at": account.grace_period_ends_at, "plan": account.tier},
+                 meta={"days": days})
+    db.session.commit()
+    return account
+
+
+def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: object) -> None:
+    """Tally has no email delivery yet, so this checks everything and then says so."""
+    require_staff(actor.staff)
+    check_reason(reason)
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None or invoice.account_id != account_id:
+        raise NotFound(f"No such invoice: {invoice_id}", param="invoice_id")
+    raise Unavailable(
+        f"Invoice {invoice.number} was not sent: Tally has no email delivery set up yet. "
+        "The customer can download it from their Invoices page.", code="email_not_configured")
+
+
+def _locked_account(account_id: str) -> Account:
+    account = db.session.execute(
+        select(Account).where(Account.id == account_id).with_for_update()
+        .execution_options(populate_existing=True)).scalar_one_or_none()
+    if account is None:
+        raise NotFound(f"No such account: {account_id}", param="account_id")
+    return account
+
+
+# Staff users -------------------------------------------------------------------------
+
+
+def set_permission(actor: Actor, email: str, permission: str, *, granted: bool) -> User:
+    if permission not in PERMISSIONS:
+        raise InvalidInput(f"Unknown permission {permission!r}; known: {', '.join(PERMISSIONS)}.",
+                           param="permission")
+    user = db.session.execute(
+        select(User).where(User.email == accounts.normalise_email(email))).scalar_one_or_none()
+    if user is None or not user.is_staff:
+        raise NotFound(f"No staff user with email {email}.", param="email")
+    before = sorted(user.permissions or [])
+    after = sorted(set(before) | {permission}) if granted else [p for p in before if p != permission]
+    user.permissions = after  # a new list, so the JSON column is written
+    audit.record(actor, "staff.permission", reason=f"{'grant' if granted else 'revoke'} {permission}",
+                 before={"email": user.email, "permissions": before},
+                 after={"email": user.email, "permissions": after})
+    db.session.commit()
+    return user
+
+
+# Webhook inbox -------------------------------------------------------------------------
+
+WEBHOOK_FILTERS = ("all", "failed", "pending")
+
+
+def webhook_events(status: str, *, limit: int, starting_after: str | None = None) -> Page[WebhookEvent]:
+    """Received Stripe events, newest first: all, failed (an error stored) or pending."""
+    query = select(WebhookEvent)
+    if status == "failed":
+        query = query.where(WebhookEvent.last_error.is_not(None))
+    elif status == "pending":
+        query = query.where(WebhookEvent.processed_at.is_(None))
+    return paginate(query, WebhookEvent, WebhookEvent.received_at, limit=limit,
+                    starting_after=starting_after)
+
+
+def get_webhook_event(event_id: str) -> WebhookEvent:
+    row = db.session.get(WebhookEvent, event_id)
+    if row is None:
+        raise NotFound(f"No such event: {event_id}", param="event_id")
+    return row
+
+
+def replay_webhook(actor: Actor, event_id: str) -> webhooks.Outcome:
+    """Run the event's handler again (idempotent: it credits or changes nothing twice)."""
+    require_staff(actor.staff)
+    row = get_webhook_event(event_id)
+    before = {"processed_at": row.processed_at, "last_error": row.last_error,
+              "attempts": row.attempts}
+    try:
+        outcome = webhooks.process(event_id)
+    except TallyError as exc:
+        audit.record_now(actor, "webhook.replay", before=before,
+                         meta={"event_id": event_id, "type": row.type, "outcome": "error",
+                               "error": exc.message})
+        raise
+    row = get_webhook_event(event_id)
+    audit.record_now(actor, "webhook.replay", before=before,
+                     after={"processed_at": row.processed_at, "last_error": row.last_error,
+                            "attempts": row.attempts},
+                     meta={"event_id": event_id, "type": row.type, "outcome": outcome.status,
+                           "detail": outcome.detail})
+    return outcome

@@ -1,0 +1,226 @@
+"""Paid plans through Stripe subscriptions.
+
+Tally never trusts an event's payload or order: every path (the setup endpoint,
+webhooks, Checkout's return) re-reads the subscription from Stripe and calls `sync`,
+which stores what Stripe says and derives the account's tier from all of its
+subscriptions. Applying the same state twice, or an older event after a newer one,
+ends in the same place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import select
+
+from extensions import db
+from models import Account, Subscription
+from models.base import utcnow
+from models.billing import INVOICE_RENEWAL
+from services import invoices, plans
+from services.errors import Conflict, InvalidInput, NotFound
+from services.stripe_gateway import SubscriptionInfo, gateway
+from services.topups import ensure_stripe_customer
+
+ACTIVE = ("active", "trialing")
+
+
+def _ts(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def paid_plan(name: str) -> plans.Plan:
+    plan = plans.get_plan(name)
+    if plan is None or plan.price is None:
+        raise InvalidInput(f"{name!r} is not a paid plan.", param="plan")
+    return plan
+
+
+def price_id(plan: plans.Plan) -> str:
+    """The Stripe Price for a plan, created on first use (found again by lookup key)."""
+    assert plan.price is not None
+    cache = current_app.extensions.setdefault("tally_price_ids", {})
+    key = plan.price.lookup_key
+    if key not in cache:
+        cache[key] = gateway().find_or_create_price(
+            lookup_key=key, amount=plan.price.amount, currency=plan.price.currency,
+            interval=plan.price.interval, product_name=f"Tally {plan.display_name}")
+    return cache[key]
+
+
+def plan_for_price(price: str | None) -> str | None:
+    for plan in plans.all_plans():
+        if plan.price is not None and price_id(plan) == price:
+            return plan.name
+    return None
+
+
+def current(account: Account) -> Subscription | None:
+    """The subscription that decides the account's plan: live ones first, newest first."""
+    rows = list(db.session.execute(
+        select(Subscription).where(Subscription.account_id == account.id)
+        .order_by(Subscription.created_at.desc())).scalars())
+    live = [r for r in rows if r.status in (*ACTIVE, "past_due")]
+    return (live or rows or [None])[0]
+
+
+def start(account: Account, payment_method_id: object, plan_name: str = "pro") -> Subscription:
+    """Attach the card, make it the default, subscribe; the tier changes at once."""
+    if not isinstance(payment_method_id, str) or not payment_method_id.startswith("pm_"):
+        raise InvalidInput("payment_method_id must be a PaymentMethod id (pm_...).",
+                           param="payment_method_id")
+    plan = paid_plan(plan_name)
+    existing = current(account)
+    if existing is not None and existing.status in (*ACTIVE, "past_due"):
+        raise Conflict(f"This account already has a {existing.plan} subscription.",
+                       code="already_subscribed")
+    customer = ensure_stripe_customer(account.customer)
+    gateway().attach_default_payment_method(customer, payment_method_id)
+    info = gateway().create_subscription(
+        customer=customer, price=price_id(plan),
+        metadata={"tally_account_id": account.id, "tally_plan": plan.name},
+        idempotency_key=f"tally-sub-{account.id}-{payment_method_id}")
+    subscription = apply(info)
+    if info.latest_invoice:
+        mirror_invoice(info.latest_invoice)
+    if subscription is None or subscription.status not in ACTIVE:
+        raise Conflict("The card could not be charged for the first payment; nothing changed. "
+                       "Try another card.", code="subscription_incomplete", status=402)
+    return subscription
+
+
+def sync(subscription_id: str) -> Subscription | None:
+    """Re-read a subscription from Stripe and apply it."""
+    return apply(gateway().retrieve_subscription(subscription_id))
+
+
+def apply(info: SubscriptionInfo) -> Subscription | None:
+    account = _owner(info)
+    if account is None:
+        return None  # not a Tally subscription
+    plan = info.metadata.get("tally_plan") or plan_for_price(info.price_id) or "free"
+    row = db.session.get(Subscription, info.id)
+    if row is None:
+        row = Subscription(id=info.id, account_id=account.id, created_at=utcnow())
+        db.session.add(row)
+    row.plan, row.status, row.price_id = plan, info.status, info.price_id or ""
+    row.current_period_start = _ts(info.current_period_start)
+    row.current_period_end = _ts(info.current_period_end)
+    row.cancel_at_period_end = info.cancel_at_period_end
+    row.cancel_at = _ts(info.cancel_at) or (row.current_period_end if info.cancel_at_period_end
+                                            else None)
+    row.updated_at = utcnow()
+    db.session.flush()
+    _derive_tier(account)
+    db.session.commit()
+    return row
+
+
+def _owner(info: SubscriptionInfo) -> Account | None:
+    account_id = info.metadata.get("tally_account_id")
+    if account_id is None:
+        row = db.session.get(Subscription, info.id)
+        account_id = row.account_id if row else None
+    return db.session.get(Account, account_id) if account_id else None
+
+
+def _derive_tier(account: Account, now: datetime | None = None) -> None:
+    """The tier follows the account's best subscription; past_due keeps it until grace ends."""
+    now = now or utcnow()
+    rows = list(db.session.execute(
+        select(Subscription).where(Subscription.account_id == account.id)).scalars())
+    active = [r for r in rows if r.status in ACTIVE]
+    past_due = [r for r in rows if r.status == "past_due"]
+    if active:
+        account.tier, account.grace_period_ends_at = active[0].plan, None
+    elif past_due:
+        if account.grace_period_ends_at is None:
+            days = current_app.config["GRACE_PERIOD_DAYS"]
+            account.grace_period_ends_at = now + timedelta(days=days)
+        account.tier = past_due[0].plan if now < account.grace_period_ends_at else "free"
+    else:
+        account.tier, account.grace_period_ends_at = "free", None
+
+
+def end_expired_grace(now: datetime | None = None) -> int:
+    """Drop past_due accounts whose grace period has ended to Free; returns how many."""
+    now = now or utcnow()
+    accounts = list(db.session.execute(select(Account).where(
+        Account.grace_period_ends_at.is_not(None), Account.grace_period_ends_at <= now,
+        Account.tier != "free")).scalars())
+    for account in accounts:
+        _derive_tier(account, now)
+    db.session.commit()
+    return len(accounts)
+
+
+def set_cancel_at_period_end(account: Account, cancel: bool) -> Subscription:
+    row = current(account)
+    if row is None or row.status not in (*ACTIVE, "past_due"):
+        raise NotFound("This account has no active subscription.", code="no_subscription")
+    if not cancel and row.current_period_end and row.current_period_end <= utcnow():
+        raise Conflict("The period has ended; subscribe again instead.", code="period_ended")
+    applied = apply(gateway().set_cancel_at_period_end(row.id, cancel))
+    assert applied is not None
+    return applied
+
+
+def mirror_invoice(stripe_invoice_id: str) -> None:
+    """A paid subscription invoice at Stripe becomes a Tally invoice (once)."""
+    info = gateway().retrieve_invoice(stripe_invoice_id)
+    if info.status != "paid" or not info.subscription:
+        return
+    row = db.session.get(Subscription, info.subscription)
+    if row is None:
+        sync(info.subscription)
+        row = db.session.get(Subscription, info.subscription)
+    if row is None:
+        return
+    account = db.session.get(Account, row.account_id)
+    assert account is not None
+    lines = [invoices.Line(desc, amount, quantity) for desc, quantity, amount in info.lines] or [
+        invoices.Line(f"Tally {row.plan.capitalize()} subscription", info.amount_paid)]
+    invoices.issue(account, kind=INVOICE_RENEWAL, source_id=info.id, currency=info.currency,
+                   lines=lines, paid_at=_ts(info.paid_at) or utcnow(),
+                   period=(_ts(info.period_start), _ts(info.period_end))
+                   if info.period_start and info.period_end else None)
+
+
+def checkout_url(account: Account, price: object, success_url: object, cancel_url: object) -> str:
+    """A Stripe Checkout page for a paid plan, for customers who prefer Stripe's page."""
+    plan_name = None
+    if isinstance(price, str):
+        plan_name = price if plans.get_plan(price) else plan_for_price(price)
+    if plan_name is None or plans.get_plan(plan_name).price is None:  # type: ignore[union-attr]
+        raise InvalidInput("priceId must be the Stripe price of a paid plan (see GET /v1/billing/plans).",
+                           param="priceId")
+    for name, url in (("successUrl", success_url), ("cancelUrl", cancel_url)):
+        check_url(url, name)
+    plan = paid_plan(plan_name)
+    return gateway().create_checkout_session(
+        customer=ensure_stripe_customer(account.customer), price=price_id(plan),
+        success_url=str(success_url), cancel_url=str(cancel_url),
+        metadata={"tally_account_id": account.id, "tally_plan": plan.name},
+        idempotency_key=f"tally-checkout-{account.id}-{utcnow().timestamp():.0f}")
+
+
+def complete_checkout(session_id: str) -> Subscription | None:
+    subscription_id = gateway().checkout_session_subscription(session_id)
+    return sync(subscription_id) if subscription_id else None
+
+
+def portal_url(account: Account, return_url: object) -> str:
+    from services import portal
+
+    check_url(return_url, "returnUrl")
+    return gateway().create_portal_session(
+        customer=ensure_stripe_customer(account.customer), return_url=str(return_url),
+        configuration=portal.default_configuration_id())
+
+
+def check_url(url: object, param: str) -> None:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
+        raise InvalidInput(f"{param} must be an absolute http(s) URL.", param=param)

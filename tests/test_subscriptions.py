@@ -1,0 +1,230 @@
+"""Free to Pro and back through Stripe (localstripe): setup, cancel and resume, webhooks
+twice and out of order, failed renewals and the grace period, Checkout and the Portal."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import timedelta
+
+import pytest
+
+from extensions import db
+from models.base import utcnow
+from services import subscriptions
+from tests.conftest import WEBHOOK_SECRET, login
+from tests.support.stripe_events import event_payload, signature_header
+
+pytestmark = pytest.mark.money
+
+
+def card(stripe_client, number: str = "4242424242424242") -> str:
+    return stripe_client.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2034,
+                                 "cvc": "123"}}).id
+
+
+def upgrade(client, customer, stripe_client) -> dict:
+    response = client.post("/v1/billing/setup", headers=customer.headers,
+                           json={"payment_method_id": card(stripe_client)})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def deliver(client, payload: bytes):
+    response = client.post("/v1/billing/webhook", data=payload, headers={
+        "Stripe-Signature": signature_header(payload, WEBHOOK_SECRET),
+        "Content-Type": "application/json"})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def subscription(client, customer) -> dict:
+    return client.get("/v1/billing/subscription", headers=customer.headers).get_json()
+
+
+def test_setup_moves_to_pro_and_limits_change_at_once(client, customer, stripe_client):
+    assert client.get("/v1/billing/usage", headers=customer.headers).get_json()["usage"][
+        "apiCallsLimit"] == 1000
+    body = upgrade(client, customer, stripe_client)
+    assert body["tier"] == "pro" and body["call_limit"] is None and body["message"]
+    usage = client.get("/v1/billing/usage", headers=customer.headers)
+    assert usage.get_json()["usage"]["apiCallsLimit"] == 100000
+    assert usage.headers["X-RateLimit-Limit"] == "600"
+    sub = subscription(client, customer)
+    assert sub["plan"] == "pro" and sub["status"] == "active" and sub["id"].startswith("sub_")
+    assert sub["currentPeriodStart"] < sub["currentPeriodEnd"] and sub["cancelAtPeriodEnd"] is False
+    # The first payment is mirrored as an invoice.
+    invoices = client.get("/v1/billing/invoices", headers=customer.headers).get_json()["invoices"]
+    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("renewal", 4900, "paid")]
+    # Subscribing twice is refused.
+    again = client.post("/v1/billing/setup", headers=customer.headers,
+                        json={"payment_method_id": card(stripe_client)})
+    assert again.status_code == 409
+
+
+def test_setup_with_a_declined_card_changes_nothing(client, customer, stripe_client):
+    response = client.post("/v1/billing/setup", headers=customer.headers,
+                           json={"payment_method_id": card(stripe_client, "4000000000000002")})
+    assert response.status_code == 402
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
+    for bad in ({}, {"payment_method_id": 5}, {"payment_method_id": "nope"}):
+        response = client.post("/v1/billing/setup", headers=customer.headers, json=bad)
+        assert response.status_code == 400 and response.get_json()["param"] == "payment_method_id"
+
+
+def test_cancel_at_period_end_and_resume(client, customer, stripe_client):
+    upgrade(client, customer, stripe_client)
+    cancelled = client.post("/v1/billing/cancel", headers=customer.headers).get_json()
+    sub = subscription(client, customer)
+    assert cancelled["success"] is True and cancelled["cancelAt"] == sub["currentPeriodEnd"]
+    assert sub["cancelAtPeriodEnd"] is True and sub["status"] == "active"
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "pro"
+    login(client, customer)
+    page = client.get("/plans").get_data(as_text=True)
+    assert "Cancelled: you keep Pro until" in page and "Resume Pro" in page
+    resumed = client.post("/v1/billing/resume", headers=customer.headers).get_json()
+    assert resumed["success"] is True and subscription(client, customer)["cancelAtPeriodEnd"] is False
+    assert "Renews on" in client.get("/plans").get_data(as_text=True)
+
+
+def test_cancel_without_a_subscription_is_404(client, customer):
+    response = client.post("/v1/billing/cancel", headers=customer.headers)
+    assert response.status_code == 404 and response.get_json()["code"] == "no_subscription"
+
+
+def test_webhooks_twice_and_out_of_order_end_in_stripes_state(
+        app, client, customer, stripe_client, localstripe_url):
+    upgrade(client, customer, stripe_client)
+    sub_id = subscription(client, customer)["id"]
+    created = event_payload(localstripe_url, "customer.subscription.created", sub_id)
+    stripe_client.v1.subscriptions.update(sub_id, params={"cancel_at_period_end": True})
+    updated = event_payload(localstripe_url, "customer.subscription.updated", sub_id)
+    # Newest first, then the older one, each twice: the state is Stripe's current one.
+    for payload in (updated, updated, created, created):
+        deliver(client, payload)
+    assert subscription(client, customer)["cancelAtPeriodEnd"] is True
+    stripe_client.v1.subscriptions.cancel(sub_id)
+    deleted = event_payload(localstripe_url, "customer.subscription.deleted", sub_id)
+    for payload in (deleted, updated, created, deleted):
+        deliver(client, payload)
+    assert subscription(client, customer)["status"] == "canceled"
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
+
+
+def renew(localstripe_url: str, subscription_id: str, outcome: str) -> dict:
+    request = urllib.request.Request(
+        f"{localstripe_url}/_ext/subscriptions/{subscription_id}/renew",
+        data=json.dumps({"outcome": outcome}).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer sk_test_tally"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_failed_renewal_is_past_due_with_a_banner_then_free_after_grace(
+        app, client, customer, stripe_client, localstripe_url):
+    upgrade(client, customer, stripe_client)
+    sub_id = subscription(client, customer)["id"]
+    invoice = renew(localstripe_url, sub_id, "failed")
+    deliver(client, event_payload(localstripe_url, "invoice.payment_failed", invoice["id"]))
+    assert subscription(client, customer)["status"] == "past_due"
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "pro"
+    login(client, customer)
+    page = client.get("/").get_data(as_text=True)
+    assert 'data-testid="past-due-banner"' in page and "Fix the card" in page
+    with app.app_context():
+        assert subscriptions.end_expired_grace(utcnow() + timedelta(days=1)) == 0
+        assert subscriptions.end_expired_grace(utcnow() + timedelta(days=8)) == 1
+        db.session.remove()
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
+    # The customer fixes the card: the next renewal is paid, Pro comes back, invoice mirrored.
+    paid = renew(localstripe_url, sub_id, "paid")
+    deliver(client, event_payload(localstripe_url, "invoice.paid", paid["id"]))
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "pro"
+    assert 'data-testid="past-due-banner"' not in client.get("/").get_data(as_text=True)
+    kinds = [i["kind"] for i in client.get("/v1/billing/invoices",
+                                           headers=customer.headers).get_json()["invoices"]]
+    assert kinds == ["renewal", "renewal"]
+
+
+def test_checkout_and_portal_urls(client, customer, localstripe_url):
+    plans = client.get("/v1/billing/plans", headers=customer.headers).get_json()["data"]
+    pro = next(p for p in plans if p["name"] == "pro")
+    assert pro["price"]["amount"] == 4900 and pro["price"]["priceId"].startswith("price_")
+    checkout = client.post("/v1/billing/checkout", headers=customer.headers, json={
+        "priceId": pro["price"]["priceId"], "successUrl": "https://example.com/ok",
+        "cancelUrl": "https://example.com/no"})
+    assert checkout.status_code == 200 and checkout.get_json()["url"].startswith(localstripe_url)
+    for bad, param in (({"priceId": "price_nope", "successUrl": "https://a.b", "cancelUrl": "https://a.b"},
+                        "priceId"),
+                       ({"priceId": pro["price"]["priceId"], "successUrl": "javascript:x",
+                         "cancelUrl": "https://a.b"}, "successUrl")):
+        response = client.post("/v1/billing/checkout", headers=customer.headers, json=bad)
+        assert response.status_code == 400 and response.get_json()["param"] == param
+    portal = client.post("/v1/billing/portal", headers=customer.headers,
+                         json={"returnUrl": "https://example.com/back"})
+    assert portal.status_code == 200 and portal.get_json()["url"].startswith(localstripe_url)
+    bad = client.post("/v1/billing/portal", headers=customer.headers, json={"returnUrl": "nope"})
+    assert bad.status_code == 400 and bad.get_json()["param"] == "returnUrl"
+
+
+def test_staff_manage_portal_configurations(app, client, customer):
+    out = app.test_cli_runner().invoke(args=["create-staff", "--email", "ops@tally.test",
+                                             "--password", "staff-pass-123"]).output
+    staff = {"X-Api-Key": json.loads(out)["api_key"]}
+    assert client.get("/v1/billing-portal/configurations", headers=customer.headers).status_code == 403
+    created = client.post("/v1/billing-portal/configurations", headers=staff, json={
+        "headline": "Acme billing", "features": {
+            "subscription_cancel": {"enabled": True, "mode": "immediately"},
+            "subscription_update": {"enabled": True, "proration_behavior": "create_prorations"},
+            "invoice_history": {"enabled": True}}})
+    assert created.status_code == 201, created.get_json()
+    config = created.get_json()
+    assert config["object"] == "billing_portal.configuration" and config["id"].startswith("bpc_")
+    assert config["features"]["subscription_cancel"]["mode"] == "immediately"
+    assert config["features"]["subscription_update"]["proration_behavior"] == "create_prorations"
+    listed = client.get("/v1/billing-portal/configurations", headers=staff).get_json()
+    assert config["id"] in [c["id"] for c in listed["data"]]
+    updated = client.post(f"/v1/billing-portal/configurations/{config['id']}", headers=staff, json={
+        "features": {"subscription_cancel": {"enabled": False}}})
+    assert updated.status_code == 200
+    fetched = client.get(f"/v1/billing-portal/configurations/{config['id']}", headers=staff).get_json()
+    assert fetched["features"]["subscription_cancel"]["enabled"] is False
+    for bad, param in (({"features": {"subscription_cancel": {"enabled": True, "mode": "never"}}},
+                        "features.subscription_cancel.mode"),
+                       ({"features": {"teleport": {"enabled": True}}}, "features.teleport"),
+                       ({"features": {"invoice_history": {"enabled": "yes"}}},
+                        "features.invoice_history.enabled")):
+        response = client.post("/v1/billing-portal/configurations", headers=staff, json=bad)
+        assert response.status_code == 400 and response.get_json()["param"] == param
+    missing = client.get("/v1/billing-portal/configurations/bpc_nope", headers=staff)
+    assert missing.status_code == 404
+
+
+def test_staff_portal_page(app, client, make_customer):
+    from tests.conftest import csrf_token
+
+    app.test_cli_runner().invoke(args=["create-staff", "--email", "ops2@tally.test",
+                                       "--password", "staff-pass-123"])
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"email": "ops2@tally.test", "password": "staff-pass-123",
+                                "csrf_token": token})
+    page = client.get("/staff/billing-portal/")
+    assert page.status_code == 200 and "New configuration" in page.get_data(as_text=True)
+    before = page.get_data(as_text=True).count('data-testid="portal-config"')
+    token = csrf_token(page.get_data(as_text=True))
+    created = client.post("/staff/billing-portal/", data={
+        "csrf_token": token, "headline": "Acme", "invoice_history": "on",
+        "subscription_cancel": "on", "cancel_mode": "immediately", "proration": "none"})
+    assert created.status_code == 303
+    html = client.get("/staff/billing-portal/").get_data(as_text=True)
+    assert html.count('data-testid="portal-config"') == before + 1
+    assert 'value="immediately" selected' in html
+    bad = client.post("/staff/billing-portal/", data={"csrf_token": token, "invoice_history": "on",
+                                                     "cancel_mode": "sometimes"})
+    assert bad.status_code == 400 and "mode must be" in bad.get_data(as_text=True)
+    # A customer gets 404.
+    customer = make_customer()
+    other = app.test_client()
+    login(other, customer)
+    assert other.get("/staff/billing-portal/").status_code == 404

@@ -1,0 +1,69 @@
+"""Invoices and receipts: list (cursor-paginated), one, and its PDF."""
+
+from __future__ import annotations
+
+from flask import g, jsonify, request, url_for
+
+from models import Invoice
+from models.keys import KIND_STAFF
+from services import invoices
+from services.errors import NotFound
+from services.pagination import parse_limit
+from views.api import ACCOUNT_KEY, STAFF_KEY, account, bp, current_key, key_required
+from views.invoice_documents import pdf_response
+
+
+def invoice_json(invoice: Invoice, *, lines: bool = False) -> dict:
+    body = {
+        "id": invoice.id, "object": "invoice", "number": invoice.number, "kind": invoice.kind,
+        "amount": invoice.total, "currency": invoice.currency, "status": invoice.status,
+        "issuedAt": invoice.issued_at.isoformat(),
+        "paidAt": invoice.paid_at.isoformat() if invoice.paid_at else None,
+        "periodStart": invoice.period_start.isoformat() if invoice.period_start else None,
+        "periodEnd": invoice.period_end.isoformat() if invoice.period_end else None,
+        "pdfUrl": url_for("api.invoice_pdf", invoice_id=invoice.id, _external=True),
+    }
+    if lines:
+        body["lines"] = [{"description": line.description, "quantity": line.quantity,
+                          "unit_amount": line.unit_amount, "amount": line.amount}
+                         for line in invoice.lines]
+    return body
+
+
+def _list(account_id: str):
+    page = invoices.list_for(account_id, limit=parse_limit(request.args.get("limit")),
+                             starting_after=request.args.get("starting_after") or None,
+                             ending_before=request.args.get("ending_before") or None)
+    data = [invoice_json(i) for i in page.items]
+    return jsonify(object="list", invoices=data, data=data, has_more=page.has_more)
+
+
+@bp.get("/billing/invoices")
+@key_required(*ACCOUNT_KEY)
+def list_invoices():
+    return _list(account().id)
+
+
+@bp.get("/accounts/<account_id>/invoices")
+@key_required(*ACCOUNT_KEY, *STAFF_KEY)
+def account_invoices(account_id: str):
+    if current_key().kind != KIND_STAFF and account_id != account().id:
+        raise NotFound(f"No such account: {account_id}", param="account_id")
+    return _list(account_id)
+
+
+def _owned(invoice_id: str) -> Invoice:
+    key = current_key()
+    return invoices.get(invoice_id, account_id=None if key.kind == KIND_STAFF else g.account.id)
+
+
+@bp.get("/invoices/<invoice_id>")
+@key_required(*ACCOUNT_KEY, *STAFF_KEY)
+def get_invoice(invoice_id: str):
+    return jsonify(invoice_json(_owned(invoice_id), lines=True))
+
+
+@bp.get("/invoices/<invoice_id>/pdf")
+@key_required(*ACCOUNT_KEY, *STAFF_KEY)
+def invoice_pdf(invoice_id: str):
+    return pdf_response(_owned(invoice_id))

@@ -1,0 +1,33 @@
+"""Stripe Customer Portal configurations, managed by staff (Stripe's object shapes)."""
+
+from __future__ import annotations
+
+from flask import jsonify
+
+from services import portal
+from views.api import STAFF_KEY, bp, json_body, key_required
+
+
+@bp.get("/billing-portal/configurations")
+@key_required(*STAFF_KEY)
+def list_portal_configurations():
+    data = portal.list_configurations()
+    return jsonify(object="list", data=data, has_more=False)
+
+
+@bp.post("/billing-portal/configurations")
+@key_required(*STAFF_KEY)
+def create_portal_configuration():
+    return jsonify(portal.create_configuration(json_body())), 201
+
+
+@bp.get("/billing-portal/configurations/<configuration_id>")
+@key_required(*STAFF_KEY)
+def get_portal_configuration(configuration_id: str):
+    return jsonify(portal.get_configuration(configuration_id))
+
+
+@bp.post("/billing-portal/configurations/<configuration_id>")
+@key_required(*STAFF_KEY)
+def update_portal_configuration(configuration_id: str):
+    return jsonify(portal.update_configuration(configuration_id, json_body()))

@@ -1,0 +1,154 @@
+"""Customer and account management for support staff, with a staff API key.
+
+`GET/POST /v1/customers` (create with Togai's fields `{name, primaryEmail, id?}`),
+`GET /v1/customers/{id}`, `GET/POST /v1/customers/{id}/accounts`, `GET /v1/accounts/{id}`
+and credit grants `GET/POST /v1/accounts/{id}/credits`. A customer's key gets 403
+`key_scope`. Every write is in the audit log with the staff member behind the key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import jsonify, request
+
+from extensions import db
+from models import Account, CreditGrant, Customer, User
+from models.audit import VIA_API
+from services import grants, staff
+from services.audit import Actor
+from services.errors import InvalidInput
+from services.metering import parse_timestamp
+from services.pagination import Page, parse_limit
+from views.api import STAFF_KEY, bp, current_key, json_body, key_required
+
+
+def _actor() -> Actor:
+    key = current_key()
+    user = db.session.get(User, key.user_id) if key.user_id else None
+    return Actor(staff=user, via=VIA_API, ip=request.remote_addr,
+                 user_agent=request.user_agent.string or None)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def customer_json(customer: Customer, *, with_accounts: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": customer.id, "object": "customer", "name": customer.name,
+        "primaryEmail": customer.primary_email,
+        "stripe_customer_id": customer.stripe_customer_id,
+        "created_at": _iso(customer.created_at),
+    }
+    if with_accounts:
+        body["accounts"] = [account_json(a) for a in customer.accounts]
+    return body
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id, "object": "account", "customer_id": account.customer_id,
+        "name": account.name, "plan": account.tier, "currency": account.currency,
+        "balance": account.balance, "time_zone": account.time_zone,
+        "grace_period_ends_at": _iso(account.grace_period_ends_at),
+        "created_at": _iso(account.created_at),
+    }
+
+
+def grant_json(grant: CreditGrant) -> dict[str, Any]:
+    return {
+        "id": grant.id, "object": "credit_grant", "account_id": grant.account_id,
+        "amount": grant.amount, "currency": grant.currency, "reason": grant.reason,
+        "status": grant.status, "effective_from": _iso(grant.effective_from),
+        "expires_at": _iso(grant.expires_at), "expired_amount": grant.expired_amount,
+        "created_at": _iso(grant.created_at),
+    }
+
+
+def _list(page: Page, render) -> Any:
+    return jsonify(object="list", data=[render(item) for item in page.items],
+                   has_more=page.has_more)
+
+
+def _cursors() -> dict[str, Any]:
+    return {"limit": parse_limit(request.args.get("limit")),
+            "starting_after": request.args.get("starting_after") or None,
+            "ending_before": request.args.get("ending_before") or None}
+
+
+@bp.get("/customers", endpoint="staff_customers")
+@key_required(*STAFF_KEY)
+def list_customers():
+    """Newest first; `q` searches email, name, customer, account and Stripe ids."""
+    return _list(staff.list_customers(q=request.args.get("q"), **_cursors()), customer_json)
+
+
+@bp.post("/customers", endpoint="staff_create_customer")
+@key_required(*STAFF_KEY)
+def create_customer():
+    body = json_body()
+    email = body.get("primaryEmail", body.get("primary_email"))
+    customer = staff.create_customer(_actor(), name=body.get("name"), primary_email=email,
+                                     customer_id=body.get("id"))
+    return jsonify(customer_json(customer, with_accounts=True)), 201
+
+
+@bp.get("/customers/<customer_id>", endpoint="staff_customer")
+@key_required(*STAFF_KEY)
+def get_customer(customer_id: str):
+    customer = staff.get_customer(customer_id)
+    staff.record_view(_actor(), customer)
+    return jsonify(customer_json(customer, with_accounts=True))
+
+
+@bp.get("/customers/<customer_id>/accounts", endpoint="staff_customer_accounts")
+@key_required(*STAFF_KEY)
+def list_accounts(customer_id: str):
+    return _list(staff.list_accounts(staff.get_customer(customer_id), **_cursors()), account_json)
+
+
+@bp.post("/customers/<customer_id>/accounts", endpoint="staff_create_account")
+@key_required(*STAFF_KEY)
+def create_account(customer_id: str):
+    body = json_body()
+    account = staff.create_account(_actor(), staff.get_customer(customer_id),
+                                   name=body.get("name"), currency=body.get("currency"),
+                                   plan=body.get("plan"))
+    return jsonify(account_json(account)), 201
+
+
+@bp.get("/accounts/<account_id>", endpoint="staff_account")
+@key_required(*STAFF_KEY)
+def get_account(account_id: str):
+    return jsonify(account_json(staff.get_account(account_id)))
+
+
+@bp.get("/accounts/<account_id>/credits", endpoint="staff_credits")
+@key_required(*STAFF_KEY)
+def list_credits(account_id: str):
+    account = staff.get_account(account_id)
+    return _list(grants.list_for(account.id, **_cursors()), grant_json)
+
+
+def _optional_time(body: dict[str, Any], name: str) -> datetime | None:
+    value = body.get(name)
+    return None if value is None else parse_timestamp(value, name)
+
+
+@bp.post("/accounts/<account_id>/credits", endpoint="staff_grant_credit")
+@key_required(*STAFF_KEY)
+def grant_credit(account_id: str):
+    """`{amount, reason, effective_from?, expires_at?}`; optional header `Idempotency-Key`."""
+    body = json_body()
+    if "amount" not in body:
+        raise InvalidInput("amount is required: minor units (cents), e.g. 2500 for 25.00.",
+                           param="amount")
+    result = grants.grant(
+        _actor(), staff.get_account(account_id).id, body["amount"], body.get("reason"),
+        effective_from=_optional_time(body, "effective_from"),
+        expires_at=_optional_time(body, "expires_at"),
+        idempotency_key=request.headers.get("Idempotency-Key"))
+    return jsonify(grant_json(result.grant) | {"balance": result.balance}), (
+        201 if result.created else 200)

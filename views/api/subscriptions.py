@@ -1,0 +1,92 @@
+"""Plans, the Pro subscription, Stripe Checkout and the Customer Portal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import jsonify
+
+from models import Subscription
+from services import plans, subscriptions
+from services.errors import InvalidInput
+from services.stripe_gateway import gateway
+from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def subscription_json(row: Subscription | None) -> dict:
+    if row is None:
+        return {"id": None, "plan": "free", "status": "none", "currentPeriodStart": None,
+                "currentPeriodEnd": None, "cancelAtPeriodEnd": False, "cancelAt": None}
+    return {"id": row.id, "plan": row.plan, "status": row.status,
+            "currentPeriodStart": _iso(row.current_period_start),
+            "currentPeriodEnd": _iso(row.current_period_end),
+            "cancelAtPeriodEnd": row.cancel_at_period_end, "cancelAt": _iso(row.cancel_at)}
+
+
+@bp.get("/billing/plans")
+@key_required(*ACCOUNT_KEY)
+def list_plans():
+    data = []
+    for plan in plans.all_plans():
+        price = None
+        if plan.price is not None:
+            price = {"amount": plan.price.amount, "currency": plan.price.currency,
+                     "interval": plan.price.interval,
+                     "priceId": subscriptions.price_id(plan) if gateway().configured else None}
+        data.append({"object": "plan", "name": plan.name, "limits": plan.limits, "price": price,
+                     "current": plan.name == account().tier})
+    return jsonify(object="list", data=data, has_more=False)
+
+
+@bp.post("/billing/setup")
+@key_required(*ACCOUNT_KEY)
+def setup():
+    """Attach `payment_method_id`, make it the default, and subscribe to Pro (or `plan`)."""
+    body = json_body()
+    plan_name = body.get("plan", "pro")
+    if not isinstance(plan_name, str):
+        raise InvalidInput("plan must be the name of a paid plan, such as pro.", param="plan")
+    row = subscriptions.start(account(), body.get("payment_method_id"), plan_name)
+    plan = plans.plan_for(row.plan)
+    return jsonify(tier=account().tier, call_limit=plan.limit("lifetimeApiCalls"),
+                   subscription=subscription_json(row),
+                   message=f"You are on {plan.display_name}. New limits apply now.")
+
+
+@bp.get("/billing/subscription")
+@key_required(*ACCOUNT_KEY)
+def get_subscription():
+    return jsonify(subscription_json(subscriptions.current(account())))
+
+
+@bp.post("/billing/cancel")
+@key_required(*ACCOUNT_KEY)
+def cancel():
+    row = subscriptions.set_cancel_at_period_end(account(), True)
+    return jsonify(success=True, cancelAt=_iso(row.cancel_at), subscription=subscription_json(row))
+
+
+@bp.post("/billing/resume")
+@key_required(*ACCOUNT_KEY)
+def resume():
+    row = subscriptions.set_cancel_at_period_end(account(), False)
+    return jsonify(success=True, subscription=subscription_json(row))
+
+
+@bp.post("/billing/checkout")
+@key_required(*ACCOUNT_KEY)
+def checkout():
+    body = json_body()
+    url = subscriptions.checkout_url(account(), body.get("priceId"), body.get("successUrl"),
+                                     body.get("cancelUrl"))
+    return jsonify(url=url)
+
+
+@bp.post("/billing/portal")
+@key_required(*ACCOUNT_KEY)
+def portal():
+    return jsonify(url=subscriptions.portal_url(account(), json_body().get("returnUrl")))

@@ -1,0 +1,114 @@
+"""Billing pages: upgrade with a card, cancel and resume, Stripe Checkout and Customer
+Portal, invoices. The same services as /v1/billing/*."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
+
+from services import invoices, plans, subscriptions
+from services.errors import TallyError
+from services.pagination import parse_limit
+from views.htmx import render_page
+from views.invoice_documents import pdf_response
+from views.session import current_account, customer_page
+
+bp = Blueprint("billing", __name__, url_prefix="/billing")
+
+
+@bp.get("/upgrade")
+@customer_page
+def upgrade():
+    account = current_account()
+    return render_page("billing/upgrade.html", account=account, plan=subscriptions.paid_plan("pro"),
+                       current=plans.plan_for(account.tier),
+                       subscription=subscriptions.current(account),
+                       publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+                       stripe_js_url=current_app.config["STRIPE_JS_URL"])
+
+
+@bp.post("/upgrade")
+@customer_page
+def upgrade_submit():
+    """Called by the page's script with the PaymentMethod Stripe.js created."""
+    account = current_account()
+    row = subscriptions.start(account, request.form.get("payment_method_id"),
+                              request.form.get("plan", "pro"))
+    flash(f"You are on {row.plan.capitalize()} now. Your new limits apply immediately.")
+    return jsonify(tier=account.tier, redirect=url_for("pages.plans"))
+
+
+@bp.post("/cancel")
+@customer_page
+def cancel():
+    row = subscriptions.set_cancel_at_period_end(current_account(), True)
+    flash(f"Your plan is cancelled. You keep {row.plan.capitalize()} until "
+          f"{row.cancel_at:%B %-d, %Y}, then move to Free." if row.cancel_at else
+          "Your plan is cancelled at the end of the period.")
+    return redirect(url_for("pages.plans"), code=303)
+
+
+@bp.post("/resume")
+@customer_page
+def resume():
+    row = subscriptions.set_cancel_at_period_end(current_account(), False)
+    flash(f"Welcome back: {row.plan.capitalize()} renews as usual.")
+    return redirect(url_for("pages.plans"), code=303)
+
+
+@bp.post("/portal")
+@customer_page
+def portal():
+    """Manage the card and subscription on Stripe's hosted Customer Portal."""
+    return redirect(subscriptions.portal_url(
+        current_account(), url_for("pages.plans", _external=True)), code=303)
+
+
+@bp.post("/checkout")
+@customer_page
+def checkout():
+    plan = subscriptions.paid_plan(request.form.get("plan", "pro"))
+    url = subscriptions.checkout_url(
+        current_account(), plan.name,
+        url_for("billing.checkout_return", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+        url_for("pages.plans", _external=True))
+    return redirect(url, code=303)
+
+
+@bp.get("/checkout/return")
+@customer_page
+def checkout_return():
+    session_id = request.args.get("session_id", "")
+    try:
+        row = subscriptions.complete_checkout(session_id) if session_id.startswith("cs_") else None
+    except TallyError as exc:
+        flash(exc.message, "error")
+        row = None
+    if row is not None and row.account_id == current_account().id:
+        flash(f"You are on {row.plan.capitalize()} now. Your new limits apply immediately.")
+    return redirect(url_for("pages.plans"), code=303)
+
+
+@bp.get("/invoices", endpoint="invoices")
+@customer_page
+def invoice_list():
+    page = invoices.list_for(current_account().id, limit=parse_limit(request.args.get("limit")),
+                             starting_after=request.args.get("starting_after") or None,
+                             ending_before=request.args.get("ending_before") or None)
+    has_newer = bool(request.args.get("starting_after")) or (
+        bool(request.args.get("ending_before")) and page.has_more)
+    return render_page("invoices/index.html", page=page, has_newer=has_newer)
+
+
+@bp.get("/invoices/<invoice_id>", endpoint="invoice")
+@customer_page
+def invoice_page(invoice_id: str):
+    invoice = invoices.get(invoice_id, account_id=current_account().id)
+    account = current_account()
+    return render_page("invoices/show.html", invoice=invoice, account=account,
+                       customer=account.customer)
+
+
+@bp.get("/invoices/<invoice_id>/pdf", endpoint="invoice_pdf")
+@customer_page
+def invoice_pdf_page(invoice_id: str):
+    return pdf_response(invoices.get(invoice_id, account_id=current_account().id))

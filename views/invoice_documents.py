@@ -1,0 +1,22 @@
+"""One invoice template, two renderings: the HTML view and the PDF (WeasyPrint)."""
+
+from __future__ import annotations
+
+from flask import Response, render_template
+
+from extensions import db
+from models import Account, Invoice
+
+
+def document_html(invoice: Invoice) -> str:
+    account = db.session.get(Account, invoice.account_id)
+    return render_template("invoices/document.html", invoice=invoice, account=account,
+                           customer=account.customer if account else None, standalone=True)
+
+
+def pdf_response(invoice: Invoice) -> Response:
+    from weasyprint import HTML  # imported on use: it loads Pango and fonts
+
+    pdf = HTML(string=document_html(invoice)).write_pdf()
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="invoice-{invoice.number}.pdf"'})

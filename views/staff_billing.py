@@ -1,0 +1,65 @@
+"""Staff pages for billing set-up: Stripe Customer Portal configurations."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, request, url_for
+
+from services import portal
+from services.errors import TallyError
+from views.htmx import render_page
+from views.staff import staff_page
+
+bp = Blueprint("staff_billing", __name__, url_prefix="/staff/billing-portal")
+
+
+def _page(error: str | None = None, status: int = 200):
+    response = render_page("staff/portal.html", configurations=portal.list_configurations(),
+                           modes=portal.CANCEL_MODES, prorations=portal.PRORATIONS, error=error)
+    response.status_code = status
+    return response
+
+
+@bp.get("/")
+@staff_page
+def index():
+    return _page()
+
+
+def _features_from_form() -> dict:
+    form = request.form
+    return {
+        "invoice_history": {"enabled": "invoice_history" in form},
+        "payment_method_update": {"enabled": "payment_method_update" in form},
+        "customer_update": {"enabled": "customer_update" in form,
+                            "allowed_updates": ["email", "address"]},
+        "subscription_cancel": {"enabled": "subscription_cancel" in form,
+                                "mode": form.get("cancel_mode", "at_period_end")},
+        "subscription_update": {"enabled": "subscription_update" in form,
+                                "proration_behavior": form.get("proration", "none")},
+    }
+
+
+@bp.post("/")
+@staff_page
+def create():
+    try:
+        body = {"features": _features_from_form()}
+        if request.form.get("headline"):
+            body["headline"] = request.form["headline"]
+        created = portal.create_configuration(body)
+    except TallyError as exc:
+        return _page(exc.message, 400)
+    flash(f"Portal configuration {created['id']} created.")
+    return redirect(url_for("staff_billing.index"), code=303)
+
+
+@bp.post("/<configuration_id>")
+@staff_page
+def update(configuration_id: str):
+    try:
+        portal.update_configuration(configuration_id, {"features": _features_from_form(),
+                                                       "active": "active" in request.form})
+    except TallyError as exc:
+        return _page(exc.message, 400)
+    flash(f"Portal configuration {configuration_id} saved.")
+    return redirect(url_for("staff_billing.index"), code=303)
