@@ -98,7 +98,8 @@ def test_cursor_pagination_newest_first(app, client, customer):
     back = client.get(f"/v1/billing/invoices?limit=2&ending_before={second['invoices'][0]['id']}",
                       headers=customer.headers).get_json()
     assert [i["number"][-4:] for i in back["invoices"]] == ["0005", "0004"]
-    for query, param in (("limit=0", "limit"), ("limit=101", "limit"), ("starting_after=inv_nope", "starting_after")):
+    for query, param in (("limit=0", "limit"), ("limit=101", "limit"),
+                         ("starting_after=inv_nope", "starting_after")):
         bad = client.get(f"/v1/billing/invoices?{query}", headers=customer.headers)
         assert bad.status_code == 400 and bad.get_json()["param"] == param
 
