@@ -55,7 +55,7 @@ def upgrade():
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('price_plan_id', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('pending_usage', sa.BigInteger(), nullable=False, server_default='0'))
-        batch_op.create_foreign_key(None, 'price_plans', ['price_plan_id'], ['id'])
+        batch_op.create_foreign_key('fk_accounts_price_plan_id', 'price_plans', ['price_plan_id'], ['id'])
 
     # ### end Alembic commands ###
 
@@ -66,7 +66,7 @@ def downgrade():
         # WARNING: constraint name is None; this directive will fail as
         # rendered.  Add a name, or use a naming convention; see
         # https://alembic.sqlalchemy.org/en/latest/naming.html
-        batch_op.drop_constraint(None, type_='foreignkey')
+        batch_op.drop_constraint('fk_accounts_price_plan_id', type_='foreignkey')
         batch_op.drop_column('pending_usage')
         batch_op.drop_column('price_plan_id')
 
