@@ -5,25 +5,28 @@ A grant that is already effective is posted at once, with its audit row, in one
 transaction. A later one is posted by `post_due`, and what is left of an expired grant
 is removed by `expire_due`; `flask --app app credit-grants` runs both (run it from cron).
 
-What is left of a grant when it expires: its amount less every debit on the account
-since it took effect (usage, staff debits; not other expiries), never below zero and
-never more than the balance. Debits are counted against the grant first, so an expiry
-never takes credit the customer paid for.
+Consumption order: every debit (rated usage, staff debits; not expiries) is drawn from
+the grants in effect before paid credit, the grant that expires soonest first (grants
+with no expiry last). Rated usage counts as spent as it accrues, before it is posted.
+What is left of a grant when it expires leaves the balance as one `expiry` entry, never
+more than the credit still available, so an expiry never takes credit the customer paid
+for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import CreditGrant, LedgerEntry
+from models import Account, CreditGrant, LedgerEntry, UsageCharge
 from models.base import public_id, utcnow
-from models.ledger import KIND_EXPIRY, KIND_GRANT
-from services import audit, ledger
+from models.ledger import KIND_EXPIRY, KIND_GRANT, KIND_USAGE
+from services import audit, ledger, periods
 from services.audit import Actor
 from services.errors import Conflict, InvalidInput
 from services.pagination import Page, paginate
@@ -147,13 +150,15 @@ def expire_due(now: datetime | None = None) -> int:
     closed = 0
     for grant_id in due:
         try:
-            balance = lock_balance(_account_of(grant_id))
+            account_id = _account_of(grant_id)
+            lock_balance(account_id)
             row = db.session.get(CreditGrant, grant_id, populate_existing=True)
             if row is None or row.expired_at is not None:
                 db.session.rollback()
                 continue
+            available = ledger.available_balance(account_id)
             left = 0 if row.posted_at is None else max(0, min(
-                balance, row.amount - _debits_since(row.account_id, row.posted_at)))
+                available, remaining(account_id, now).get(row.id, 0)))
             row.expired_at, row.expired_amount = now, left
             if left == 0:
                 db.session.commit()
@@ -171,15 +176,52 @@ def expire_due(now: datetime | None = None) -> int:
     return closed
 
 
+def remaining(account_id: str, now: datetime | None = None) -> dict[str, int]:
+    """What is left of each posted grant, replaying the account's debits in time order.
+
+    Each debit is drawn from the grants in effect at that moment, soonest expiry first,
+    then from paid credit. An expired grant keeps nothing. Rated usage accrues per local
+    day, so days are the unit: a grant counts from the start of the day it was posted,
+    and a day's usage (posted to the ledger or not) from the start of that day. Usage on
+    the day a grant starts or expires is drawn from it, in the customer's favour.
+    """
+    now = now or utcnow()
+    rows = list(db.session.execute(select(CreditGrant).where(
+        CreditGrant.account_id == account_id, CreditGrant.posted_at.is_not(None))).scalars())
+    debits = list(db.session.execute(
+        select(LedgerEntry.created_at, -LedgerEntry.amount).where(
+            LedgerEntry.account_id == account_id, LedgerEntry.amount < 0,
+            LedgerEntry.kind.not_in((KIND_EXPIRY, KIND_USAGE)))).all())
+    debits += db.session.execute(select(UsageCharge.day, UsageCharge.amount).where(
+        UsageCharge.account_id == account_id, UsageCharge.amount > 0)).all()
+    tz = periods.zone(db.session.execute(
+        select(Account.time_zone).where(Account.id == account_id)).scalar_one())
+    # (time, order, what): at one instant grants start before debits, which go before expiries.
+    timeline: list[tuple[datetime, int, Any]] = [
+        (periods.day_bucket(g.posted_at, tz), 0, g) for g in rows]
+    timeline += [(at, 1, amount) for at, amount in debits]
+    timeline += [(g.expired_at, 2, g) for g in rows if g.expired_at is not None]
+    left: dict[str, int] = {}
+    active: list[CreditGrant] = []
+    for _, order, what in sorted(timeline, key=lambda t: (t[0], t[1])):
+        if order == 0:
+            left[what.id] = what.amount
+            active.append(what)
+            active.sort(key=lambda g: (g.expires_at is None, g.expires_at or now, g.posted_at))
+        elif order == 2:
+            left[what.id] = 0
+            active.remove(what)
+        else:
+            owed = what
+            for g in active:
+                take = min(owed, left[g.id])
+                left[g.id] -= take
+                owed -= take
+                if not owed:
+                    break
+    return left
+
+
 def _account_of(grant_id: str) -> str:
     return db.session.execute(
         select(CreditGrant.account_id).where(CreditGrant.id == grant_id)).scalar_one()
-
-
-def _debits_since(account_id: str, since: datetime) -> int:
-    total = db.session.execute(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.account_id == account_id, LedgerEntry.amount < 0,
-            LedgerEntry.kind != KIND_EXPIRY, LedgerEntry.created_at >= since)
-    ).scalar_one()
-    return -int(total)

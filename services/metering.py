@@ -35,7 +35,7 @@ from extensions import db
 from models import Account, Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
 from models.base import UTCDateTime, utcnow
 from services import meters as meter_defs
-from services import periods, plans
+from services import periods, plans, rating
 from services.errors import InvalidInput, TallyError
 from services.meters import Contribution, Rejected
 
@@ -280,10 +280,11 @@ def _new_unique_rows(stmt: Any) -> Any:
 
 
 def _record(account: Account, events: list[tuple[EventIn, list[Contribution]]],
-            skip: frozenset[tuple[str, datetime]] = frozenset()) -> None:
+            skip: frozenset[tuple[str, datetime]] = frozenset()) -> dict[tuple[Meter, datetime], int]:
     """Update rollups and counters for newly recorded events (caller commits).
 
-    `skip` names counters (meter id, period start) the gate already moved.
+    `skip` names counters (meter id, period start) the gate already moved. Returns what
+    the batch added to each count and sum meter per billing period (the rating input).
     """
     tz = periods.zone(account.time_zone)
     hours: dict[tuple, _Cell] = {}
@@ -328,6 +329,40 @@ def _record(account: Account, events: list[tuple[EventIn, list[Contribution]]],
                              "bucket_start": start, "value": cell.value, "events": cell.events,
                              "latest_at": cell.latest_at})
         for (meter, start), cell in hours.items()])
+    return {(meter, start): cell.value for (meter, start), cell in months.items()
+            if start != periods.LIFETIME and meter.aggregation in ("count", "sum")}
+
+
+def _rate(account: Account, added: dict[tuple[Meter, datetime], int], *, enforce: bool,
+          now: datetime, known: dict[tuple[str, datetime], int] | None = None) -> None:
+    """Price what this call added to priced meters and accrue it against the credit
+    (same transaction). With `enforce` (the gate), a call the credit or the spend cap
+    cannot cover raises OutOfCredit and the caller rolls back.
+
+    Rating is cumulative: a counter's value before and after the increment gives the
+    price difference. The counter rows are locked by this transaction's upsert, so
+    reading them now gives exact before/after values even under concurrency.
+    """
+    if not account.price_plan_id:
+        return
+    charges = rating.charges_for(account)
+    priced = {k: v for k, v in added.items() if k[0].id in charges and v}
+    if not priced:
+        return
+    known = dict(known or {})
+    missing = [(m.id, start) for m, start in priced if (m.id, start) not in known]
+    if missing:
+        rows = db.session.execute(select(
+            UsageCounter.meter_id, UsageCounter.period_start, UsageCounter.value).where(
+            UsageCounter.account_id == account.id,
+            UsageCounter.meter_id.in_({m for m, _ in missing}),
+            UsageCounter.period_start.in_({s for _, s in missing}))).all()
+        known.update({(m, s): int(v) for m, s, v in rows})
+    increments = [
+        rating.Increment(meter, periods.month_of(start, account.time_zone),
+                         known[(meter.id, start)] - delta, known[(meter.id, start)])
+        for (meter, start), delta in sorted(priced.items(), key=lambda kv: (kv[0][0].name, kv[0][1]))]
+    rating.accrue(account, increments, enforce=enforce, now=now, charges=charges)
 
 
 def ingest(account: Account, body: object, now: datetime | None = None) -> IngestResult:
@@ -361,7 +396,8 @@ def ingest(account: Account, body: object, now: datetime | None = None) -> Inges
     try:
         new_ids = _insert_events(account.id, [e for e, _ in valid])
         fresh = [(e, c) for e, c in valid if e.id in new_ids]
-        _record(account, fresh)
+        added = _record(account, fresh)
+        _rate(account, added, enforce=False, now=now)
         _raise_alerts(account, {c.meter for _, cs in fresh for c in cs}, now)
         db.session.commit()
     except Exception:
@@ -484,6 +520,9 @@ def authorize(account: Account, body: dict[str, Any], now: datetime | None = Non
                     raise refusal
                 taken[(c.meter.id, start)] = value
         _record(account, [(event, contribs)], skip=frozenset(taken))
+        _rate(account, {(c.meter, period.start): c.value for c in contribs
+                        if c.meter.aggregation in ("count", "sum")},
+              enforce=True, now=now, known=taken)
         _raise_alerts(account, {c.meter for c in contribs}, now,
                       known={m: v for (m, start), v in taken.items() if start == period.start})
         answer = _with_current(answer, primary_id, period.start, taken)

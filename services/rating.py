@@ -191,14 +191,14 @@ class Increment:
 
 
 def accrue(account: Account, increments: list[Increment], *, enforce: bool,
-           now: datetime | None = None) -> int:
+           now: datetime | None = None, charges: dict[str, PriceCharge] | None = None) -> int:
     """Rate usage increments and accrue them (the caller commits).
 
     With `enforce` (the gate), a positive charge the available credit or the spend cap
     cannot cover raises OutOfCredit, and the caller rolls back: nothing is recorded.
     """
     now = now or utcnow()
-    priced = charges_for(account)
+    priced = charges_for(account) if charges is None else charges
     if not priced:
         return 0
     tz = periods.zone(account.time_zone)

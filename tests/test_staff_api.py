@@ -9,7 +9,7 @@ import pytest
 from extensions import db
 from models import CreditGrant
 from models.base import utcnow
-from models.ledger import KIND_USAGE
+from models.ledger import KIND_ADJUSTMENT
 from services import grants, ledger
 from tests.support.staff import audit_rows, make_staff
 
@@ -30,17 +30,22 @@ def error_shape(response, status: int, code: str | None = None, param: str | Non
     return body
 
 
-def test_a_customer_key_is_refused_everywhere(client, customer):
+def test_a_customer_key_is_refused_everywhere(client, customer, make_customer):
     for method, path in [("GET", "/v1/customers"), ("POST", "/v1/customers"),
                          ("GET", "/v1/customers/cust_x"), ("GET", "/v1/customers/cust_x/accounts"),
                          ("POST", "/v1/customers/cust_x/accounts"),
                          ("GET", f"/v1/accounts/{customer.account_id}"),
-                         ("GET", f"/v1/accounts/{customer.account_id}/credits"),
                          ("POST", f"/v1/accounts/{customer.account_id}/credits")]:
         response = client.open(path, method=method, headers=customer.headers,
                                json={"amount": 100, "reason": "free money", "name": "x"})
         error_shape(response, 403, "key_scope")
     assert client.get("/v1/customers").status_code == 401  # and no key at all
+    # A customer reads its own account's credit grants, and no one else's.
+    own = client.get(f"/v1/accounts/{customer.account_id}/credits", headers=customer.headers)
+    assert own.status_code == 200 and own.get_json()["data"] == []
+    other = make_customer("Other")
+    error_shape(client.get(f"/v1/accounts/{other.account_id}/credits", headers=customer.headers),
+                404, "not_found")
 
 
 def test_create_customer_with_togai_fields(app, client, staff):
@@ -175,8 +180,8 @@ def test_scheduled_and_expiring_grants(app, client, staff, customer, backend):
     assert expiring["status"] == "active" and expiring["balance"] == 1000
 
     with app.app_context():
-        # 300 of usage is taken from the grant first.
-        ledger.post_entry(customer.account_id, -300, kind=KIND_USAGE, source="test", source_id="d1")
+        # A 300 debit is taken from the grant first.
+        ledger.post_entry(customer.account_id, -300, kind=KIND_ADJUSTMENT, source="test", source_id="d1")
         assert grants.post_due(now + timedelta(days=1)) == 0
         assert grants.post_due(now + timedelta(days=8)) == 1
         assert grants.post_due(now + timedelta(days=8)) == 0  # once

@@ -44,8 +44,10 @@ def billing():
 @bp.get("/billing/balance")
 @key_required(*USAGE_OR_ACCOUNT_KEY)
 def balance():
+    """`balance` is what can be spent: the posted balance less rated usage not yet posted."""
     acct = account()
-    return jsonify(balance=acct.available_balance, currency=acct.currency)
+    return jsonify(balance=acct.available_balance, posted_balance=acct.balance,
+                   pending_usage=acct.pending_usage, currency=acct.currency)
 
 
 @bp.get("/billing/ledger")

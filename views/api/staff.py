@@ -3,7 +3,8 @@
 `GET/POST /v1/customers` (create with Togai's fields `{name, primaryEmail, id?}`),
 `GET /v1/customers/{id}`, `GET/POST /v1/customers/{id}/accounts`, `GET /v1/accounts/{id}`
 and credit grants `GET/POST /v1/accounts/{id}/credits`. A customer's key gets 403
-`key_scope`. Every write is in the audit log with the staff member behind the key.
+`key_scope` (except reading its own account's credit grants). Every write is in the
+audit log with the staff member behind the key.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from flask import jsonify, request
 from extensions import db
 from models import Account, CreditGrant, Customer, User
 from models.audit import VIA_API
+from models.keys import KIND_ACCOUNT
 from services import grants, staff
 from services.audit import Actor
-from services.errors import InvalidInput
+from services.errors import InvalidInput, NotFound
 from services.metering import parse_timestamp
 from services.pagination import Page, parse_limit
-from views.api import STAFF_KEY, bp, current_key, json_body, key_required
+from views.api import ACCOUNT_KEY, STAFF_KEY, bp, current_key, json_body, key_required
 
 
 def _actor() -> Actor:
@@ -57,13 +59,13 @@ def account_json(account: Account) -> dict[str, Any]:
     }
 
 
-def grant_json(grant: CreditGrant) -> dict[str, Any]:
+def grant_json(grant: CreditGrant, remaining: int | None = None) -> dict[str, Any]:
     return {
         "id": grant.id, "object": "credit_grant", "account_id": grant.account_id,
         "amount": grant.amount, "currency": grant.currency, "reason": grant.reason,
         "status": grant.status, "effective_from": _iso(grant.effective_from),
         "expires_at": _iso(grant.expires_at), "expired_amount": grant.expired_amount,
-        "created_at": _iso(grant.created_at),
+        "remaining": remaining, "created_at": _iso(grant.created_at),
     }
 
 
@@ -126,10 +128,14 @@ def get_account(account_id: str):
 
 
 @bp.get("/accounts/<account_id>/credits", endpoint="staff_credits")
-@key_required(*STAFF_KEY)
+@key_required(*STAFF_KEY, *ACCOUNT_KEY)
 def list_credits(account_id: str):
+    """Staff see any account's grants; an account key sees its own (another's is a 404)."""
+    if current_key().kind == KIND_ACCOUNT and account_id != current_key().account_id:
+        raise NotFound(f"No such account: {account_id}", param="account_id")
     account = staff.get_account(account_id)
-    return _list(grants.list_for(account.id, **_cursors()), grant_json)
+    left = grants.remaining(account.id)
+    return _list(grants.list_for(account.id, **_cursors()), lambda g: grant_json(g, left.get(g.id)))
 
 
 def _optional_time(body: dict[str, Any], name: str) -> datetime | None:

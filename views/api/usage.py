@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask import jsonify, request
 
 from models.base import utcnow
-from services import metering, settings
+from services import metering, rating, settings
 from services import meters as meter_defs
 from services.errors import InvalidInput
 from services.metering import parse_timestamp
@@ -61,6 +61,8 @@ def usage():
         period_end=summary.period.end.isoformat(),
         time_zone=summary.period.time_zone,
         usage=values,
+        spend={"amount": rating.period_spend(account(), summary.period),
+               "cap": account().spend_cap, "currency": account().currency},
     )
 
 
