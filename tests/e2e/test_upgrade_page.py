@@ -1,0 +1,75 @@
+"""Upgrading Free to Pro in Chromium: the card goes to localstripe's Stripe.js, Tally
+subscribes, and the limits change at once; then cancel at period end and resume."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.helpers import DECLINED, VISA, api_get, fill_card, login
+
+
+def open_upgrade(page: Any, customer: Any) -> None:
+    login(page, customer)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Plans").click()
+    expect(page.get_by_test_id("plan-free")).to_contain_text("Current plan")
+    page.get_by_role("link", name="Upgrade to Pro").click()
+    expect(page).to_have_url(re.compile(r"/billing/upgrade$"))
+    expect(page.locator("#card-element input[placeholder=number]")).to_be_visible()
+
+
+def api_call_limit(page: Any) -> str:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
+    return page.get_by_test_id("meter-apiCalls").locator(".meter-value .muted").inner_text()
+
+
+@pytest.mark.e2e
+def test_upgrade_with_a_card_changes_limits_then_cancel_and_resume(page, customer, live_server):
+    login(page, customer)
+    assert api_call_limit(page) == "of 1,000 calls"
+    page.get_by_role("link", name="Plans").click()
+    page.get_by_role("link", name="Upgrade to Pro").click()
+    fill_card(page, VISA)
+    page.get_by_role("button", name=re.compile(r"^Subscribe for \$49\.00")).click()
+
+    expect(page).to_have_url(re.compile(r"/plans$"))
+    expect(page.locator(".flash")).to_contain_text("You are on Pro now")
+    expect(page.get_by_test_id("plan-pro")).to_contain_text("Current plan")
+    expect(page.get_by_test_id("subscription-outcome")).to_contain_text("Renews on")
+    expect(page.get_by_test_id("subscription-outcome")).to_contain_text("$49.00")
+    status, sub = api_get(live_server.url, "/v1/billing/subscription", customer.api_key)
+    assert status == 200 and sub["plan"] == "pro" and sub["status"] == "active"
+    assert sub["cancelAtPeriodEnd"] is False
+    # The new limits apply at once: the usage page and the API say so.
+    assert api_call_limit(page) == "of 100,000 calls"
+    _, usage = api_get(live_server.url, "/v1/billing/usage", customer.api_key)
+    assert usage["usage"]["apiCallsLimit"] == 100_000
+
+    page.get_by_role("link", name="Plans").click()
+    page.get_by_role("button", name="Cancel at period end").click()
+    outcome = page.get_by_test_id("subscription-outcome")
+    expect(outcome).to_contain_text("Cancelled: you keep Pro until")
+    expect(outcome).to_contain_text("then move to Free")
+    _, sub = api_get(live_server.url, "/v1/billing/subscription", customer.api_key)
+    assert sub["cancelAtPeriodEnd"] is True and sub["plan"] == "pro"
+
+    page.get_by_role("button", name="Resume Pro").click()
+    expect(outcome).to_contain_text("Renews on")
+    _, sub = api_get(live_server.url, "/v1/billing/subscription", customer.api_key)
+    assert sub["cancelAtPeriodEnd"] is False and sub["status"] == "active"
+
+
+@pytest.mark.e2e
+def test_a_declined_card_says_so_beside_the_card_and_changes_nothing(page, customer, live_server):
+    open_upgrade(page, customer)
+    fill_card(page, DECLINED)
+    page.get_by_role("button", name=re.compile(r"^Subscribe")).click()
+    expect(page.locator("#card-error")).to_be_visible()
+    expect(page.locator("#card-error")).to_contain_text("declined")
+    expect(page).to_have_url(re.compile(r"/billing/upgrade$"))
+    expect(page.get_by_role("button", name=re.compile(r"^Subscribe"))).to_be_enabled()
+    _, me = api_get(live_server.url, "/v1/me", customer.api_key)
+    assert me["tier"] == "free"
