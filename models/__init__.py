@@ -4,6 +4,7 @@ from models.accounts import Account, Customer, User
 from models.audit import AuditEvent, Impersonation
 from models.billing import Invoice, InvoiceLine, Subscription
 from models.grants import CreditGrant
+from models.idempotency import IdempotencyRecord
 from models.keys import ApiKey
 from models.ledger import LedgerEntry
 from models.payments import TopUp
@@ -12,8 +13,8 @@ from models.usage import Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollu
 from models.webhooks import WebhookEvent
 
 __all__ = [
-    "Account", "ApiKey", "AuditEvent", "CreditGrant", "Customer", "Impersonation", "Invoice",
-    "InvoiceLine", "LedgerEntry", "Meter", "PriceCharge", "PricePlan", "Subscription", "TopUp",
+    "Account", "ApiKey", "AuditEvent", "CreditGrant", "Customer", "IdempotencyRecord", "Impersonation",
+    "Invoice", "InvoiceLine", "LedgerEntry", "Meter", "PriceCharge", "PricePlan", "Subscription", "TopUp",
     "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageRollup", "UsageUnique",
     "User", "WebhookEvent",
 ]

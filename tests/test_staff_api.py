@@ -146,7 +146,9 @@ def test_credit_grant_needs_a_reason_and_lands_once(app, client, staff, customer
     assert body["object"] == "credit_grant" and body["status"] == "active"
     assert body["amount"] == 1500 and body["balance"] == 1500 and body["reason"] == "Outage credit"
     again = client.post(url, headers=headers, json={"amount": 1500, "reason": "Outage credit"})
-    assert again.status_code == 200 and again.get_json()["id"] == body["id"]
+    # The retry gets the first answer again (services/idempotency.py), and nothing is granted twice.
+    assert again.status_code == 201 and again.get_json() == body
+    assert again.headers["Idempotent-Replayed"] == "true"
     error_shape(client.post(url, headers=headers, json={"amount": 999, "reason": "Outage credit"}),
                 409, "idempotency_key_reused")
     assert client.get("/v1/billing/balance", headers=customer.headers).get_json()["balance"] == 1500

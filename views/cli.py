@@ -7,7 +7,7 @@ import json
 import click
 from flask import Flask
 
-from services import accounts, period_close
+from services import accounts, idempotency, period_close
 from services.errors import TallyError
 from views import staff_cli
 
@@ -28,6 +28,11 @@ def init_app(app: Flask) -> None:
         click.echo(json.dumps({"days_posted": result.days_posted,
                                "statements_issued": result.statements,
                                "downgraded_to_free": result.downgraded}))
+
+    @app.cli.command("purge-idempotency-keys")
+    def purge_idempotency_keys() -> None:
+        """Delete stored Idempotency-Key answers older than 24 hours; run it daily from cron."""
+        click.echo(json.dumps({"deleted": idempotency.purge()}))
 
     @app.cli.command("create-staff")
     @click.option("--email", required=True)

@@ -90,11 +90,15 @@ def json_body() -> dict[str, Any]:
 # Rate limits ----------------------------------------------------------------------
 
 
+def key_owner(key: ApiKey) -> str:
+    """Whose limits and idempotency keys a request uses: its account, or the staff user."""
+    return f"account:{key.account_id}" if key.account_id else f"user:{key.user_id}"
+
+
 def _rate_key() -> str:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return "public"
-    key = current_key()  # an invalid key is a 401 before any limit is spent
-    return f"account:{key.account_id}" if key.account_id else f"user:{key.user_id}"
+    return key_owner(current_key())  # an invalid key is a 401 before any limit is spent
 
 
 def _rate_limit() -> str:
@@ -117,6 +121,7 @@ limiter.shared_limit(_rate_limit, scope="api", key_func=_rate_key, error_message
 
 from views.api import (  # noqa: E402,F401  (routes register on bp)
     billing,
+    idempotency,
     invoices,
     keys_api,
     portal,

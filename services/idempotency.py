@@ -1,0 +1,118 @@
+"""Idempotency keys, Stripe style: a retried request gets the first answer, never a second run.
+
+`begin` claims (owner, key) by inserting a row in its own committed transaction before the
+request runs; the unique constraint decides which of two concurrent requests (in any
+worker, on SQLite or PostgreSQL) runs. The loser gets the stored answer if the winner has
+finished, 409 `idempotency_key_in_use` while it runs, or 409 `idempotency_key_reused` if
+its method, path or body differ. `finish` stores the answer, or deletes the row on a 5xx so
+a retry can run. Records live 24 hours; `purge` (and every new claim, for its owner)
+deletes older ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from models import IdempotencyRecord
+from models.base import utcnow
+from services.errors import Conflict, InvalidInput
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+TTL = timedelta(hours=24)
+# A request still "running" after this long died with its worker (gunicorn kills a request
+# long before); a retry may then take the key over instead of waiting out the TTL.
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The first answer to a request with this key, to send again."""
+
+    status: int
+    body: str
+    content_type: str
+
+
+def check_key(value: str) -> str:
+    if not 1 <= len(value) <= MAX_KEY_LENGTH:
+        raise InvalidInput(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.", param=HEADER)
+    return value
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """SHA-256 of the request; a JSON body is canonical, so key order and spacing don't count."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+def begin(owner: str, key: str, request_hash: str, *, now: datetime | None = None) -> int | Stored:
+    """Claim `key` for `owner`: the record id to `finish` later, or the stored first answer."""
+    now = now or utcnow()
+    for _ in range(3):  # a claim released between our insert and our read is claimed again
+        db.session.execute(delete(IdempotencyRecord).where(
+            IdempotencyRecord.owner == owner, IdempotencyRecord.created_at < now - TTL))
+        record = IdempotencyRecord(owner=owner, key=key, request_hash=request_hash, created_at=now)
+        db.session.add(record)
+        try:
+            db.session.commit()
+            return record.id
+        except IntegrityError:
+            db.session.rollback()
+        earlier = db.session.execute(select(IdempotencyRecord).where(
+            IdempotencyRecord.owner == owner, IdempotencyRecord.key == key)
+        ).scalar_one_or_none()
+        if earlier is None:
+            continue
+        if earlier.request_hash != request_hash:
+            raise Conflict(f"This {HEADER} was already used for a different request (another "
+                           "path or body). Use a new key for a new request.",
+                           code="idempotency_key_reused", param=HEADER)
+        if earlier.status is not None:
+            return Stored(earlier.status, earlier.body or "",
+                          earlier.content_type or "application/json")
+        if earlier.created_at < now - ABANDONED_AFTER and _take_over(earlier, now):
+            return earlier.id
+        raise Conflict(f"A request with this {HEADER} is still running. Retry in a moment with "
+                       "the same key to get its answer.", code="idempotency_key_in_use", param=HEADER)
+    raise Conflict(f"This {HEADER} is busy; retry in a moment.", code="idempotency_key_in_use",
+                   param=HEADER)
+
+
+def _take_over(record: IdempotencyRecord, now: datetime) -> bool:
+    """Claim an abandoned record; only one of several concurrent retries succeeds."""
+    claimed = db.session.execute(update(IdempotencyRecord).where(
+        IdempotencyRecord.id == record.id, IdempotencyRecord.status.is_(None),
+        IdempotencyRecord.created_at < now - ABANDONED_AFTER).values(created_at=now)).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def finish(record_id: int, status: int, body: str, content_type: str) -> None:
+    """Store the answer, or release the key on a 5xx so that a retry runs the request again."""
+    db.session.rollback()  # whatever the request left uncommitted would be discarded anyway
+    if status >= 500:
+        db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+    else:
+        db.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(
+            status=status, body=body, content_type=content_type, completed_at=utcnow()))
+    db.session.commit()
+
+
+def purge(*, now: datetime | None = None) -> int:
+    """Delete records older than the TTL; returns how many."""
+    cutoff = (now or utcnow()) - TTL
+    deleted = db.session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)).rowcount
+    db.session.commit()
+    return deleted

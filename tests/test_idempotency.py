@@ -1,0 +1,213 @@
+"""`Idempotency-Key` on every POST under /v1: a retry gets the first answer and runs nothing
+again; another request under the same key is a 409; so is a retry while the first runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app import create_app
+from extensions import db
+from models import ApiKey, CreditGrant, IdempotencyRecord, TopUp
+from models.base import utcnow
+from services import idempotency, ledger
+from tests.support.staff import make_staff
+
+pytestmark = pytest.mark.money  # money moves; the race runs on PostgreSQL too
+
+REPLAYED = "Idempotent-Replayed"
+
+
+def with_key(headers: dict[str, str], key: str) -> dict[str, str]:
+    return headers | {"Idempotency-Key": key}
+
+
+def error_code(response) -> str:
+    body = response.get_json()
+    assert set(body) >= {"error", "code", "message"}, body
+    return body["code"]
+
+
+def count(app, model, *where) -> int:
+    with app.app_context():
+        n = db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+        db.session.remove()
+    return n
+
+
+def test_a_retried_top_up_creates_one_payment_intent(app, client, customer, backend):
+    headers = with_key(customer.headers, "topup-7f3a")
+    first = client.post("/v1/billing/payment-intents", headers=headers, json={"amount": 2500})
+    assert first.status_code == 200 and REPLAYED not in first.headers
+    again = client.post("/v1/billing/payment-intents", headers=headers, json={"amount": 2500})
+    assert again.status_code == 200 and again.headers[REPLAYED] == "true"
+    assert again.get_data() == first.get_data()
+    assert count(app, TopUp, TopUp.account_id == customer.account_id) == 1
+    # The same key on the other path of the same operation is a different request.
+    other_path = client.post("/v1/billing/create-payment-intent", headers=headers, json={"amount": 2500})
+    assert other_path.status_code == 409 and error_code(other_path) == "idempotency_key_reused"
+    reused = client.post("/v1/billing/payment-intents", headers=headers, json={"amount": 2600})
+    assert reused.status_code == 409 and error_code(reused) == "idempotency_key_reused"
+    assert reused.get_json()["param"] == "Idempotency-Key"
+    assert count(app, TopUp, TopUp.account_id == customer.account_id) == 1
+
+
+def test_a_retried_credit_grant_credits_once(app, client, customer, backend):
+    staff = make_staff(app)
+    url = f"/v1/accounts/{customer.account_id}/credits"
+    headers = with_key(staff.headers, "ticket-9001")
+    body = {"amount": 1500, "reason": "Outage credit"}
+    first = client.post(url, headers=headers, json=body)
+    assert first.status_code == 201
+    # Key order and spacing do not make a different request.
+    again = client.post(url, headers=headers | {"Content-Type": "application/json"},
+                        data=json.dumps({"reason": "Outage credit", "amount": 1500}, indent=2))
+    assert again.status_code == 201 and again.headers[REPLAYED] == "true"
+    assert again.get_json() == first.get_json()
+    reused = client.post(url, headers=headers, json=body | {"amount": 999})
+    assert reused.status_code == 409 and error_code(reused) == "idempotency_key_reused"
+    assert client.get("/v1/billing/balance", headers=customer.headers).get_json()["balance"] == 1500
+    assert count(app, CreditGrant, CreditGrant.account_id == customer.account_id) == 1
+    with app.app_context():
+        assert ledger.ledger_sum(customer.account_id) == 1500
+        db.session.remove()
+
+
+def test_a_retried_rotation_rotates_once(app, client, customer, backend):
+    created = client.post("/v1/keys", headers=customer.headers, json={"kind": "usage", "name": "prod"})
+    key_id = created.get_json()["key"]["id"]
+    headers = with_key(customer.headers, "rotate-prod-1")
+    first = client.post("/v1/keys/rotate", headers=headers, json={"key_id": key_id})
+    again = client.post("/v1/keys/rotate", headers=headers, json={"key_id": key_id})
+    assert first.status_code == again.status_code == 200 and again.headers[REPLAYED] == "true"
+    new_key = first.get_json()["api_key"]
+    assert again.get_json()["api_key"] == new_key
+    assert client.get("/v1/billing/balance", headers={"X-Api-Key": new_key}).status_code == 200
+    assert count(app, ApiKey, ApiKey.account_id == customer.account_id, ApiKey.revoked_at.is_not(None)) == 1
+    assert len(client.get("/v1/keys", headers=customer.headers).get_json()["data"]) == 2
+
+
+def test_errors_are_replayed_too_and_other_accounts_are_independent(client, make_customer, backend):
+    alice, bob = make_customer("Alice"), make_customer("Bob")
+    bad = client.post("/v1/billing/payment-intents", headers=with_key(alice.headers, "k1"),
+                      json={"amount": 1})
+    assert bad.status_code == 400 and error_code(bad) == "amount_out_of_range"
+    again = client.post("/v1/billing/payment-intents", headers=with_key(alice.headers, "k1"),
+                        json={"amount": 1})
+    assert again.status_code == 400 and again.headers[REPLAYED] == "true"
+    # Bob's "k1" is his own.
+    bobs = client.post("/v1/billing/payment-intents", headers=with_key(bob.headers, "k1"),
+                       json={"amount": 2500})
+    assert bobs.status_code == 200 and REPLAYED not in bobs.headers
+    # Without a key nothing is stored: each call runs.
+    one = client.post("/v1/keys", headers=alice.headers, json={"name": "a"}).get_json()
+    two = client.post("/v1/keys", headers=alice.headers, json={"name": "a"}).get_json()
+    assert one["key"]["id"] != two["key"]["id"]
+
+
+def test_key_length_and_a_bad_api_key(client, customer, backend):
+    too_long = client.post("/v1/keys", headers=with_key(customer.headers, "x" * 256), json={})
+    assert too_long.status_code == 400 and error_code(too_long) == "invalid_request"
+    assert too_long.get_json()["param"] == "Idempotency-Key"
+    assert client.post("/v1/keys", headers=with_key(customer.headers, ""), json={}).status_code == 400
+    longest = client.post("/v1/keys", headers=with_key(customer.headers, "x" * 255), json={})
+    assert longest.status_code == 201
+    # An invalid API key is refused before the key is looked at or stored.
+    refused = client.post("/v1/keys", headers={"X-Api-Key": "tly_" + "0" * 40,
+                                                "Idempotency-Key": "x" * 255}, json={})
+    assert refused.status_code == 401
+
+
+def test_a_server_error_is_not_stored(app, client, customer, backend):
+    """Stripe unreachable is a 503; the key is released, so the retry runs (and may succeed)."""
+    down = create_app({**{k: app.config[k] for k in (
+        "TESTING", "SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "STRIPE_SECRET_KEY",
+        "RATELIMIT_STORAGE_URI", "RATELIMIT_KEY_PREFIX")}, "STRIPE_API_BASE": "http://127.0.0.1:9"})
+    headers = with_key(customer.headers, "retry-me")
+    failed = down.test_client().post("/v1/billing/payment-intents", headers=headers,
+                                     json={"amount": 2500})
+    assert failed.status_code == 503
+    retried = client.post("/v1/billing/payment-intents", headers=headers, json={"amount": 2500})
+    assert retried.status_code == 200 and REPLAYED not in retried.headers
+    with down.app_context():
+        db.engine.dispose()
+
+
+def test_a_key_is_kept_for_a_day(app, client, customer, backend):
+    headers = with_key(customer.headers, "daily")
+    first = client.post("/v1/keys", headers=headers, json={"name": "one"}).get_json()
+    with app.app_context():
+        db.session.execute(update(IdempotencyRecord).values(
+            created_at=utcnow() - idempotency.TTL + timedelta(minutes=1)))
+        db.session.commit()
+    assert client.post("/v1/keys", headers=headers, json={"name": "one"}).headers[REPLAYED] == "true"
+    with app.app_context():
+        db.session.execute(update(IdempotencyRecord).values(
+            created_at=utcnow() - idempotency.TTL - timedelta(minutes=1)))
+        db.session.commit()
+        db.session.remove()
+    purged = app.test_cli_runner().invoke(args=["purge-idempotency-keys"])
+    assert purged.exit_code == 0 and json.loads(purged.output) == {"deleted": 1}
+    fresh = client.post("/v1/keys", headers=headers, json={"name": "two"})
+    assert fresh.status_code == 201 and fresh.get_json()["key"]["id"] != first["key"]["id"]
+
+
+def post(url: str, body: dict, headers: dict[str, str]) -> tuple[int, dict, bool]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response), response.headers.get(REPLAYED) == "true"
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error), False
+
+
+@pytest.mark.parametrize("path, body, ok", [
+    ("/v1/keys", {"kind": "usage", "name": "racer"}, 201),
+    ("credits", {"amount": 700, "reason": "Race credit"}, 201),
+])
+def test_concurrent_retries_run_once(app, live_server, customer, backend, path, body, ok):
+    staff = make_staff(app)
+    headers = customer.headers
+    if path == "credits":
+        path, headers = f"/v1/accounts/{customer.account_id}/credits", staff.headers
+    headers = with_key(headers, "same-key-everywhere")
+    start = threading.Barrier(8)
+    results: list[tuple[int, dict, bool]] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        start.wait()
+        result = post(live_server.url + path, body, headers)
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ran = [r for r in results if r[0] == ok and not r[2]]
+    replayed = [r for r in results if r[0] == ok and r[2]]
+    busy = [r for r in results if r[0] == 409]
+    assert len(ran) == 1, results
+    assert len(ran) + len(replayed) + len(busy) == 8, results
+    assert all(r[1]["code"] == "idempotency_key_in_use" for r in busy)
+    assert all(r[1] == ran[0][1] for r in replayed)
+    # After the race, a retry gets the answer.
+    status, answer, was_replayed = post(live_server.url + path, body, headers)
+    assert status == ok and was_replayed and answer == ran[0][1]
+    if "credits" in path:
+        assert count(app, CreditGrant, CreditGrant.account_id == customer.account_id) == 1
+        with app.app_context():
+            assert ledger.ledger_sum(customer.account_id) == 700 == ledger.current_balance(
+                customer.account_id)
+            db.session.remove()
+    else:
+        assert count(app, ApiKey, ApiKey.account_id == customer.account_id) == 2
