@@ -76,3 +76,26 @@ def test_screenshots(new_page, size, viewport):
     page.get_by_role("button", name="Rotate").first.click()
     expect(page.get_by_test_id("new-api-key")).to_be_visible()
     shoot(page, "09-keys-new-key", size)
+
+    page.get_by_role("link", name="Usage").click()
+    expect(page.get_by_test_id("meter-apiCalls")).to_be_visible()
+    shoot(page, "10-usage", size)
+
+    page.get_by_role("link", name="Plans").click()
+    expect(page.get_by_test_id("plan-free")).to_contain_text("Current plan")
+    shoot(page, "11-plans-free", size)
+
+    page.get_by_role("link", name="Upgrade to Pro").click()
+    expect(page.locator("#card-element input[placeholder=number]")).to_be_visible()
+    shoot(page, "12-upgrade", size)
+    fill_card(page, VISA)
+    page.get_by_role("button", name="Subscribe for $49.00/month").click()
+    expect(page.get_by_test_id("plan-pro")).to_contain_text("Current plan")
+    shoot(page, "13-plans-pro", size)
+
+    page.get_by_role("link", name="Invoices").click()
+    expect(page.locator("tbody tr").first).to_be_visible()
+    shoot(page, "14-invoices", size)
+    page.locator("tbody tr a").first.click()
+    expect(page.get_by_role("link", name="Download PDF")).to_be_visible()
+    shoot(page, "15-invoice", size)
