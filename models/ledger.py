@@ -18,6 +18,9 @@ KIND_REFUND = "refund"
 KIND_ADJUSTMENT = "adjustment"
 KIND_EXPIRY = "expiry"
 KINDS = (KIND_TOPUP, KIND_GRANT, KIND_USAGE, KIND_REFUND, KIND_ADJUSTMENT, KIND_EXPIRY)
+# What a person reads beside an entry.
+KIND_LABELS = {KIND_TOPUP: "Top-up", KIND_GRANT: "Credit", KIND_USAGE: "Usage",
+               KIND_REFUND: "Refund", KIND_ADJUSTMENT: "Adjustment", KIND_EXPIRY: "Expired"}
 
 
 class LedgerEntry(db.Model):

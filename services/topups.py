@@ -147,7 +147,7 @@ def credit_payment_intent(payment_intent_id: object, *, account_id: str | None =
         )
     posting = ledger.post_entry(
         account.id, intent.amount, kind=KIND_TOPUP, source=SOURCE, source_id=intent.id,
-        currency=intent.currency, description="Card top-up",
+        currency=intent.currency, description="Paid by card",
         meta={"payment_intent": intent.id},
     )
     _record_status(payment_intent_id, "succeeded", credited=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from models.ledger import KIND_LABELS
 from services.money import format_major, format_money
 
 _BYTE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
@@ -25,3 +26,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["major"] = format_major
     app.jinja_env.filters["quantity"] = format_quantity
+    app.jinja_env.filters["ledger_kind"] = lambda kind: KIND_LABELS.get(kind, kind.capitalize())

@@ -56,7 +56,7 @@ def test_pay_preset_amount_updates_balance_in_place(page, customer, live_server)
                                                                  name="Recent activity"))
     rows = activity.locator("tbody tr")
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("Topup")
+    expect(rows.first).to_contain_text("Top-up Paid by card")
     expect(rows.first.locator("td.num")).to_have_text("+$25.00")
 
 
