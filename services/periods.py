@@ -23,7 +23,7 @@ class Period:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder, too long
         raise InvalidInput(f"Unknown time zone {name!r}; use an IANA name such as Europe/Paris.",
                            param="time_zone") from None
 
