@@ -26,6 +26,7 @@ from models.pricing import PRICING_MODELS
 from services import ledger, periods
 from services import meters as meter_defs
 from services.errors import InvalidInput, NotFound, TallyError
+from services.pagination import Page, paginate
 
 USAGE_SOURCE = "usage_charge"
 MAX_AMOUNT = 10**12
@@ -150,8 +151,11 @@ def create_price_plan(body: dict[str, Any]) -> PricePlan:
     return plan
 
 
-def list_price_plans() -> list[PricePlan]:
-    return list(db.session.execute(select(PricePlan).order_by(PricePlan.created_at)).scalars())
+def list_price_plans(*, limit: int, starting_after: str | None = None,
+                     ending_before: str | None = None) -> Page[PricePlan]:
+    """Every price plan, newest first, a page at a time."""
+    return paginate(select(PricePlan), PricePlan, PricePlan.created_at, limit=limit,
+                    starting_after=starting_after, ending_before=ending_before)
 
 
 def get_price_plan(price_plan_id: str) -> PricePlan:
@@ -252,6 +256,27 @@ def period_spend(account: Account, period: periods.Period) -> int:
     return int(db.session.execute(select(func.coalesce(func.sum(UsageCharge.amount), 0)).where(
         UsageCharge.account_id == account.id, UsageCharge.day >= period.start,
         UsageCharge.day < period.end)).scalar_one())
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Rated usage in a billing period against the account's monthly spend cap."""
+
+    amount: int
+    cap: int | None
+    currency: str
+    priced: bool  # whether the account is on a price plan at all
+
+    @property
+    def percent(self) -> float | None:
+        if self.cap is None:
+            return None
+        return 100.0 if self.cap == 0 else 100.0 * self.amount / self.cap
+
+
+def spend(account: Account, period: periods.Period) -> Spend:
+    return Spend(period_spend(account, period), account.spend_cap, account.currency,
+                 account.price_plan_id is not None)
 
 
 def available_credit(account: Account) -> int:

@@ -15,6 +15,7 @@ from models.base import utcnow
 from models.billing import INVOICE_STATEMENT
 from services import accounts, grants, ledger, period_close
 from services import keys as key_service
+from tests.conftest import Customer, login
 from tests.support.staff import make_staff
 from tests.test_concurrency import post
 
@@ -138,9 +139,18 @@ def test_spend_cap_refuses_priced_calls_over_the_cap(client, staff, customer, ba
     usage = client.get("/v1/billing/usage", headers=customer.headers).get_json()
     assert usage["usage"]["apiCalls"] == 2
     assert usage["spend"] == {"amount": 10, "cap": 10, "currency": "usd"}
-    client.post("/v1/billing/settings", headers=customer.headers, json={"spend_cap": 15})
+    # The pages say so: the usage page's spend card and an alert on the dashboard.
+    login(client, customer)
+    usage_page = client.get("/usage").get_data(as_text=True)
+    assert 'data-testid="spend"' in usage_page and "$0.10</strong>" in usage_page
+    assert "of a $0.10 cap" in usage_page
+    dashboard = client.get("/").get_data(as_text=True)
+    assert "You reached your monthly spend cap ($0.10)" in dashboard
+
+    client.post("/v1/billing/settings", headers=customer.headers, json={"spend_cap": 100})
     assert client.post("/v1/authorize", headers=customer.headers, json={}).status_code == 200
     assert balance(client, customer)["balance"] == 1000 - 15
+    assert "spend-alert" not in client.get("/").get_data(as_text=True)  # 15 of 100
 
 
 @pytest.mark.money
@@ -186,7 +196,6 @@ def test_close_period_issues_one_statement_per_account_with_gapless_numbers(app,
             keys.append(key_service.issue_key(
                 account=accounts.get_account(made.get_json()["id"])).plaintext)
         db.session.remove()
-    from tests.conftest import Customer
     team = [Customer("", "", key_owner, key) for key_owner, key in
             zip(_account_ids(app, keys), keys, strict=True)]
     for member in team:

@@ -7,7 +7,18 @@ from datetime import timedelta
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
 from extensions import db
-from services import audit, ledger, metering, periods, plans, settings, subscriptions, topups
+from models.base import utcnow
+from services import (
+    audit,
+    ledger,
+    metering,
+    periods,
+    plans,
+    rating,
+    settings,
+    subscriptions,
+    topups,
+)
 from services.errors import TallyError
 from services.money import format_major, format_money, parse_major
 from views.forms import TopUpForm, UsageSettingsForm
@@ -31,6 +42,7 @@ def dashboard():
         entries=ledger.recent_entries(account.id, limit=10),
         usage=metering.summary(account),
         alerts=metering.alerts(account),
+        spend=rating.spend(account, periods.month_of(utcnow(), account.time_zone)),
         staff_viewed_at=audit.last_staff_view(account.customer_id),
     )
 
@@ -105,6 +117,7 @@ def _usage_page(form: UsageSettingsForm | None = None, status: int = 200):
                 values["spend_cap"], account.currency)})
     response = render_page("usage.html", blocks=("meters",), account=account, summary=summary,
                            charts=charts, alerts=metering.alerts(account), form=form,
+                           spend=rating.spend(account, summary.period),
                            tz=periods.zone(account.time_zone), one_day=timedelta(days=1))
     response.status_code = status
     return response

@@ -11,6 +11,7 @@ from services import metering, rating, settings
 from services import meters as meter_defs
 from services.errors import InvalidInput
 from services.metering import parse_timestamp
+from services.pagination import paginate_list
 from views.api import (
     ACCOUNT_KEY,
     STAFF_KEY,
@@ -20,6 +21,7 @@ from views.api import (
     json_body,
     key_required,
 )
+from views.api.lists import list_response, page_args
 
 MAX_SERIES_POINTS = 24 * 62  # two months of hours, or ~4 years of days
 
@@ -61,9 +63,12 @@ def usage():
         period_end=summary.period.end.isoformat(),
         time_zone=summary.period.time_zone,
         usage=values,
-        spend={"amount": rating.period_spend(account(), summary.period),
-               "cap": account().spend_cap, "currency": account().currency},
+        spend=_spend_json(rating.spend(account(), summary.period)),
     )
+
+
+def _spend_json(spend: rating.Spend) -> dict:
+    return {"amount": spend.amount, "cap": spend.cap, "currency": spend.currency}
 
 
 @bp.get("/billing/settings")
@@ -86,7 +91,9 @@ def _meter_json(meter) -> dict:
 @bp.get("/meters")
 @key_required(*USAGE_OR_ACCOUNT_KEY)
 def list_meters():
-    return jsonify(object="list", data=[_meter_json(m) for m in meter_defs.all_meters()])
+    """Meters in the order they were created (the defaults first); a cursor is a meter's name."""
+    return list_response(paginate_list(meter_defs.all_meters(), lambda m: m.name, **page_args()),
+                         _meter_json)
 
 
 @bp.post("/meters")
