@@ -19,6 +19,7 @@ from models import Account, ApiKey, User
 from models.base import utcnow
 from models.keys import KIND_ACCOUNT, KIND_STAFF
 from services.errors import InvalidInput, NotFound, Unauthorized
+from services.pagination import Page, paginate
 
 KEY_PREFIX = "tly_"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -94,6 +95,14 @@ def list_keys(account_id: str) -> list[ApiKey]:
             .order_by(ApiKey.created_at)
         ).scalars()
     )
+
+
+def list_page(account_id: str, *, limit: int, starting_after: str | None = None,
+              ending_before: str | None = None) -> Page[ApiKey]:
+    """The account's active keys, newest first, a page at a time."""
+    return paginate(select(ApiKey).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None)),
+                    ApiKey, ApiKey.created_at, limit=limit, starting_after=starting_after,
+                    ending_before=ending_before)
 
 
 def get_account_key(account_id: str, key_id: str) -> ApiKey:

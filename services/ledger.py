@@ -19,6 +19,7 @@ from extensions import db
 from models import Account, LedgerEntry
 from models.ledger import KINDS
 from services.errors import Conflict, NotFound
+from services.pagination import Page, paginate
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,14 @@ def ledger_sum(account_id: str) -> int:
             )
         ).scalar_one()
     )
+
+
+def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
+             ending_before: str | None = None) -> Page[LedgerEntry]:
+    """The account's entries, newest first, a page at a time."""
+    return paginate(select(LedgerEntry).where(LedgerEntry.account_id == account_id), LedgerEntry,
+                    LedgerEntry.created_at, limit=limit, starting_after=starting_after,
+                    ending_before=ending_before)
 
 
 def recent_entries(account_id: str, limit: int = 10) -> list[LedgerEntry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -28,19 +29,32 @@ def parse_limit(raw: str | None) -> int:
     return int(raw)
 
 
+def _check_cursors(starting_after: str | None, ending_before: str | None) -> None:
+    if starting_after and ending_before:
+        raise InvalidInput("Use starting_after or ending_before, not both.", param="ending_before")
+
+
+def _no_such_object(cursor_id: str, starting_after: str | None) -> InvalidInput:
+    return InvalidInput(f"No such object in this list: {cursor_id}",
+                        param="starting_after" if starting_after else "ending_before")
+
+
 def paginate(query: Select, model: Any, time_column: Any, *, limit: int,
              starting_after: str | None = None, ending_before: str | None = None) -> Page:
     """Newest first by (time_column, id). A cursor is the id of an item of the same list."""
-    if starting_after and ending_before:
-        raise InvalidInput("Use starting_after or ending_before, not both.", param="ending_before")
+    _check_cursors(starting_after, ending_before)
     cursor_id = starting_after or ending_before
     if cursor_id:
+        cursor_value: str | int = cursor_id
+        if model.id.type.python_type is int:  # integer ids (ledger entries) arrive as text
+            if not cursor_id.isdigit():
+                raise _no_such_object(cursor_id, starting_after)
+            cursor_value = int(cursor_id)
         cursor = db.session.execute(
-            query.with_only_columns(time_column, model.id).where(model.id == cursor_id)
+            query.with_only_columns(time_column, model.id).where(model.id == cursor_value)
         ).first()
         if cursor is None:
-            raise InvalidInput(f"No such object in this list: {cursor_id}",
-                               param="starting_after" if starting_after else "ending_before")
+            raise _no_such_object(cursor_id, starting_after)
         at, cid = cursor
         if starting_after:  # older than the cursor
             query = query.where(or_(time_column < at, and_(time_column == at, model.id < cid)))
@@ -56,4 +70,18 @@ def paginate(query: Select, model: Any, time_column: Any, *, limit: int,
     return Page(rows[:limit], len(rows) > limit)
 
 
-
+def paginate_list(items: Sequence[T], id_of: Callable[[T], str], *, limit: int,
+                  starting_after: str | None = None, ending_before: str | None = None) -> Page[T]:
+    """The same cursors over a short list already in memory (plans from the configuration,
+    meters, Stripe's portal configurations), in the list's own order."""
+    _check_cursors(starting_after, ending_before)
+    ids = [id_of(item) for item in items]
+    cursor_id = starting_after or ending_before
+    if cursor_id and cursor_id not in ids:
+        raise _no_such_object(cursor_id, starting_after)
+    if ending_before:
+        end = ids.index(ending_before)
+        begin = max(0, end - limit)
+        return Page(list(items[begin:end]), begin > 0)
+    begin = ids.index(starting_after) + 1 if starting_after else 0
+    return Page(list(items[begin:begin + limit]), begin + limit < len(items))

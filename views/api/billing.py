@@ -7,6 +7,7 @@ from flask import current_app, jsonify, request
 from services import ledger, metering, plans, topups
 from services.errors import InvalidInput
 from views.api import ACCOUNT_KEY, USAGE_OR_ACCOUNT_KEY, account, bp, json_body, key_required
+from views.api.lists import list_response, page_args
 
 
 @bp.get("/me")
@@ -53,15 +54,9 @@ def balance():
 @bp.get("/billing/ledger")
 @key_required(*ACCOUNT_KEY)
 def ledger_entries():
-    limit = request.args.get("limit", "10")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
-        raise InvalidInput("limit must be a whole number from 1 to 100.", param="limit")
-    entries = ledger.recent_entries(account().id, limit=int(limit))
-    return jsonify(object="list", data=[
-        {"id": e.id, "object": "ledger_entry", "amount": e.amount, "currency": e.currency,
-         "kind": e.kind, "description": e.description, "created_at": e.created_at.isoformat()}
-        for e in entries
-    ])
+    return list_response(ledger.list_for(account().id, **page_args()), lambda e: {
+        "id": e.id, "object": "ledger_entry", "amount": e.amount, "currency": e.currency,
+        "kind": e.kind, "description": e.description, "created_at": e.created_at.isoformat()})
 
 
 @bp.get("/billing/config")

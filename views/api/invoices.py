@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import g, jsonify, request, url_for
+from flask import g, jsonify, url_for
 
 from models import Invoice
 from models.keys import KIND_STAFF
 from services import invoices
 from services.errors import NotFound
-from services.pagination import parse_limit
 from views.api import ACCOUNT_KEY, STAFF_KEY, account, bp, current_key, key_required
+from views.api.lists import list_response, page_args
 from views.invoice_documents import pdf_response
 
 
@@ -31,11 +31,9 @@ def invoice_json(invoice: Invoice, *, lines: bool = False) -> dict:
 
 
 def _list(account_id: str):
-    page = invoices.list_for(account_id, limit=parse_limit(request.args.get("limit")),
-                             starting_after=request.args.get("starting_after") or None,
-                             ending_before=request.args.get("ending_before") or None)
-    data = [invoice_json(i) for i in page.items]
-    return jsonify(object="list", invoices=data, data=data, has_more=page.has_more)
+    # `invoices` carries the same items: the shape this endpoint's first clients read.
+    return list_response(invoices.list_for(account_id, **page_args()), invoice_json,
+                         also_as="invoices")
 
 
 @bp.get("/billing/invoices")

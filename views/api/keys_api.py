@@ -11,6 +11,7 @@ from models.keys import KIND_ACCOUNT, KIND_USAGE
 from services import keys
 from services.errors import InvalidInput
 from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
+from views.api.lists import list_response, page_args
 
 
 def key_json(key: ApiKey) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 @bp.get("/keys")
 @key_required(*ACCOUNT_KEY)
 def list_keys():
-    return jsonify(object="list", data=[key_json(k) for k in keys.list_keys(account().id)])
+    return list_response(keys.list_page(account().id, **page_args()), key_json)
 
 
 @bp.post("/keys")

@@ -5,14 +5,17 @@ from __future__ import annotations
 from flask import jsonify
 
 from services import portal
+from services.pagination import paginate_list
 from views.api import STAFF_KEY, bp, json_body, key_required
+from views.api.lists import list_response, page_args
 
 
 @bp.get("/billing-portal/configurations")
 @key_required(*STAFF_KEY)
 def list_portal_configurations():
-    data = portal.list_configurations()
-    return jsonify(object="list", data=data, has_more=False)
+    """Stripe's configurations, newest first (up to 100; there are a handful)."""
+    return list_response(paginate_list(portal.list_configurations(), lambda c: c["id"], **page_args()),
+                         lambda c: c)
 
 
 @bp.post("/billing-portal/configurations")

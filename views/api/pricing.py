@@ -9,7 +9,9 @@ from models.keys import KIND_STAFF
 from services import accounts, rating
 from services import meters as meter_defs
 from services.errors import InvalidInput
+from services.pagination import paginate_list
 from views.api import ACCOUNT_KEY, STAFF_KEY, account, bp, current_key, json_body, key_required
+from views.api.lists import list_response, page_args
 
 
 def price_plan_json(plan: PricePlan) -> dict:
@@ -33,10 +35,11 @@ def price_plan_json(plan: PricePlan) -> dict:
 def list_price_plans():
     """Staff see every price plan; an account sees the one it is on."""
     if current_key().kind == KIND_STAFF:
-        plans = rating.list_price_plans()
+        page = rating.list_price_plans(**page_args())
     else:
-        plans = [rating.get_price_plan(account().price_plan_id)] if account().price_plan_id else []
-    return jsonify(object="list", data=[price_plan_json(p) for p in plans], has_more=False)
+        mine = [rating.get_price_plan(account().price_plan_id)] if account().price_plan_id else []
+        page = paginate_list(mine, lambda p: p.id, **page_args())
+    return list_response(page, price_plan_json)
 
 
 @bp.post("/price-plans")

@@ -22,8 +22,8 @@ from services import grants, staff
 from services.audit import Actor
 from services.errors import InvalidInput, NotFound
 from services.metering import parse_timestamp
-from services.pagination import Page, parse_limit
 from views.api import ACCOUNT_KEY, STAFF_KEY, bp, current_key, json_body, key_required
+from views.api.lists import list_response, page_args
 
 
 def _actor() -> Actor:
@@ -69,22 +69,11 @@ def grant_json(grant: CreditGrant, remaining: int | None = None) -> dict[str, An
     }
 
 
-def _list(page: Page, render) -> Any:
-    return jsonify(object="list", data=[render(item) for item in page.items],
-                   has_more=page.has_more)
-
-
-def _cursors() -> dict[str, Any]:
-    return {"limit": parse_limit(request.args.get("limit")),
-            "starting_after": request.args.get("starting_after") or None,
-            "ending_before": request.args.get("ending_before") or None}
-
-
 @bp.get("/customers", endpoint="staff_customers")
 @key_required(*STAFF_KEY)
 def list_customers():
     """Newest first; `q` searches email, name, customer, account and Stripe ids."""
-    return _list(staff.list_customers(q=request.args.get("q"), **_cursors()), customer_json)
+    return list_response(staff.list_customers(q=request.args.get("q"), **page_args()), customer_json)
 
 
 @bp.post("/customers", endpoint="staff_create_customer")
@@ -108,7 +97,8 @@ def get_customer(customer_id: str):
 @bp.get("/customers/<customer_id>/accounts", endpoint="staff_customer_accounts")
 @key_required(*STAFF_KEY)
 def list_accounts(customer_id: str):
-    return _list(staff.list_accounts(staff.get_customer(customer_id), **_cursors()), account_json)
+    return list_response(staff.list_accounts(staff.get_customer(customer_id), **page_args()),
+                         account_json)
 
 
 @bp.post("/customers/<customer_id>/accounts", endpoint="staff_create_account")
@@ -135,7 +125,8 @@ def list_credits(account_id: str):
         raise NotFound(f"No such account: {account_id}", param="account_id")
     account = staff.get_account(account_id)
     left = grants.remaining(account.id)
-    return _list(grants.list_for(account.id, **_cursors()), lambda g: grant_json(g, left.get(g.id)))
+    return list_response(grants.list_for(account.id, **page_args()),
+                         lambda g: grant_json(g, left.get(g.id)))
 
 
 def _optional_time(body: dict[str, Any], name: str) -> datetime | None:

@@ -9,8 +9,10 @@ from flask import jsonify
 from models import Subscription
 from services import plans, subscriptions
 from services.errors import InvalidInput
+from services.pagination import paginate_list
 from services.stripe_gateway import gateway
 from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
+from views.api.lists import list_response, page_args
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -30,16 +32,18 @@ def subscription_json(row: Subscription | None) -> dict:
 @bp.get("/billing/plans")
 @key_required(*ACCOUNT_KEY)
 def list_plans():
-    data = []
-    for plan in plans.all_plans():
+    """The plans in the configuration's order; a cursor is a plan's name."""
+
+    def plan_json(plan: plans.Plan) -> dict:
         price = None
         if plan.price is not None:
             price = {"amount": plan.price.amount, "currency": plan.price.currency,
                      "interval": plan.price.interval,
                      "priceId": subscriptions.price_id(plan) if gateway().configured else None}
-        data.append({"object": "plan", "name": plan.name, "limits": plan.limits, "price": price,
-                     "current": plan.name == account().tier})
-    return jsonify(object="list", data=data, has_more=False)
+        return {"object": "plan", "name": plan.name, "limits": plan.limits, "price": price,
+                "current": plan.name == account().tier}
+
+    return list_response(paginate_list(plans.all_plans(), lambda p: p.name, **page_args()), plan_json)
 
 
 @bp.post("/billing/setup")
