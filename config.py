@@ -74,6 +74,9 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "RATELIMIT_STRATEGY": "moving-window",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": env.get("TALLY_RATELIMIT_PREFIX", "tally"),
+        # Email (invoices): smtp://user:pass@host:port, smtps://..., file:///outbox, or unset.
+        "SMTP_URL": env.get("SMTP_URL", ""),
+        "MAIL_FROM": env.get("MAIL_FROM", "Tally <billing@localhost>"),
         # Trust X-Forwarded-* from this many proxies (0 = served directly).
         "PROXY_COUNT": _int(env, "TALLY_PROXY_COUNT", 0),
     }

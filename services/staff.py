@@ -8,6 +8,7 @@ Credit grants live in services/grants.py, impersonation in services/impersonatio
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,10 +33,11 @@ from models import (
 from models.base import public_id, utcnow
 from models.billing import Subscription
 from models.ledger import KIND_ADJUSTMENT
-from services import accounts, audit, keys, ledger, metering, plans, webhooks
+from services import accounts, audit, keys, ledger, mailer, metering, plans, webhooks
 from services.audit import Actor
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound, TallyError, Unavailable
 from services.ledger import Posting
+from services.money import format_money
 from services.pagination import Page, paginate
 
 PERMISSION_IMPERSONATE_WRITE = "impersonate_write"
@@ -404,16 +406,37 @@ def extend_grace(actor: Actor, account_id: str, days: object, reason: object) ->
     return account
 
 
-def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: object) -> None:
-    """Tally has no email delivery yet, so this checks everything and then says so."""
+def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: object,
+                   render_pdf: Callable[[Invoice], bytes]) -> str:
+    """Email the invoice, its PDF attached, to the customer's primary email; audited.
+
+    Returns the address it went to. Without email delivery set up (SMTP_URL) it refuses,
+    saying so, and records nothing.
+    """
     require_staff(actor.staff)
-    check_reason(reason)
+    reason = check_reason(reason)
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.account_id != account_id:
         raise NotFound(f"No such invoice: {invoice_id}", param="invoice_id")
-    raise Unavailable(
-        f"Invoice {invoice.number} was not sent: Tally has no email delivery set up yet. "
-        "The customer can download it from their Invoices page.", code="email_not_configured")
+    if not mailer.configured():
+        raise Unavailable(
+            f"Invoice {invoice.number} was not sent: Tally has no email delivery set up yet "
+            "(SMTP_URL). The customer can download it from their Invoices page.",
+            code="email_not_configured")
+    account = get_account(account_id)
+    to = account.customer.primary_email
+    title = {"receipt": "Receipt", "usage_statement": "Usage statement"}.get(invoice.kind, "Invoice")
+    message_id = mailer.send(
+        to, f"Your {title.lower()} {invoice.number} from Tally",
+        f"Hello,\n\nAs requested, here is your {title.lower()} {invoice.number} "
+        f"({format_money(invoice.total, invoice.currency)}), attached as a PDF. You can also "
+        "download it any time from the Invoices page of your billing portal.\n\n— Tally billing\n",
+        (mailer.Attachment(f"invoice-{invoice.number}.pdf", render_pdf(invoice)),))
+    audit.record_now(actor, "invoice.resend", customer_id=account.customer_id,
+                     account_id=account.id, reason=reason,
+                     meta={"invoice_id": invoice.id, "number": invoice.number, "to": to,
+                           "message_id": message_id})
+    return to
 
 
 def _locked_account(account_id: str) -> Account:

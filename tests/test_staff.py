@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 from datetime import timedelta
 
 import pytest
@@ -12,6 +15,7 @@ from models import Account, Invoice, LedgerEntry, Subscription
 from models.base import utcnow
 from services import ledger
 from tests.conftest import login
+from tests.support.localstripe import free_port
 from tests.support.staff import (
     audit_rows,
     customer_id_of,
@@ -222,7 +226,7 @@ def test_extend_grace_period(app, client, staff, customer):
     assert too_long.status_code == 400
 
 
-def test_resend_invoice_says_no_email_is_set_up(app, client, staff, customer):
+def _invoice(app, customer) -> None:
     with app.app_context():
         account = db.session.get(Account, customer.account_id)
         db.session.add(Invoice(id="inv_test1", customer_id=account.customer_id,
@@ -230,6 +234,10 @@ def test_resend_invoice_says_no_email_is_set_up(app, client, staff, customer):
                                source_id="pi_x", currency="usd", total=2500))
         db.session.commit()
         db.session.remove()
+
+
+def test_resend_invoice_says_when_no_email_is_set_up(app, client, staff, customer):
+    _invoice(app, customer)
     staff_login(client, staff)
     page = client.get(f"/staff/customers/{customer_id_of(app, customer.account_id)}")
     assert "T-0001" in page.get_data(as_text=True)
@@ -244,6 +252,51 @@ def test_resend_invoice_says_no_email_is_set_up(app, client, staff, customer):
     wrong = client.post(f"/staff/accounts/{customer.account_id}/invoices/inv_nope/resend",
                         data={"resend-csrf_token": csrf, "resend-reason": "Customer lost it"})
     assert "No such invoice" in wrong.get_data(as_text=True)
+    assert audit_rows(app, action="invoice.resend") == []
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list[email.message.EmailMessage] = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(email.message_from_bytes(envelope.content,
+                                                          policy=email.policy.default))
+            return "250 OK"
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, inbox
+    controller.stop()
+
+
+def test_resend_invoice_emails_the_pdf_and_is_audited(app, client, staff, customer, smtp_server):
+    controller, inbox = smtp_server
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{controller.port}"
+    _invoice(app, customer)
+    staff_login(client, staff)
+    page = client.get(f"/staff/customers/{customer_id_of(app, customer.account_id)}")
+    csrf = token(page.get_data(as_text=True))
+    response = client.post(f"/staff/accounts/{customer.account_id}/invoices/inv_test1/resend",
+                           data={"resend-csrf_token": csrf, "resend-reason": "Lost in spam"},
+                           follow_redirects=True)
+    assert response.status_code == 200
+    assert f"Invoice sent to {customer.email}." in response.get_data(as_text=True)
+    [message] = inbox.messages
+    assert message["To"] == customer.email and "T-0001" in message["Subject"]
+    assert "$25.00" in message.get_body(("plain",)).get_content()
+    [pdf] = list(message.iter_attachments())
+    assert pdf.get_filename() == "invoice-T-0001.pdf"
+    assert pdf.get_content().startswith(b"%PDF-")
+    [row] = audit_rows(app, action="invoice.resend")
+    assert row.reason == "Lost in spam" and row.meta["to"] == customer.email
+    assert row.staff_user_id == staff.user_id
 
 
 def test_every_staff_form_needs_csrf(app, client, staff, customer):

@@ -14,9 +14,16 @@ def document_html(invoice: Invoice) -> str:
                            customer=account.customer if account else None, standalone=True)
 
 
-def pdf_response(invoice: Invoice) -> Response:
+def pdf_bytes(invoice: Invoice) -> bytes:
     from weasyprint import HTML  # imported on use: it loads Pango and fonts
 
-    pdf = HTML(string=document_html(invoice)).write_pdf()
-    return Response(pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="invoice-{invoice.number}.pdf"'})
+    return HTML(string=document_html(invoice)).write_pdf()
+
+
+def pdf_filename(invoice: Invoice) -> str:
+    return f"invoice-{invoice.number}.pdf"
+
+
+def pdf_response(invoice: Invoice) -> Response:
+    return Response(pdf_bytes(invoice), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{pdf_filename(invoice)}"'})

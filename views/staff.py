@@ -35,6 +35,7 @@ from services import audit, grants, impersonation, plans, staff
 from services.errors import InvalidInput, TallyError
 from services.money import format_money, parse_major
 from services.pagination import parse_limit
+from views import invoice_documents
 from views.htmx import render_page
 from views.session import (
     actor,
@@ -253,9 +254,13 @@ def resend_invoice(account_id: str, invoice_id: str):
     error = "Give a reason: it goes into the audit log."
     if form.validate_on_submit():
         try:
-            staff.resend_invoice(actor(), account.id, invoice_id, form.reason.data)
+            to = staff.resend_invoice(actor(), account.id, invoice_id, form.reason.data,
+                                      render_pdf=invoice_documents.pdf_bytes)
         except TallyError as exc:
             error = exc.message
+        else:
+            flash(f"Invoice sent to {to}.")
+            return redirect(url_for("staff.customer", customer_id=account.customer_id), code=303)
     flash(error, "error")
     return _customer_page(account.customer_id, status=400)
 
