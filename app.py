@@ -23,6 +23,7 @@ from extensions import csrf, db, limiter, login_manager, migrate
 from services import plans, stripe_gateway
 from views import (
     api,
+    api_docs,
     auth,
     billing,
     cli,
@@ -79,7 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     stripe_gateway.init_app(app)
     plans.init_app(app)
 
-    for module in (auth, pages, keys, billing, staff, staff_billing, api, webhooks):
+    for module in (auth, pages, keys, billing, staff, staff_billing, api, api_docs, webhooks):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
     csrf.exempt(webhooks.bp)
