@@ -270,10 +270,12 @@ PAGINATION_PARAMS = [
      "description": f"How many items, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).",
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
     {"name": "starting_after", "in": "query", "required": False,
-     "description": "An item id from the previous page: the page after it (older items).",
+     "description": "The id of the last item of a page (a name for meters and plans): the page "
+                    "after it.",
      "schema": {"type": "string"}},
     {"name": "ending_before", "in": "query", "required": False,
-     "description": "An item id from the current page: the page before it (newer items).",
+     "description": "The id of the first item of a page (a name for meters and plans): the page "
+                    "before it.",
      "schema": {"type": "string"}},
 ]
 
@@ -412,8 +414,9 @@ requests per minute, 429 with `Retry-After`; every rate-limited answer carries
 **Retries.** Every POST takes an optional `Idempotency-Key` header (up to 255 characters):
 the first answer is stored for 24 hours and replayed to a retry with the same key.
 
-**Lists** are `{"object": "list", "data": [...], "has_more"}`, newest first; page with
-`limit` (1-100, default 10), `starting_after` and `ending_before` (item ids).
+**Lists** are `{"object": "list", "data": [...], "has_more"}`, newest first (meters and plans
+keep their own order); page with `limit` (1-100, default 10), `starting_after` and
+`ending_before` (item ids; names for meters and plans).
 """
 
 
