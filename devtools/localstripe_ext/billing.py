@@ -76,14 +76,18 @@ from .common import (
     fail,
     merge_metadata,
     missing,
-    money,
     newest_first,
     no_such,
     now,
+    opt_bool,
     opt_str,
+    page_of,
+    price_text,
+    product_name,
     retrieve,
     unknown,
     unsupported,
+    where,
 )
 from .common import metadata as parse_metadata
 
@@ -160,7 +164,7 @@ class Price(DeepExport, StripeObject):
             fail("Invalid lookup_key: must be at most 200 characters", "lookup_key")
         transfer = as_bool(transfer_lookup_key, "transfer_lookup_key") if transfer_lookup_key \
             is not None else False
-        meta = metadata_param(metadata)
+        meta = parse_metadata(metadata)
         active = as_bool(active, "active") if active is not None else True
         tax_behavior = enum(tax_behavior or "unspecified", "tax_behavior",
                             ("inclusive", "exclusive", "unspecified"))
@@ -195,10 +199,6 @@ class Price(DeepExport, StripeObject):
         self.unit_amount = amount
         self.unit_amount_decimal = str(amount)
         emit("price.created", self)
-
-
-def metadata_param(value: Any) -> dict[str, str]:
-    return parse_metadata(value) if value is not None else {}
 
 
 def _metadata_or_none(value: Any, param: str) -> dict[str, str] | None:
@@ -319,25 +319,18 @@ def list_prices(
     **extra: Any,
 ) -> List:
     unknown(extra)
-    prices = newest_first(Price)
-    if active is not None:
-        wanted = as_bool(active, "active")
-        prices = [p for p in prices if p.active == wanted]
+    prices = where(newest_first(Price), "active", opt_bool(active, "active"))
     if currency is not None:
         prices = [p for p in prices if p.currency == as_str(currency, "currency").lower()]
-    if product is not None:
-        prices = [p for p in prices if p.product == product]
+    prices = where(prices, "product", product)
     if type is not None:
-        kind = enum(type, "type", ("one_time", "recurring"))
-        prices = [p for p in prices if p.type == kind]
+        prices = where(prices, "type", enum(type, "type", ("one_time", "recurring")))
     if lookup_keys is not None:
         keys = [as_str(k, "lookup_keys") for k in as_list(lookup_keys, "lookup_keys")]
         if len(keys) > 10:
             fail("Invalid lookup_keys: at most 10 keys", "lookup_keys")
         prices = [p for p in prices if p.lookup_key in keys]
-    result = List("/v1/prices", limit=limit, starting_after=starting_after)
-    result._list = prices
-    return result
+    return page_of("/v1/prices", prices, limit, starting_after)
 
 
 def plan_for_price(price_id: Any, param: str) -> str:
@@ -639,10 +632,8 @@ def _line_init(self: InvoiceLineItem, item: Any) -> None:
 
 
 def _line_description(plan: Plan, quantity: int) -> str:
-    name = Product._api_retrieve(plan.product).name
-    every = f"/ {plan.interval}" if plan.interval_count == 1 else \
-        f"every {plan.interval_count} {plan.interval}s"
-    return f"{quantity} \u00d7 {name} (at {money(plan.amount, plan.currency)} {every})"
+    price = price_text(plan.amount, plan.currency, price_shape(plan)["recurring"])
+    return f"{quantity} \u00d7 {product_name(plan.product)} (at {price})"
 
 
 def _line_price(self: InvoiceLineItem) -> dict[str, Any] | None:

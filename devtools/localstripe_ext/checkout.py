@@ -38,7 +38,6 @@ from localstripe.resources import (
     List,
     PaymentIntent,
     PaymentMethod,
-    Product,
     StripeObject,
     Subscription,
     random_id,
@@ -56,8 +55,7 @@ from .common import (
     error_box,
     esc,
     fail,
-    interval_text,
-    metadata,
+    message_page,
     missing,
     money,
     newest_first,
@@ -65,12 +63,17 @@ from .common import (
     now,
     opt_str,
     page,
+    page_of,
+    price_text,
+    product_name,
     public_url,
     retrieve,
     unknown,
     unsupported,
     user_error_message,
+    where,
 )
+from .common import metadata as parse_metadata
 
 PAGE_PATH = "/js.stripe.com/tally/checkout/c/pay/"
 DECLINED = "Your card was declined."
@@ -118,21 +121,9 @@ class CheckoutSession(DeepExport, StripeObject):
         if client_reference_id is not None and len(client_reference_id) > 200:
             fail("Invalid client_reference_id: must be at most 200 characters",
                  "client_reference_id")
-        meta = _metadata(metadata, "metadata")
-        sub_data = dict(as_dict(subscription_data or {}, "subscription_data"))
-        sub_metadata = _metadata(sub_data.pop("metadata", None), "subscription_data[metadata]")
-        sub_description = opt_str(sub_data.pop("description", None), "subscription_data[description]")
-        unknown(sub_data, "subscription_data")
-        if subscription_data is not None and mode != "subscription":
-            fail("You can only specify `subscription_data` in `subscription` mode.",
-                 "subscription_data")
-        pi_data = dict(as_dict(payment_intent_data or {}, "payment_intent_data"))
-        pi_metadata = _metadata(pi_data.pop("metadata", None), "payment_intent_data[metadata]")
-        pi_description = opt_str(pi_data.pop("description", None), "payment_intent_data[description]")
-        unknown(pi_data, "payment_intent_data")
-        if payment_intent_data is not None and mode != "payment":
-            fail("You can only specify `payment_intent_data` in `payment` mode.",
-                 "payment_intent_data")
+        meta = parse_metadata(metadata)
+        sub_data = _mode_data(subscription_data, "subscription_data", mode, "subscription")
+        pi_data = _mode_data(payment_intent_data, "payment_intent_data", mode, "payment")
         if payment_method_types is not None:
             for i, kind in enumerate(as_list(payment_method_types, "payment_method_types")):
                 if kind != "card":
@@ -164,12 +155,20 @@ class CheckoutSession(DeepExport, StripeObject):
         self.ui_mode = "hosted"
         self.url = public_url(PAGE_PATH + self.id)
         self._line_items = items
-        self._subscription_data = {"metadata": sub_metadata, "description": sub_description}
-        self._payment_intent_data = {"metadata": pi_metadata, "description": pi_description}
+        self._subscription_data = sub_data
+        self._payment_intent_data = pi_data
 
 
-def _metadata(value: Any, param: str) -> dict[str, str]:
-    return metadata(value, param) if value is not None else {}
+def _mode_data(value: Any, param: str, mode: str, only_in: str) -> dict[str, Any]:
+    """``subscription_data`` or ``payment_intent_data``: the ``metadata`` and ``description``
+    given to the object the session creates, allowed in one mode only."""
+    data = dict(as_dict(value or {}, param))
+    result = {"metadata": parse_metadata(data.pop("metadata", None), f"{param}[metadata]"),
+              "description": opt_str(data.pop("description", None), f"{param}[description]")}
+    unknown(data, param)
+    if value is not None and mode != only_in:
+        fail(f"You can only specify `{param}` in `{only_in}` mode.", param)
+    return result
 
 
 def _url(value: Any, param: str) -> str | None:
@@ -247,11 +246,8 @@ def list_sessions(
     sessions = newest_first(CheckoutSession)
     for field, value in (("customer", customer), ("subscription", subscription),
                          ("payment_intent", payment_intent), ("status", status)):
-        if value is not None:
-            sessions = [s for s in sessions if getattr(s, field) == value]
-    result = List("/v1/checkout/sessions", limit=limit, starting_after=starting_after)
-    result._list = sessions
-    return result
+        sessions = where(sessions, field, value)
+    return page_of("/v1/checkout/sessions", sessions, limit, starting_after)
 
 
 def expire_session(id: str, **extra: Any) -> CheckoutSession:
@@ -260,10 +256,14 @@ def expire_session(id: str, **extra: Any) -> CheckoutSession:
     if session.status != "open":
         fail(f"Only Checkout Sessions with a status in [\"open\"] can be expired. This one is "
              f"{session.status}.")
+    _expire(session)
+    return session
+
+
+def _expire(session: CheckoutSession) -> None:
     session.status = "expired"
     session.url = None
     emit("checkout.session.expired", session)
-    return session
 
 
 ROUTES = [
@@ -284,9 +284,7 @@ class PaymentRefused(Exception):
 def _session_or_none(id: str) -> CheckoutSession | None:
     session = store.get("checkout.session:" + id)
     if session is not None and session.status == "open" and session.expires_at <= now():
-        session.status = "expired"
-        session.url = None
-        emit("checkout.session.expired", session)
+        _expire(session)
     return session
 
 
@@ -296,12 +294,9 @@ def _render(session: CheckoutSession, error: str | None = None, form: dict[str, 
     rows = []
     for price_id, quantity in session._line_items:
         price = _price(price_id)
-        name = Product._api_retrieve(price.product).name
-        every = f" {interval_text(price.recurring['interval'], price.recurring['interval_count'])}" \
-            if price.recurring else ""
+        amount = price_text(price.unit_amount * quantity, price.currency, price.recurring)
         qty = f"{quantity} \u00d7 " if quantity > 1 else ""
-        rows.append(f"<tr><td>{qty}{esc(name)}</td>"
-                    f"<td>{esc(money(price.unit_amount * quantity, price.currency))}{esc(every)}</td></tr>")
+        rows.append(f"<tr><td>{qty}{esc(product_name(price.product))}</td><td>{esc(amount)}</td></tr>")
     email = session.customer_email
     if session.customer:
         email = Customer._api_retrieve(session.customer).email or email
@@ -347,31 +342,29 @@ def _merchant() -> str:
     return "Tally"
 
 
-def _closed(session: CheckoutSession) -> web.Response:
-    text = {"complete": "This Checkout Session is already paid.",
-            "expired": "This Checkout Session has expired."}.get(session.status, "")
-    return page("Checkout", f'<h1>Checkout</h1><p data-testid="closed">{esc(text)}</p>', 410)
-
-
-def _not_found() -> web.Response:
-    return page("Checkout", "<h1>Checkout</h1><p>No such Checkout Session.</p>", 404)
+def _open_session(request: web.Request) -> CheckoutSession | web.Response:
+    """The open session the page is for, or the page that says why there is none."""
+    session = _session_or_none(request.match_info["id"])
+    if session is None:
+        return message_page("Checkout", "No such Checkout Session.", 404)
+    if session.status != "open":
+        text = {"complete": "This Checkout Session is already paid.",
+                "expired": "This Checkout Session has expired."}.get(session.status, "")
+        return message_page("Checkout", text, 410, testid="closed")
+    return session
 
 
 async def show_page(request: web.Request) -> web.Response:
-    session = _session_or_none(request.match_info["id"])
-    if session is None:
-        return _not_found()
-    if session.status != "open":
-        return _closed(session)
+    session = _open_session(request)
+    if isinstance(session, web.Response):
+        return session
     return _render(session)
 
 
 async def submit_page(request: web.Request) -> web.StreamResponse:
-    session = _session_or_none(request.match_info["id"])
-    if session is None:
-        return _not_found()
-    if session.status != "open":
-        return _closed(session)
+    session = _open_session(request)
+    if isinstance(session, web.Response):
+        return session
     posted = await request.post()
     form = {key: str(posted.get(key, "")).strip() for key in ("number", "expiry", "cvc", "name",
                                                                "email")}
@@ -382,7 +375,7 @@ async def submit_page(request: web.Request) -> web.StreamResponse:
     except UserError as error:
         return _render(session, user_error_message(error), form, status=error.code)
     if session.success_url is None:
-        return page("Checkout", '<h1>Thanks!</h1><p data-testid="complete">Payment complete.</p>')
+        return message_page("Checkout", "Payment complete.", heading="Thanks!", testid="complete")
     location = session.success_url.replace("{CHECKOUT_SESSION_ID}", session.id)
     raise web.HTTPSeeOther(location)
 

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from aiohttp import web
 from localstripe import resources
 from localstripe.errors import UserError
-from localstripe.resources import Event, StripeObject, store
+from localstripe.resources import Event, List, Product, StripeObject, store
 
 _settings = {"public_url": "http://127.0.0.1:8420"}
 
@@ -99,6 +99,11 @@ def as_bool(value: object, param: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     fail(f"Invalid boolean: {value}", param)
+
+
+def opt_bool(value: object, param: str) -> bool | None:
+    """A boolean, or None when absent."""
+    return None if value is None else as_bool(value, param)
 
 
 def as_str(value: object, param: str) -> str:
@@ -208,6 +213,21 @@ def newest_first(cls: type[StripeObject]) -> list[Any]:
     return [obj for key, obj in reversed(store.items()) if key.startswith(prefix)]
 
 
+def where(objects: list[Any], field: str, value: object) -> list[Any]:
+    """The objects whose ``field`` equals ``value``: a list filter; None filters nothing."""
+    if value is None:
+        return objects
+    return [obj for obj in objects if getattr(obj, field) == value]
+
+
+def page_of(url: str, objects: list[Any], limit: Any, starting_after: Any) -> List:
+    """A Stripe list of ``objects``; localstripe's ``List`` checks and applies
+    ``limit`` and ``starting_after``."""
+    result = List(url, limit=limit, starting_after=starting_after)
+    result._list = objects
+    return result
+
+
 # --- Hosted pages ------------------------------------------------------------------------
 
 esc = html.escape
@@ -226,6 +246,17 @@ def money(amount: int, currency: str) -> str:
 
 def interval_text(interval: str, count: int) -> str:
     return f"/ {interval}" if count == 1 else f"every {count} {interval}s"
+
+
+def price_text(amount: int, currency: str, recurring: dict[str, Any] | None) -> str:
+    """``$49.00 / month``, or ``$5.00`` for a one-time price; ``recurring`` is a Price's."""
+    if recurring is None:
+        return money(amount, currency)
+    return f"{money(amount, currency)} {interval_text(recurring['interval'], recurring['interval_count'])}"
+
+
+def product_name(product: str) -> str:
+    return Product._api_retrieve(product).name
 
 
 def day(timestamp: int | None) -> str:
@@ -269,6 +300,13 @@ def page(title: str, body: str, status: int = 200) -> web.Response:
         content_type="text/html",
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
+
+
+def message_page(title: str, text: str, status: int = 200, heading: str | None = None,
+                 testid: str | None = None) -> web.Response:
+    """A page that only says something: a heading (the title unless given) and one line."""
+    attribute = f' data-testid="{esc(testid)}"' if testid else ""
+    return page(title, f"<h1>{esc(heading or title)}</h1><p{attribute}>{esc(text)}</p>", status)
 
 
 def error_box(message: str | None) -> str:

@@ -64,22 +64,27 @@ from .common import (
     error_box,
     esc,
     fail,
-    interval_text,
     merge_metadata,
-    metadata,
+    message_page,
     missing,
     money,
     newest_first,
     no_such,
     now,
+    opt_bool,
     opt_str,
     page,
+    page_of,
+    price_text,
+    product_name,
     public_url,
     retrieve,
     unknown,
     unsupported,
     user_error_message,
+    where,
 )
+from .common import metadata as parse_metadata
 
 PAGE_PATH = "/js.stripe.com/tally/billing_portal/session/"
 
@@ -275,7 +280,7 @@ class PortalConfiguration(DeepExport, StripeObject):
             "headline": None, "privacy_policy_url": None, "terms_of_service_url": None})
         return_url = opt_str(default_return_url, "default_return_url")
         login = _login_page(login_page or {})
-        meta = _metadata(metadata)
+        meta = parse_metadata(metadata)
         name = opt_str(name, "name")
         is_default = not newest_first(PortalConfiguration)
 
@@ -291,10 +296,6 @@ class PortalConfiguration(DeepExport, StripeObject):
         self.name = name
         self.updated = self.created
         emit("billing_portal.configuration.created", self)
-
-
-def _metadata(value: Any) -> dict[str, str]:
-    return metadata(value) if value is not None else {}
 
 
 def create_configuration(**params: Any) -> PortalConfiguration:
@@ -351,16 +352,9 @@ def list_configurations(
     **extra: Any,
 ) -> List:
     unknown(extra)
-    configs = newest_first(PortalConfiguration)
-    if active is not None:
-        wanted = as_bool(active, "active")
-        configs = [c for c in configs if c.active == wanted]
-    if is_default is not None:
-        wanted = as_bool(is_default, "is_default")
-        configs = [c for c in configs if c.is_default == wanted]
-    result = List("/v1/billing_portal/configurations", limit=limit, starting_after=starting_after)
-    result._list = configs
-    return result
+    configs = where(newest_first(PortalConfiguration), "active", opt_bool(active, "active"))
+    configs = where(configs, "is_default", opt_bool(is_default, "is_default"))
+    return page_of("/v1/billing_portal/configurations", configs, limit, starting_after)
 
 
 # --- Sessions ---------------------------------------------------------------------------
@@ -439,6 +433,12 @@ def _subscriptions(customer: str) -> list[Subscription]:
             if s.customer == customer and s.status not in ("canceled", "incomplete_expired")]
 
 
+def _subscription_form(action: str, sub: Subscription, content: str) -> str:
+    """A form that posts one subscription's id to ``action``."""
+    return (f'<form method="post" action="{esc(action)}">'
+            f'<input type="hidden" name="subscription" value="{esc(sub.id)}">{content}</form>')
+
+
 def _render(session: PortalSession, error: str | None = None, status: int = 200) -> web.Response:
     config: PortalConfiguration = store["billing_portal.configuration:" + session.configuration]
     features = config.features
@@ -453,10 +453,8 @@ def _render(session: PortalSession, error: str | None = None, status: int = 200)
     cancel = features["subscription_cancel"]
     for sub in subscriptions:
         price = price_shape(sub.plan)
-        name = Product._api_retrieve(price["product"]).name
-        recurring = price["recurring"]
-        amount = f"{money(price['unit_amount'] * sub.quantity, price['currency'])} " \
-                 f"{interval_text(recurring['interval'], recurring['interval_count'])}"
+        name = product_name(price["product"])
+        amount = price_text(price["unit_amount"] * sub.quantity, price["currency"], price["recurring"])
         if sub.cancel_at:
             when = f"Your plan will be canceled on {day(sub.cancel_at)}."
         else:
@@ -464,16 +462,14 @@ def _render(session: PortalSession, error: str | None = None, status: int = 200)
         buttons = ""
         if cancel["enabled"] and sub.status in ("active", "trialing", "past_due"):
             if sub.cancel_at:
-                buttons = (f'<form method="post" action="{esc(action)}/renew">'
-                           f'<input type="hidden" name="subscription" value="{esc(sub.id)}">'
-                           '<button type="submit">Renew plan</button></form>')
+                buttons = _subscription_form(f"{action}/renew", sub,
+                                             '<button type="submit">Renew plan</button>')
             else:
                 note = ("Canceling ends your plan now." if cancel["mode"] == "immediately"
                         else "Your plan stays active until the end of the current period.")
-                buttons = (f'<form method="post" action="{esc(action)}/cancel">'
-                           f'<input type="hidden" name="subscription" value="{esc(sub.id)}">'
-                           f'<p class="muted">{note}</p>'
-                           '<button type="submit" class="secondary">Cancel plan</button></form>')
+                buttons = _subscription_form(f"{action}/cancel", sub,
+                                             f'<p class="muted">{note}</p>'
+                                             '<button type="submit" class="secondary">Cancel plan</button>')
         parts.append(
             f'<div class="card" data-testid="subscription" data-id="{esc(sub.id)}">'
             f"<strong>{esc(name)}</strong><div>{esc(amount)}</div>"
@@ -496,17 +492,21 @@ def _render(session: PortalSession, error: str | None = None, status: int = 200)
     return page("Billing portal", "\n".join(parts), status)
 
 
+def _not_valid() -> web.Response:
+    return message_page("Billing portal", "This link is not valid.", 404)
+
+
 async def show_page(request: web.Request) -> web.Response:
     session = _session_by_token(request.match_info["token"])
     if session is None:
-        return page("Billing portal", "<h1>Billing portal</h1><p>This link is not valid.</p>", 404)
+        return _not_valid()
     return _render(session)
 
 
 async def _act(request: web.Request, cancel: bool) -> web.StreamResponse:
     session = _session_by_token(request.match_info["token"])
     if session is None:
-        return page("Billing portal", "<h1>Billing portal</h1><p>This link is not valid.</p>", 404)
+        return _not_valid()
     config: PortalConfiguration = store["billing_portal.configuration:" + session.configuration]
     feature = config.features["subscription_cancel"]
     form = await request.post()
