@@ -79,4 +79,6 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "MAIL_FROM": env.get("MAIL_FROM", "Tally <billing@localhost>"),
         # Trust X-Forwarded-* from this many proxies (0 = served directly).
         "PROXY_COUNT": _int(env, "TALLY_PROXY_COUNT", 0),
+        # The API key the MCP server's tools act with (`flask --app app mcp`).
+        "MCP_API_KEY": env.get("TALLY_API_KEY", "").strip(),
     }

@@ -34,6 +34,21 @@ def init_app(app: Flask) -> None:
         """Delete stored Idempotency-Key answers older than 24 hours; run it daily from cron."""
         click.echo(json.dumps({"deleted": idempotency.purge()}))
 
+    @app.cli.command("mcp", with_appcontext=False)
+    @click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio",
+                  show_default=True)
+    @click.option("--host", default="127.0.0.1", show_default=True,
+                  help="streamable-http: the address to listen on (anyone who reaches it acts with the key)")
+    @click.option("--port", default=8765, show_default=True, type=int, help="streamable-http: the port")
+    def mcp(transport: str, host: str, port: int) -> None:
+        """Serve Tally's API as MCP tools for AI agents, acting with TALLY_API_KEY."""
+        api_key = app.config["MCP_API_KEY"]
+        if not api_key:
+            raise click.ClickException("Set TALLY_API_KEY to the Tally API key the tools act with.")
+        from views import mcp_server  # the mcp package loads only for this command
+
+        mcp_server.run(app, api_key, transport=transport, host=host, port=port)
+
     @app.cli.command("create-staff")
     @click.option("--email", required=True)
     @click.option("--password", required=True)
