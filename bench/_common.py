@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: a fresh PostgreSQL database, the CLI, gunicorn, statistics.
+"""Shared by the benchmarks: a fresh PostgreSQL database, the CLI, gunicorn, the HTTP client
+loop, statistics.
 
 Loopback only. Every bench drops and recreates its own database (default `bench`; never
 `test`, which the test suite drops) and uses its own Redis key prefix.
@@ -6,6 +7,8 @@ Loopback only. Every bench drops and recreates its own database (default `bench`
 
 from __future__ import annotations
 
+import argparse
+import http.client
 import json
 import os
 import platform
@@ -19,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -89,6 +92,17 @@ def migrate_and_seed(env: dict[str, str]) -> dict[str, str]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@contextmanager
+def seeded_database(name: str) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
+    """Drop and create the database `name`, migrate it and seed the demo customer; yield its
+    URL, the app's environment (valid inside the block: its plans file is temporary) and
+    the demo's JSON line."""
+    db_url = fresh_database(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = bench_env(db_url, Path(tmp))
+        yield db_url, env, migrate_and_seed(env)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,6 +158,35 @@ def gunicorn(env: dict[str, str], *, workers: int = 2, app_spec: str = "app:crea
                             len(log) - 1)
                 print(f"# gunicorn logged {len(tracebacks)} traceback(s); the first ends with:")
                 print("\n".join("#   " + line for line in log[max(first, tail - 6):tail + 1]))
+
+
+def post_each(host: str, port: int, path: str, headers: dict[str, str], bodies: Iterable[bytes],
+              timeout: float) -> Iterator[tuple[int, bytes, float]]:
+    """POST each body in turn over one connection; yield (status, response body, seconds) per
+    request, as the client sees it: connect included when a new connection is needed
+    (gunicorn's sync workers close it after each response). A request that failed on the
+    connection yields status 0, and the next one connects again."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        for body in bodies:
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                status, data = response.status, response.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                status, data = 0, b""
+            yield status, data, time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def for_seconds(body: bytes, seconds: float) -> Iterator[bytes]:
+    """`body` again and again until `seconds` have passed."""
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        yield body
 
 
 def process_tree(pid: int) -> list[int]:
@@ -216,6 +259,23 @@ def describe_ms(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return (f"median {statistics.median(ms):.2f} ms, p95 {percentile(ms, 95):.2f} ms, "
             f"p99 {percentile(ms, 99):.2f} ms, min {min(ms):.2f} ms, max {max(ms):.2f} ms")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every bench that serves the app with gunicorn."""
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--db", default="bench", help="database to drop and recreate (not 'test')")
+    parser.add_argument("--profile", help="write py-spy collapsed stacks of the workers here")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def print_header() -> None:
+    """What a bench's figures depend on: the machine, and how busy it was before."""
+    print(f"# machine: {machine()}")
+    print(f"# load average before: {load_average()}")
 
 
 def machine() -> str:

@@ -13,13 +13,10 @@ alternating over rounds; latency is per request as the client sees it, connect i
 from __future__ import annotations
 
 import argparse
-import http.client
 import multiprocessing
 import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import _common
 
@@ -31,25 +28,12 @@ def client(host: str, port: int, path: str, headers: dict[str, str], body: bytes
     latencies: list[float] = []
     errors = 0
     cpu = time.process_time()
-    conn = http.client.HTTPConnection(host, port, timeout=30)
-    deadline = time.perf_counter() + seconds
-    while True:
-        started = time.perf_counter()
-        if started >= deadline:
-            break
-        try:
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            ok = response.status == 200
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            ok = False
-        if ok:
-            latencies.append(time.perf_counter() - started)
+    for status, _, elapsed in _common.post_each(host, port, path, headers,
+                                                _common.for_seconds(body, seconds), timeout=30):
+        if status == 200:
+            latencies.append(elapsed)
         else:
             errors += 1
-    conn.close()
     out.put((latencies, errors, time.process_time() - cpu))
 
 
@@ -90,22 +74,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per route per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--db", default="bench", help="database to drop and recreate (not 'test')")
-    parser.add_argument("--profile", help="write py-spy collapsed stacks of the workers here")
+    _common.add_server_arguments(parser)
     args = parser.parse_args()
 
-    print(f"# machine: {_common.machine()}")
-    print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    db_url = _common.fresh_database(args.db)
+    _common.print_header()
     routes = {
         "bare": ("/bench/bare", {"Content-Type": "application/json"}, b"{}"),
         "authorize": ("/v1/authorize", {"Content-Type": "application/json"}, AUTHORIZE_BODY),
     }
     runs = {name: Run() for name in routes}
-    with tempfile.TemporaryDirectory() as tmp:
-        env = _common.bench_env(db_url, Path(tmp))
-        demo = _common.migrate_and_seed(env)
+    with _common.seeded_database(args.db) as (_, env, demo):
         routes["authorize"][1]["X-Api-Key"] = demo["api_key"]
         with _common.gunicorn(env, workers=args.workers, app_spec="bench.gate_app:app",
                               profile=args.profile) as (host, port, pid):
@@ -117,7 +95,7 @@ def main() -> None:
                     hammer(host, port, path, headers, body, args.seconds, args.clients, runs[name],
                            cpu)
 
-    print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"# load average after: {_common.load_average()}")
     print(f"gunicorn {args.workers} sync workers, {args.clients} client processes, "
           f"{args.rounds} rounds x {args.seconds:g} s per route")
     rates = {}

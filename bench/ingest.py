@@ -12,15 +12,13 @@ psycopg's `cursor.copy` into a table shaped like usage_events (same columns and 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import _common
 
@@ -62,21 +60,20 @@ def send_all(host: str, port: int, key: str, bodies: list[bytes], clients: int) 
     latencies: list[float] = []
     headers = {"X-Api-Key": key, "Content-Type": "application/json"}
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=120)
+    def unsent() -> Iterator[bytes]:
         while True:
             with lock:
                 i = next(cursor, None)
             if i is None:
-                break
-            started = time.perf_counter()
-            conn.request("POST", "/v1/events", body=bodies[i], headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-            elapsed = time.perf_counter() - started
+                return
+            yield bodies[i]
+
+    def worker() -> None:
+        for status, data, elapsed in _common.post_each(host, port, "/v1/events", headers, unsent(),
+                                                       timeout=120):
             with lock:
                 latencies.append(elapsed)
-                if response.status == 200:
+                if status == 200:
                     result = json.loads(data)
                     totals["accepted"] += result["accepted"]
                     totals["duplicates"] += result["duplicates"]
@@ -84,8 +81,7 @@ def send_all(host: str, port: int, key: str, bodies: list[bytes], clients: int) 
                 else:
                     totals["errors"] += 1
                     if totals["errors"] <= 3:
-                        print(f"# HTTP {response.status}: {data[:300]!r}")
-        conn.close()
+                        print(f"# HTTP {status}: {data[:300]!r}")
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     started = time.perf_counter()
@@ -143,14 +139,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--dup", type=float, default=0.10, help="share of ids repeated per batch")
     parser.add_argument("--clients", type=int, default=4, help="client threads")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--warmup", type=int, default=8, help="batches sent before timing")
-    parser.add_argument("--db", default="bench", help="database to drop and recreate (not 'test')")
-    parser.add_argument("--profile", help="write py-spy collapsed stacks of the workers here")
+    _common.add_server_arguments(parser)
     args = parser.parse_args()
 
-    print(f"# machine: {_common.machine()}")
-    print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    _common.print_header()
     n_batches = max(1, args.events // args.batch)
     print(f"# building {args.warmup} + {n_batches} batches of {args.batch} events ...")
     warm, _ = make_batches(args.warmup, args.batch, 0.0, args.clients, 1, timedelta(hours=24))
@@ -159,16 +152,13 @@ def main() -> None:
     print(f"# {len(bodies)} bodies, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each, "
           f"{len(unique):,} unique events")
 
-    db_url = _common.fresh_database(args.db)
-    with tempfile.TemporaryDirectory() as tmp:
-        env = _common.bench_env(db_url, Path(tmp))
-        demo = _common.migrate_and_seed(env)
-        with _common.gunicorn(env, workers=args.workers, profile=args.profile) as (host, port, pid):
-            send_all(host, port, demo["api_key"], warm, args.clients)
-            cpu = _common.CpuMeter(pid, args.db)
-            cpu.start()
-            result = send_all(host, port, demo["api_key"], bodies, args.clients)
-            server_cpu, db_cpu, client_cpu = cpu.stop()
+    with (_common.seeded_database(args.db) as (db_url, env, demo),
+          _common.gunicorn(env, workers=args.workers, profile=args.profile) as (host, port, pid)):
+        send_all(host, port, demo["api_key"], warm, args.clients)
+        cpu = _common.CpuMeter(pid, args.db)
+        cpu.start()
+        result = send_all(host, port, demo["api_key"], bodies, args.clients)
+        server_cpu, db_cpu, client_cpu = cpu.stop()
 
     sent = len(bodies) * args.batch
     processed = result["accepted"] + result["duplicates"] + result["rejected"]
@@ -185,7 +175,7 @@ def main() -> None:
     print(f"http: {rate:,.0f} events/s processed ({result['accepted'] / result['seconds']:,.0f} "
           "new events/s)")
 
-    print(f"# load average after http: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"# load average after http: {_common.load_average()}")
     target = "met" if rate >= 20_000 else "missed"
     print(f"http target >= 20,000 events/s: {target}")
     for foreign_key in (False, True):

@@ -23,10 +23,8 @@ import argparse
 import os
 import re
 import statistics
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import _common
 
@@ -139,10 +137,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"# machine: {_common.machine()}")
-    db_url = _common.fresh_database(args.db)
-    with tempfile.TemporaryDirectory() as tmp:
-        env = _common.bench_env(db_url, Path(tmp))
-        demo = _common.migrate_and_seed(env)
+    with _common.seeded_database(args.db) as (db_url, env, demo):
         os.environ.update(env)
         from app import create_app
         from extensions import db
@@ -162,7 +157,7 @@ def main() -> None:
         if response.status_code != 303:
             raise RuntimeError(f"login failed: {response.status_code}")
         key = {"X-Api-Key": demo["api_key"]}
-        print(f"# load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"# load average: {_common.load_average()}")
         results = {}
         for label, path, kwargs in (("GET /usage", "/usage", {}),
                                     ("GET /v1/billing/usage", "/v1/billing/usage",
