@@ -5,8 +5,8 @@ request runs; the unique constraint decides which of two concurrent requests (in
 worker, on SQLite or PostgreSQL) runs. The loser gets the stored answer if the winner has
 finished, 409 `idempotency_key_in_use` while it runs, or 409 `idempotency_key_reused` if
 its method, path or body differ. `finish` stores the answer, or deletes the row on a 5xx so
-a retry can run. Records live 24 hours; `purge` (and every new claim, for its owner)
-deletes older ones.
+a retry can run. Records live 24 hours: an expired key is free again, and `purge`
+(`flask --app app purge-idempotency-keys`, daily) deletes the old rows.
 """
 
 from __future__ import annotations
@@ -60,8 +60,10 @@ def begin(owner: str, key: str, request_hash: str, *, now: datetime | None = Non
     """Claim `key` for `owner`: the record id to `finish` later, or the stored first answer."""
     now = now or utcnow()
     for _ in range(3):  # a claim released between our insert and our read is claimed again
+        # An expired record of this key frees it (the unique index finds it; `purge` the rest).
         db.session.execute(delete(IdempotencyRecord).where(
-            IdempotencyRecord.owner == owner, IdempotencyRecord.created_at < now - TTL))
+            IdempotencyRecord.owner == owner, IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at < now - TTL))
         record = IdempotencyRecord(owner=owner, key=key, request_hash=request_hash, created_at=now)
         db.session.add(record)
         try:

@@ -139,23 +139,28 @@ def test_a_server_error_is_not_stored(app, client, customer, backend):
         db.engine.dispose()
 
 
+def age_records(app, age: timedelta) -> None:
+    with app.app_context():
+        db.session.execute(update(IdempotencyRecord).values(created_at=utcnow() - age))
+        db.session.commit()
+        db.session.remove()
+
+
 def test_a_key_is_kept_for_a_day(app, client, customer, backend):
     headers = with_key(customer.headers, "daily")
     first = client.post("/v1/keys", headers=headers, json={"name": "one"}).get_json()
-    with app.app_context():
-        db.session.execute(update(IdempotencyRecord).values(
-            created_at=utcnow() - idempotency.TTL + timedelta(minutes=1)))
-        db.session.commit()
+    age_records(app, idempotency.TTL - timedelta(minutes=1))
     assert client.post("/v1/keys", headers=headers, json={"name": "one"}).headers[REPLAYED] == "true"
-    with app.app_context():
-        db.session.execute(update(IdempotencyRecord).values(
-            created_at=utcnow() - idempotency.TTL - timedelta(minutes=1)))
-        db.session.commit()
-        db.session.remove()
-    purged = app.test_cli_runner().invoke(args=["purge-idempotency-keys"])
-    assert purged.exit_code == 0 and json.loads(purged.output) == {"deleted": 1}
+    age_records(app, idempotency.TTL + timedelta(minutes=1))
+    # A day later the key is free again, even for another body.
     fresh = client.post("/v1/keys", headers=headers, json={"name": "two"})
-    assert fresh.status_code == 201 and fresh.get_json()["key"]["id"] != first["key"]["id"]
+    assert fresh.status_code == 201 and REPLAYED not in fresh.headers
+    assert fresh.get_json()["key"]["id"] != first["key"]["id"]
+    client.post("/v1/keys", headers=with_key(customer.headers, "other"), json={"name": "three"})
+    age_records(app, idempotency.TTL + timedelta(minutes=1))
+    purged = app.test_cli_runner().invoke(args=["purge-idempotency-keys"])
+    assert purged.exit_code == 0 and json.loads(purged.output) == {"deleted": 2}
+    assert count(app, IdempotencyRecord) == 0
 
 
 def post(url: str, body: dict, headers: dict[str, str]) -> tuple[int, dict, bool]:
