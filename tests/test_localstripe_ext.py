@@ -18,25 +18,13 @@ from typing import Any
 import pytest
 import stripe
 
+from tests.e2e.helpers import DECLINED, THREE_D_SECURE, VISA, chromium
 from tests.support.localstripe import (
     STRIPE_JS_PATH,
     register_webhook,
     running_localstripe,
     simulate_renewal,
 )
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VISA = "4242424242424242"
-DECLINED = "4000000000000002"
-THREE_D_SECURE = "4000002500003155"
 
 
 @pytest.fixture(scope="module")
@@ -271,14 +259,8 @@ def page_url(base_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

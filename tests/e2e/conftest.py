@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, TIMEOUT_MS
+from tests.e2e.helpers import DESKTOP, TIMEOUT_MS, chromium
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +20,11 @@ def playwright_browser() -> Iterator[Any]:
     Not session-wide: Playwright's sync API cannot run twice at once in one thread, and
     tests/test_localstripe_ext.py starts its own (module-scoped) Playwright.
     """
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import expect, sync_playwright
+    with chromium() as browser:
+        from playwright.sync_api import expect
 
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        expect.set_options(timeout=TIMEOUT_MS)
         yield browser
-        browser.close()
 
 
 @pytest.fixture

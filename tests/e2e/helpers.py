@@ -1,13 +1,18 @@
-"""Shared by the end-to-end tests: browser settings, test cards, and small steps
-(log in, type a card, call the JSON API of the live server)."""
+"""Shared by the end-to-end tests (and tests/test_localstripe_ext.py): the browser and
+its settings, test cards, and small steps (log in, type a card, call the JSON API of the
+live server)."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -26,6 +31,19 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 VISA = "4242424242424242"
 DECLINED = "4000000000000002"
 THREE_D_SECURE = "4000002500003155"
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright; skips the test where it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 def login(page: Any, who: Any) -> None:
