@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
 from models.base import UTCDateTime, public_id, utcnow
+
+if TYPE_CHECKING:
+    from models.accounts import Account
 
 KIND_ACCOUNT = "account"  # full access to its account
 KIND_USAGE = "usage"  # a product server's key: authorize, events, read balance and usage
@@ -30,6 +34,8 @@ class ApiKey(db.Model):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     replaced_by_id: Mapped[str | None] = mapped_column(String(32))
+
+    account: Mapped[Account | None] = relationship()  # None for staff keys
 
     @property
     def is_active(self) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Account, ApiKey, User
@@ -65,7 +66,8 @@ def issue_key(
 
 
 def authenticate(plaintext: str | None) -> ApiKey:
-    """The active key for this plaintext, or Unauthorized. Touches last_used_at."""
+    """The active key for this plaintext (with `key.account` loaded), or Unauthorized.
+    Touches last_used_at."""
     if not plaintext:
         raise Unauthorized(
             "Send your API key in the X-Api-Key header or as Authorization: Bearer <key>.",
@@ -74,8 +76,10 @@ def authenticate(plaintext: str | None) -> ApiKey:
     if not _KEY_RE.match(plaintext):
         raise Unauthorized("That is not a Tally API key (they start with tly_).",
                            code="invalid_api_key")
+    # The key's account comes in the same query: the gate needs both on every call.
     key = db.session.execute(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(plaintext))
+        select(ApiKey).options(joinedload(ApiKey.account))
+        .where(ApiKey.key_hash == hash_key(plaintext))
     ).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
         raise Unauthorized("This API key is not valid: it was revoked, rotated or never existed.",

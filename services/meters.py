@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from extensions import db
@@ -35,8 +37,31 @@ def lifetime_limit_name(meter_name: str) -> str:
     return "lifetime" + meter_name[:1].upper() + meter_name[1:]
 
 
+# Meters change rarely (staff add one), and every gate call and event batch reads them,
+# so each app process keeps them for a few seconds: a new meter reaches the worker that
+# created it at once, and every other worker within CACHE_SECONDS.
+CACHE_SECONDS = 5.0
+_CACHE = "tally.meters"
+
+
 def all_meters() -> list[Meter]:
-    """Every meter, the defaults created on first use."""
+    """Every meter, the defaults created on first use. The objects are shared by requests
+    (detached from any session): read them, never change them."""
+    cached = current_app.extensions.get(_CACHE)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    meters = _load_meters()
+    for meter in meters:
+        db.session.expunge(meter)
+    current_app.extensions[_CACHE] = (time.monotonic() + CACHE_SECONDS, meters)
+    return meters
+
+
+def _forget() -> None:
+    current_app.extensions.pop(_CACHE, None)
+
+
+def _load_meters() -> list[Meter]:
     meters = list(db.session.execute(select(Meter).order_by(Meter.created_at, Meter.name)).scalars())
     missing = [d for d in DEFAULT_METERS if d[0] not in {m.name for m in meters}]
     if missing:
@@ -47,7 +72,7 @@ def all_meters() -> list[Meter]:
             db.session.commit()
         except Exception:  # another worker created them first
             db.session.rollback()
-        return all_meters()
+        return _load_meters()
     return meters
 
 
@@ -84,6 +109,7 @@ def create_meter(*, name: object, event_name: object, aggregation: object,
                   property=property if aggregation != "count" else property or None, unit=unit)
     db.session.add(meter)
     db.session.commit()
+    _forget()
     return meter
 
 

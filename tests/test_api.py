@@ -17,7 +17,7 @@ def test_me_and_billing(client, customer):
     assert billing == {"tier": "free", "calls_total": 0, "call_limit": None, "over_limit": False,
                        "stripe_customer_id": None, "balance": 0, "currency": "usd"}
     assert client.get("/v1/billing/balance", headers=customer.headers).get_json() == {
-        "balance": 0, "currency": "usd"}
+        "balance": 0, "currency": "usd", "posted_balance": 0, "pending_usage": 0}
 
 
 def test_stripe_config_needs_no_key(client):

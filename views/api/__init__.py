@@ -16,8 +16,8 @@ from flask import Blueprint, g, request
 from extensions import limiter
 from models import Account, ApiKey
 from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
-from services import accounts, keys, plans
-from services.errors import Forbidden, InvalidInput
+from services import keys, plans
+from services.errors import Forbidden, InvalidInput, NotFound
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -48,6 +48,14 @@ def current_key() -> ApiKey:
     return g.api_key
 
 
+def key_account(key: ApiKey) -> Account:
+    """The account of an account or usage key, loaded with the key (no second query)."""
+    account = key.account
+    if account is None:
+        raise NotFound(f"No such account: {key.account_id}", param="account_id")
+    return account
+
+
 def key_required(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Allow keys of these kinds; sets `g.account` for account and usage keys."""
 
@@ -58,7 +66,7 @@ def key_required(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., An
             if key.kind not in kinds:
                 raise Forbidden(_SCOPE_MESSAGES[key.kind], code="key_scope")
             if key.account_id is not None:
-                g.account = accounts.get_account(key.account_id)
+                g.account = key_account(key)
             return view(*args, **kwargs)
 
         return wrapper
@@ -107,7 +115,7 @@ def _rate_limit() -> str:
     key = current_key()
     if key.kind == KIND_STAFF:
         return f"{STAFF_REQUESTS_PER_MINUTE}/minute"
-    rpm = plans.plan_for(accounts.get_account(key.account_id).tier).limit("requestsPerMinute")
+    rpm = plans.plan_for(key_account(key).tier).limit("requestsPerMinute")
     return f"{rpm if rpm is not None else 10**9}/minute"
 
 
