@@ -75,6 +75,18 @@ def api_get(base_url: str, path: str, api_key: str) -> tuple[int, dict[str, Any]
             return error.code, json.load(error)
 
 
+def api_post(base_url: str, path: str, api_key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST JSON to the live server with an API key; returns (status, body)."""
+    request = urllib.request.Request(base_url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"X-Api-Key": api_key, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.load(error)
+
+
 def balance(base_url: str, api_key: str) -> int:
     status, body = api_get(base_url, "/v1/billing/balance", api_key)
     assert status == 200, body

@@ -1,0 +1,74 @@
+"""The usage page in Chromium: a card per meter against the plan's limits, the period and
+time zone, cards that htmx refreshes in place as usage arrives, threshold alerts, and the
+settings form with its errors beside the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.helpers import api_post, login
+
+
+def send(live_server: Any, customer: Any, start: int, count: int, event_name: str = "api_call",
+         **properties: Any) -> None:
+    events = [{"id": f"{event_name}-{n}", "event_name": event_name, "properties": properties}
+              for n in range(start, start + count)]
+    status, body = api_post(live_server.url, "/v1/events", customer.api_key, {"events": events})
+    assert status == 200 and body["accepted"] == count, body
+
+
+@pytest.mark.e2e
+def test_usage_cards_refresh_in_place_and_alerts_appear(page, customer, live_server):
+    send(live_server, customer, 0, 120)
+    send(live_server, customer, 0, 2, "llm_completion", tokens=2500)
+    page.clock.install()  # the cards poll every 30 s; the test moves the clock instead
+    login(page, customer)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
+    expect(page.get_by_test_id("period")).to_contain_text("time zone UTC")
+
+    calls = page.get_by_test_id("meter-apiCalls")
+    expect(calls.get_by_test_id("meter-current")).to_have_text("120 calls")
+    expect(calls).to_contain_text("of 1,000 calls")
+    expect(calls.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "12")
+    tokens = page.get_by_test_id("meter-llmTokens")
+    expect(tokens.get_by_test_id("meter-current")).to_have_text("5,000 tokens")
+    expect(tokens.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "50")
+    expect(page.get_by_test_id("meter-storage")).to_contain_text("of 100 MB")
+    page.evaluate("window.__marker = 'no-reload'")
+
+    # 700 more calls: 82% of the limit. The next poll redraws the cards and the alert.
+    send(live_server, customer, 120, 700)
+    page.clock.run_for("00:31")
+    expect(calls.get_by_test_id("meter-current")).to_have_text("820 calls")
+    expect(calls).to_have_class(re.compile(r"\bmeter-near\b"))
+    expect(page.get_by_role("status").filter(has_text="apiCalls crossed 80% of its limit")).to_be_visible()
+    assert page.evaluate("window.__marker") == "no-reload"
+
+    # Over the limit: the card says calls are refused, and the dashboard shows the alert.
+    send(live_server, customer, 820, 180)
+    page.clock.run_for("00:31")
+    expect(calls).to_have_class(re.compile(r"\bmeter-over\b"))
+    expect(calls).to_contain_text("Limit reached")
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_test_id("usage-alert").first).to_contain_text("apiCalls is at 100%")
+
+
+@pytest.mark.e2e
+def test_settings_errors_show_beside_the_field_and_the_time_zone_applies(page, customer, live_server):
+    login(page, customer)
+    page.goto("/usage")
+    page.get_by_label("Time zone").fill("Mars/Olympus")
+    page.get_by_label("Monthly spend cap").fill("-5")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".field", has=page.get_by_label("Time zone"))).to_contain_text("IANA")
+    expect(page.get_by_test_id("period")).to_contain_text("time zone UTC")
+
+    page.get_by_label("Time zone").fill("Asia/Tokyo")
+    page.get_by_label("Monthly spend cap").fill("25")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_test_id("period")).to_contain_text("time zone Asia/Tokyo")
+    expect(page.get_by_label("Monthly spend cap")).to_have_value("25.00")
