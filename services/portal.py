@@ -88,6 +88,9 @@ def _params(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if "features" in body or creating:
         params["features"] = clean_features(body.get("features", DEFAULT_FEATURES))
+        if creating and not params["features"]:  # Stripe needs one; an empty object sends none
+            raise InvalidInput("features needs at least one feature, such as "
+                               "{\"invoice_history\": {\"enabled\": true}}.", param="features")
     if "headline" in body:
         headline = body["headline"]
         if not isinstance(headline, str) or len(headline) > 60:
