@@ -18,6 +18,10 @@ install: $(VENV)/.installed
 run: install
 	PORT=$(PORT) bash devtools/run_demo.sh
 
+## serve: production: migrate, then gunicorn workers on PostgreSQL and Redis (DATABASE_URL, REDIS_URL, SECRET_KEY)
+serve: install
+	bash devtools/serve.sh
+
 ## test: install test needs (Chromium included), lint, run the whole suite
 test: install chromium
 	$(VENV)/bin/ruff check .

@@ -36,8 +36,13 @@ PASSWORD = "correct-horse-battery"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Money and concurrency tests (marked `money`) also run on PostgreSQL."""
-    if "backend" in metafunc.fixturenames:
+    """Money and concurrency tests (marked `money`) also run on PostgreSQL; chaos tests
+    (marked `chaos`) run only there."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("chaos"):
+        skip = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"),
+                                  reason="chaos tests run on PostgreSQL: set TEST_DATABASE_URL")
+        metafunc.parametrize("backend", [pytest.param("postgresql", marks=skip)], scope="function")
+    elif "backend" in metafunc.fixturenames:
         backends = ["sqlite"]
         if os.environ.get("TEST_DATABASE_URL") and metafunc.definition.get_closest_marker("money"):
             backends.append("postgresql")

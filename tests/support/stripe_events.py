@@ -20,15 +20,23 @@ def signature_header(payload: bytes, secret: str, timestamp: int | None = None) 
     return f"t={timestamp},v1={digest}"
 
 
-def event_payload(localstripe_url: str, event_type: str, object_id: str) -> bytes:
-    """The raw JSON of localstripe's `event_type` event about `object_id`."""
+def event_payloads(localstripe_url: str, event_type: str) -> dict[str, bytes]:
+    """The raw JSON of the first `event_type` event about each object, by the object's id."""
     request = urllib.request.Request(
-        f"{localstripe_url}/v1/events?type={event_type}&limit=100",
+        f"{localstripe_url}/v1/events?type={event_type}&limit=100000",
         headers={"Authorization": "Bearer sk_test_tally"},
     )
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         events = json.load(response)["data"]
-    for event in events:
-        if event["data"]["object"].get("id") == object_id:
-            return json.dumps(event).encode()
-    raise LookupError(f"localstripe has no {event_type} event for {object_id}")
+    payloads: dict[str, bytes] = {}
+    for event in events:  # oldest first: the first event about an object wins
+        payloads.setdefault(event["data"]["object"].get("id"), json.dumps(event).encode())
+    return payloads
+
+
+def event_payload(localstripe_url: str, event_type: str, object_id: str) -> bytes:
+    """The raw JSON of localstripe's `event_type` event about `object_id`."""
+    try:
+        return event_payloads(localstripe_url, event_type)[object_id]
+    except KeyError:
+        raise LookupError(f"localstripe has no {event_type} event for {object_id}") from None

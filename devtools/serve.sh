@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make serve`: Tally as in production. Migrates, then runs gunicorn with several workers
+# against PostgreSQL (DATABASE_URL) and Redis (REDIS_URL), from the environment or .env.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+set -a; [ -f .env ] && . ./.env; set +a
+
+fail() { echo "make serve: $*" >&2; exit 2; }
+case "${DATABASE_URL:-}" in
+  postgres://*|postgresql://*|postgresql+psycopg://*) ;;
+  *) fail "set DATABASE_URL to your PostgreSQL database, e.g. postgresql://tally@db.internal/tally" ;;
+esac
+[ -n "${REDIS_URL:-}" ] || fail "set REDIS_URL, e.g. redis://127.0.0.1:6379/0 (every worker shares its rate limits)"
+[ -n "${SECRET_KEY:-}" ] || fail "set SECRET_KEY (every worker and server signs sessions and CSRF tokens with it)"
+
+.venv/bin/flask --app app db upgrade
+# --preload imports the app once in the master; workers fork from it (less memory, and a
+# worker restarted after a crash starts at once). Access logs hold no secrets: API keys
+# travel in headers, never in URLs.
+exec .venv/bin/gunicorn 'app:create_app()' --preload \
+  --workers "${WEB_CONCURRENCY:-4}" --bind "${BIND:-127.0.0.1:${PORT:-8000}}" \
+  --timeout "${GUNICORN_TIMEOUT:-30}" --graceful-timeout 30 --access-logfile - --error-logfile -
