@@ -42,6 +42,7 @@ from services.meters import Contribution, Rejected
 MAX_BATCH = 1000
 MAX_AGE = timedelta(days=35)
 MAX_AHEAD = timedelta(minutes=5)
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class UsageLimitExceeded(TallyError):
@@ -75,7 +76,13 @@ def parse_timestamp(value: object, param: str) -> datetime:
         raise InvalidInput(f"{value!r} is not an RFC 3339 timestamp.", param=param) from None
     if parsed.tzinfo is None:
         raise InvalidInput("timestamp needs a time zone offset (Z or +hh:mm).", param=param)
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        parsed = EARLIEST - timedelta(days=1)
+    if not EARLIEST <= parsed < LATEST:  # local days and hours of these stay within datetime's range
+        raise InvalidInput(f"{param} must be from the year 1900 to 8999.", param=param)
+    return parsed
 
 
 def parse_event(raw: object, index: int | None, now: datetime) -> EventIn:

@@ -24,7 +24,7 @@ class Page(Generic[T]):
 def parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:  # not "²"
         raise InvalidInput(f"limit must be a whole number from 1 to {MAX_LIMIT}.", param="limit")
     return int(raw)
 
@@ -47,8 +47,8 @@ def paginate(query: Select, model: Any, time_column: Any, *, limit: int,
     if cursor_id:
         cursor_value: str | int = cursor_id
         if model.id.type.python_type is int:  # integer ids (ledger entries) arrive as text
-            if not cursor_id.isdigit():
-                raise _no_such_object(cursor_id, starting_after)
+            if not (cursor_id.isascii() and cursor_id.isdigit()) or int(cursor_id) >= 2**63:
+                raise _no_such_object(cursor_id, starting_after)  # not "²", nor past BIGINT
             cursor_value = int(cursor_id)
         cursor = db.session.execute(
             query.with_only_columns(time_column, model.id).where(model.id == cursor_value)

@@ -26,3 +26,33 @@ def test_a_portal_configuration_with_no_features_is_a_400_not_a_stripe_refusal(a
     created = client.post("/v1/billing-portal/configurations", headers=staff.headers,
                           json={"features": {"invoice_history": {"enabled": True}}})
     assert created.status_code == 201, created.get_json()
+
+
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                                       "1800-01-01T00:00:00Z"])
+def test_a_timestamp_out_of_range_is_a_400(app, client, customer, timestamp):
+    event = client.post("/v1/events", headers=customer.headers,
+                        json={"id": "evt_far", "event_name": "api_call", "timestamp": timestamp})
+    assert event.status_code == 400 and event.get_json()["param"] == "timestamp", event.get_json()
+    staff = make_staff(app)
+    grant = client.post(f"/v1/accounts/{customer.account_id}/credits", headers=staff.headers,
+                        json={"amount": 100, "reason": "test", "effective_from": timestamp})
+    assert grant.status_code == 400 and grant.get_json()["param"] == "effective_from"
+
+
+@pytest.mark.parametrize(("time_zone", "start", "end"), [
+    ("America/New_York", "0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z"),
+    ("Asia/Tokyo", "9999-12-30T00:00:00Z", "9999-12-31T23:00:00Z")])
+def test_a_series_at_the_ends_of_time_is_a_400(client, customer, time_zone, start, end):
+    client.post("/v1/billing/settings", json={"time_zone": time_zone}, headers=customer.headers)
+    response = client.get(f"/v1/meters/apiCalls/usage?from={start}&to={end}", headers=customer.headers)
+    assert response.status_code == 400 and response.get_json()["param"] == "from", response.get_json()
+
+
+@pytest.mark.parametrize("query", ["limit=%C2%B2", "starting_after=%C2%B2",
+                                   "starting_after=" + "9" * 40, "ending_before=" + "9" * 19])
+def test_a_limit_or_cursor_that_is_no_ascii_number_is_a_400(client, customer, query):
+    """"²" is a digit to str.isdigit() but not to int(); 40 nines do not fit a BIGINT id."""
+    response = client.get(f"/v1/billing/ledger?{query}", headers=customer.headers)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["param"] == query.split("=")[0]
