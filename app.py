@@ -31,6 +31,7 @@ from views import (
     filters,
     keys,
     pages,
+    request_guard,
     staff,
     staff_billing,
     webhooks,
@@ -85,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api.bp)
     csrf.exempt(webhooks.bp)
     errors.init_app(app)
+    request_guard.init_app(app)  # NUL in the address or a form is a 400, not a database error
     web_session.init_app(app)  # user loader (impersonation-aware), banner, expiry
     cli.init_app(app)
 

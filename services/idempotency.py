@@ -51,7 +51,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     """SHA-256 of the request; a JSON body is canonical, so key order and spacing don't count."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to canonicalise
         canonical = body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 

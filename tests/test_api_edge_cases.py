@@ -56,3 +56,44 @@ def test_a_limit_or_cursor_that_is_no_ascii_number_is_a_400(client, customer, qu
     response = client.get(f"/v1/billing/ledger?{query}", headers=customer.headers)
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["param"] == query.split("=")[0]
+
+
+NUL, SURROGATE = "\u0000", '"\\ud800"'
+
+
+@pytest.mark.money  # PostgreSQL text refuses NUL: run there too when TEST_DATABASE_URL is set
+def test_nul_characters_and_lone_surrogates_are_400s(app, client, customer, backend):
+    staff = make_staff(app)
+    for path in (f"/v1/customers/a{NUL}b", f"/v1/customers?q=a{NUL}", f"/v1/keys?starting_after={NUL}",
+                 f"/v1/accounts/{customer.account_id}/credits?ending_before={NUL}"):
+        response = client.get(path, headers=staff.headers if "customers" in path or "credits" in path
+                              else customer.headers)
+        assert response.status_code == 400, (path, response.get_json())
+        assert response.get_json()["code"] == "invalid_characters"
+    for path, body in (("/v1/events", {"id": f"e{NUL}", "event_name": "api_call"}),
+                       ("/v1/events", {"id": "e1", "event_name": "api_call", "properties": {NUL: 1}}),
+                       ("/v1/keys", {"name": f"laptop{NUL}"}),
+                       ("/v1/authorize", {"id": f"r{NUL}"})):
+        response = client.post(path, json=body, headers=customer.headers)
+        assert response.status_code == 400, (path, response.get_json())
+        assert response.get_json()["code"] == "invalid_json"
+    created = client.post("/v1/customers", json={"name": f"Acme{NUL}", "primaryEmail": "a@acme.test"},
+                          headers=staff.headers)
+    assert created.status_code == 400 and created.get_json()["code"] == "invalid_json"
+    lone = client.post("/v1/events", data='{"id": ' + SURROGATE + ', "event_name": "api_call"}',
+                       content_type="application/json", headers=customer.headers)
+    assert lone.status_code == 400 and lone.get_json()["code"] == "invalid_json"
+    # A backslash and "u0000" as text, and a real surrogate pair (an emoji), are fine.
+    fine = client.post("/v1/events", headers=customer.headers, json={
+        "id": "evt_ok", "event_name": "api_call", "properties": {"path": "C:\\u0000", "mood": "😀"}})
+    assert fine.status_code == 200 and fine.get_json()["accepted"] == 1, fine.get_json()
+    assert client.get("/v1/events", headers=customer.headers).status_code == 405
+    page = client.get(f"/login?next={NUL}")  # pages too: the error page, not a crash
+    assert page.status_code == 400 and "text/html" in page.content_type
+
+
+def test_a_body_nested_too_deeply_is_a_400_with_or_without_idempotency_key(client, customer):
+    deep = '{"id": "deep", "event_name": "api_call", "properties": ' + '{"a": ' * 5000 + "1" + "}" * 5001
+    for headers in (customer.headers, {**customer.headers, "Idempotency-Key": "deep-1"}):
+        response = client.post("/v1/events", data=deep, content_type="application/json", headers=headers)
+        assert response.status_code == 400 and response.get_json()["code"] == "invalid_json"

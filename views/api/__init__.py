@@ -18,6 +18,7 @@ from models import Account, ApiKey
 from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
 from services import keys, plans
 from services.errors import Forbidden, InvalidInput, NotFound
+from views import request_guard
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -85,13 +86,18 @@ def account() -> Account:
 
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object ({} when empty), or a 400 naming the fault."""
-    if not request.get_data(cache=True):
+    raw = request.get_data(cache=True)
+    if not raw:
         return {}
-    data = request.get_json(silent=True, force=True)
+    try:
+        data = request.get_json(silent=True, force=True)
+    except RecursionError:
+        raise InvalidInput("The request body nests too deeply.", code="invalid_json") from None
     if data is None:
         raise InvalidInput("The request body is not valid JSON.", code="invalid_json")
     if not isinstance(data, dict):
         raise InvalidInput("The request body must be a JSON object.", code="invalid_json")
+    request_guard.check_json_text(raw, data)
     return data
 
 

@@ -297,8 +297,8 @@ def error_statuses(op: Op) -> list[int]:
     statuses = set(op.errors)
     if op.keys:
         statuses |= {401, 403, 429}
-    if op.body is not None or op.params or op.paginated or is_mutating(op):
-        statuses.add(400)
+    if op.body is not None or op.params or op.paginated or is_mutating(op) or "{" in op.path:
+        statuses.add(400)  # a path parameter with a NUL character is a 400 (views/request_guard.py)
     if op.body is not None:
         statuses.add(413)
     if "{" in op.path:
