@@ -1,5 +1,6 @@
 """Several gunicorn processes sharing PostgreSQL (or SQLite) and Redis: rate limits hold
-across them, and a rotated key is refused by every one of them at once."""
+across them, and a rotated key is refused by every one of them at once. Each test runs on
+two servers of one worker each, and on one server of four workers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
@@ -36,8 +38,16 @@ def call(url: str, path: str, key: str, method: str = "POST") -> tuple[int, dict
 
 
 @pytest.fixture
-def servers(app, backend, tmp_path):
-    """Two gunicorn servers (one worker each) on the test database, sharing Redis."""
+def rpm() -> int:
+    """The free plan's requests per minute on these servers."""
+    return RPM
+
+
+@pytest.fixture(params=[(2, 1), (1, 4)], ids=["2-servers-1-worker", "1-server-4-workers"])
+def servers(request, app, backend, tmp_path, rpm):
+    """Gunicorn servers (how many, and workers each, from the parameter) on the test
+    database, sharing Redis; yields their URLs and the demo's key."""
+    count, workers = request.param
     try:
         redis.Redis.from_url(REDIS_URL).ping()
     except redis.RedisError as exc:
@@ -49,11 +59,11 @@ def servers(app, backend, tmp_path):
     env = base_env(database_url, tmp_path, REDIS_URL=REDIS_URL,
                    TALLY_RATELIMIT_PREFIX=f"test-{uuid.uuid4().hex}",
                    TALLY_CONFIG_FILE=write_plans(tmp_path / "plans.json",
-                                                 free={"apiCalls": 1000, "requestsPerMinute": RPM}))
+                                                 free={"apiCalls": 1000, "requestsPerMinute": rpm}))
     flask_cli(env, "db", "upgrade")
     demo = json.loads(flask_cli(env, "seed-demo"))
     with ExitStack() as stack:
-        urls = [stack.enter_context(gunicorn(env)) for _ in range(2)]
+        urls = [stack.enter_context(gunicorn(env, workers)) for _ in range(count)]
         yield urls, demo["api_key"]
 
 
@@ -63,7 +73,7 @@ def test_rate_limit_holds_across_processes(app, servers):
     lock = threading.Lock()
 
     def hit(i: int) -> None:
-        status, _ = call(urls[i % 2], "/v1/authorize", key)
+        status, _ = call(urls[i % len(urls)], "/v1/authorize", key)
         with lock:
             results.append(status)
 
@@ -79,10 +89,16 @@ def test_rate_limit_holds_across_processes(app, servers):
         db.session.remove()
 
 
+@pytest.mark.parametrize("rpm", [10**6])
 def test_rotated_key_is_refused_by_every_process(servers):
+    """Rotate again and again; the moment each rotation answers, the old key gets 401 from
+    every process (16 concurrent calls spread over the workers) and the new one works."""
     urls, key = servers
-    status, rotated = call(urls[0], "/v1/keys/rotate", key)
-    assert status == 200
-    for url in urls:
-        assert call(url, "/v1/me", key, method="GET")[0] == 401
-        assert call(url, "/v1/me", rotated["api_key"], method="GET")[0] == 200
+    for _ in range(5):
+        status, rotated = call(urls[0], "/v1/keys/rotate", key)
+        assert status == 200
+        old, key = key, rotated["api_key"]
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda i, k: call(urls[i % len(urls)], "/v1/me", k, "GET")[0],
+                                    range(16), [old, key] * 8))
+        assert answers == [401, 200] * 8
