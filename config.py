@@ -14,6 +14,7 @@ from typing import Any
 # Top-up bounds in minor units of the account currency: 5.00 to 1,000.00.
 DEFAULT_TOPUP_MIN = 500
 DEFAULT_TOPUP_MAX = 100_000
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 def normalise_database_url(url: str) -> str:
@@ -77,6 +78,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # Email (invoices): smtp://user:pass@host:port, smtps://..., file:///outbox, or unset.
         "SMTP_URL": env.get("SMTP_URL", ""),
         "MAIL_FROM": env.get("MAIL_FROM", "Tally <billing@localhost>"),
+        # Bodies over this size are refused with 413 before anything reads them.
+        "MAX_CONTENT_LENGTH": _int(env, "TALLY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         # Trust X-Forwarded-* from this many proxies (0 = served directly).
         "PROXY_COUNT": _int(env, "TALLY_PROXY_COUNT", 0),
         # The API key the MCP server's tools act with (`flask --app app mcp`).

@@ -17,7 +17,7 @@ from extensions import limiter
 from models import Account, ApiKey
 from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
 from services import keys, plans
-from services.errors import Forbidden, InvalidInput, NotFound
+from services.errors import Forbidden, InvalidInput, NotFound, TallyError
 from views import request_guard
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -84,8 +84,15 @@ def account() -> Account:
     return g.account
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object ({} when empty), or a 400 naming the fault."""
+    if request.mimetype in _FORM_TYPES and (request.content_length or request.form or request.files):
+        # A form is not an empty JSON body (its bytes are parsed away by then): refuse it.
+        raise TallyError("Send the body as JSON, with Content-Type: application/json.",
+                         code="unsupported_media_type", status=415, title="Unsupported Media Type")
     raw = request.get_data(cache=True)
     if not raw:
         return {}
@@ -99,6 +106,14 @@ def json_body() -> dict[str, Any]:
         raise InvalidInput("The request body must be a JSON object.", code="invalid_json")
     request_guard.check_json_text(raw, data)
     return data
+
+
+@bp.before_request
+def _body_is_a_json_object() -> None:
+    """Junk in a body is a 400 even where the endpoint reads no body (revoke, cancel...):
+    nothing acts on a request its sender got wrong."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        json_body()
 
 
 # Rate limits ----------------------------------------------------------------------
