@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 import config
 from app import create_app
 from extensions import db
 from models import Account, ApiKey, Meter
 from tests.support.staff import make_staff
+from tests.support.state import snapshot
 
 # Bodies no endpoint may act on: (name, raw body, content type).
 HOSTILE_BODIES = [
@@ -42,21 +43,6 @@ def _routes() -> list[tuple[str, str]]:
     return sorted((rule.rule, method) for rule in app.url_map.iter_rules()
                   if rule.rule.startswith("/v1/")
                   for method in sorted(rule.methods & {"POST", "DELETE"}))
-
-
-def snapshot(app) -> dict:
-    """Every table's row count, every account's money and settings, every key's state."""
-    with app.app_context():
-        state = {t.name: db.session.scalar(select(func.count()).select_from(t))
-                 for t in db.metadata.sorted_tables if t.name != "idempotency_keys"}
-        state["accounts"] = db.session.execute(select(
-            Account.id, Account.balance, Account.pending_usage, Account.tier, Account.spend_cap,
-            Account.time_zone, Account.alert_thresholds, Account.price_plan_id)
-            .order_by(Account.id)).all()
-        state["keys"] = db.session.execute(
-            select(ApiKey.id, ApiKey.revoked_at).order_by(ApiKey.id)).all()
-        db.session.remove()
-    return state
 
 
 @pytest.fixture

@@ -1,0 +1,31 @@
+"""What a refused request must leave as it was: a fingerprint of the whole database."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from extensions import db
+from models import Account, ApiKey, User
+
+# Rows written on the way to a refusal by design: a claimed idempotency key is released
+# or kept with its answer (tests/test_idempotency.py covers it).
+_IGNORED_TABLES = {"idempotency_keys"}
+
+
+def snapshot(app: Flask) -> dict:
+    """Every table's row count, every account's money and settings, every key's and
+    every user's state."""
+    with app.app_context():
+        state: dict = {t.name: db.session.scalar(select(func.count()).select_from(t))
+                       for t in db.metadata.sorted_tables if t.name not in _IGNORED_TABLES}
+        state["accounts"] = db.session.execute(select(
+            Account.id, Account.balance, Account.pending_usage, Account.tier, Account.spend_cap,
+            Account.time_zone, Account.alert_thresholds, Account.price_plan_id,
+            Account.grace_period_ends_at).order_by(Account.id)).all()
+        state["keys"] = db.session.execute(
+            select(ApiKey.id, ApiKey.revoked_at).order_by(ApiKey.id)).all()
+        state["users"] = db.session.execute(
+            select(User.id, User.password_hash, User.permissions).order_by(User.id)).all()
+        db.session.remove()
+    return state
