@@ -33,7 +33,8 @@ from services import keys
 from tests.conftest import write_plans
 from tests.support.staff import make_staff
 
-pytestmark = pytest.mark.contract
+# `money`: also on PostgreSQL when TEST_DATABASE_URL is set (it refuses text SQLite takes).
+pytestmark = [pytest.mark.contract, pytest.mark.money]
 
 # Examples per operation and per generation mode; ~50 operations. TALLY_CONTRACT_EXAMPLES
 # raises it for a longer hunt (the default keeps the run around a minute on 2 cores).
@@ -93,7 +94,7 @@ def exercise(strategies: list[Any], base_url: str, headers: Callable[[], dict[st
     run()
 
 
-def test_api_conforms_to_its_openapi_document(app, live_server, customer):
+def test_api_conforms_to_its_openapi_document(app, live_server, customer, backend):
     staff = make_staff(app)
     with app.app_context():
         account = db.session.get(Account, customer.account_id)
