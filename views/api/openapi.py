@@ -247,7 +247,8 @@ _ERRORS: dict[int, tuple[str, str]] = {  # status: (component name, description)
     409: ("Conflict", "A conflict: the thing exists or is in the wrong state, or the "
                       "Idempotency-Key was used for another request (`idempotency_key_reused`) "
                       "or is still running (`idempotency_key_in_use`)."),
-    413: ("PayloadTooLarge", "The body is over 2 MiB."),
+    413: ("PayloadTooLarge", "The body is over the size limit (2 MiB unless configured)."),
+    415: ("UnsupportedMediaType", "A form body: send JSON with Content-Type: application/json."),
     429: ("TooManyRequests", "Over the plan's requests per minute; wait Retry-After seconds."),
     500: ("InternalError", "A transient failure; retry."),
     502: ("BadGateway", "Stripe refused the request."),
@@ -293,14 +294,21 @@ def is_mutating(op: Op) -> bool:
     return op.method == "POST" and flask_endpoint(op).startswith("api.")
 
 
+def takes_json(op: Op) -> bool:
+    """POST and DELETE under the API blueprint read any body as a JSON object (views/api)."""
+    return op.method in ("POST", "DELETE") and flask_endpoint(op).startswith("api.")
+
+
 def error_statuses(op: Op) -> list[int]:
     statuses = set(op.errors)
     if op.keys:
         statuses |= {401, 403, 429}
-    if op.body is not None or op.params or op.paginated or is_mutating(op) or "{" in op.path:
+    if op.body is not None or op.params or op.paginated or takes_json(op) or "{" in op.path:
         statuses.add(400)  # a path parameter with a NUL character is a 400 (views/request_guard.py)
-    if op.body is not None:
+    if op.body is not None or takes_json(op):
         statuses.add(413)
+    if takes_json(op):
+        statuses.add(415)
     if "{" in op.path:
         statuses.add(404)
     if is_mutating(op):
