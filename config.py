@@ -78,6 +78,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # Email (invoices): smtp://user:pass@host:port, smtps://..., file:///outbox, or unset.
         "SMTP_URL": env.get("SMTP_URL", ""),
         "MAIL_FROM": env.get("MAIL_FROM", "Tally <billing@localhost>"),
+        # Failed logins allowed per client IP and, separately, per email address.
+        "LOGIN_RATE_LIMIT": env.get("TALLY_LOGIN_LIMIT") or "10/minute",
         # Bodies over this size are refused with 413 before anything reads them.
         "MAX_CONTENT_LENGTH": _int(env, "TALLY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         # Trust X-Forwarded-* from this many proxies (0 = served directly).

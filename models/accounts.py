@@ -81,6 +81,9 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16), default=ROLE_CUSTOMER)
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    # Part of every session's identity (see get_id): bumped at logout and at a password
+    # change, which ends every session signed in before, on every device.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     customer: Mapped[Customer | None] = relationship()
@@ -88,3 +91,7 @@ class User(UserMixin, db.Model):
     @property
     def is_staff(self) -> bool:
         return self.role == ROLE_STAFF
+
+    def get_id(self) -> str:
+        """What the session cookie holds (Flask-Login): the id and the session version."""
+        return f"{self.id}.{self.session_version or 0}"

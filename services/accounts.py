@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from extensions import db
 from models import Account, Customer, User
@@ -97,6 +97,44 @@ def _find_user(email: str) -> User | None:
 
 def get_user(user_id: str) -> User | None:
     return db.session.get(User, user_id)
+
+
+def user_for_session(session_id: str) -> User | None:
+    """The user a session belongs to (`User.get_id()`: "<id>.<session version>"), or None
+    when its version is not the user's current one."""
+    user_id, _, version = (session_id or "").rpartition(".")
+    user = get_user(user_id) if user_id else None
+    if user is None or str(user.session_version or 0) != version:
+        return None
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """End every session of this user, on every device (logout, password change)."""
+    db.session.execute(update(User).where(User.id == user.id)
+                       .values(session_version=User.session_version + 1))
+    db.session.commit()
+    db.session.refresh(user)
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Set a new password after checking the current one; ends every other session (the
+    caller starts a fresh one for the person who changed it)."""
+    try:
+        _hasher.verify(user.password_hash, current or "")
+    except (VerificationError, InvalidHashError):
+        raise InvalidInput("That is not your current password.", code="invalid_credentials",
+                           param="current_password") from None
+    try:
+        check_password_rules(new)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, param="new_password") from None
+    if new == current:
+        raise InvalidInput("Choose a password different from the current one.",
+                           param="new_password")
+    user.password_hash = _hasher.hash(new)
+    db.session.commit()
+    end_sessions(user)
 
 
 def primary_account(user: User) -> Account:

@@ -3,6 +3,7 @@ should, and API keys that never reach a log."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -123,3 +124,145 @@ def test_every_post_form_in_the_templates_carries_a_token():
                 forms += 1
                 assert re.search(r"csrf_token|hidden_tag\(\)", body), f"a form in {template.name}"
     assert forms >= 15
+
+
+# Login throttling -----------------------------------------------------------------
+
+
+def attempt(client, email: str, password: str, ip: str = "203.0.113.7"):
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": ip})
+
+
+def test_failed_logins_are_throttled_per_email_beside_the_form(app, customer):
+    for n in range(10):  # ten guesses from ten addresses
+        guess = attempt(app.test_client(), customer.email, "wrong-password", f"198.51.100.{n}")
+        assert guess.status_code == 400
+    refused = attempt(app.test_client(), customer.email, customer.password, "198.51.100.99")
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    html = refused.get_data(as_text=True)
+    assert "Too many login attempts" in html and 'name="password"' in html  # beside the form
+    other = attempt(app.test_client(), "someone-else@example.com", "whatever-pass", "198.51.100.99")
+    assert other.status_code == 400  # another address and email are not held up
+
+
+def test_failed_logins_are_throttled_per_ip(app, make_customer):
+    victim = make_customer()
+    client = app.test_client()
+    for n in range(10):
+        assert attempt(client, f"guess{n}@example.com", "wrong-password").status_code == 400
+    assert attempt(client, victim.email, victim.password).status_code == 429
+    assert attempt(client, victim.email, victim.password, ip="192.0.2.1").status_code == 303
+
+
+def test_successful_logins_do_not_count(app, customer):
+    client = app.test_client()
+    for _ in range(12):
+        assert attempt(client, customer.email, customer.password).status_code == 303
+        client.post("/logout", data={"csrf_token": csrf_token(client.get("/").get_data(as_text=True))})
+
+
+# Sessions -------------------------------------------------------------------------
+
+
+def session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def with_cookie(app, value: str):
+    other = app.test_client()
+    other.set_cookie("session", value)
+    return other
+
+
+def test_the_session_is_renewed_at_login(app, client, customer):
+    client.get("/login")
+    before = session_cookie(client)
+    login(client, customer)
+    assert session_cookie(client) != before
+    # A session planted before login (fixation) is still anonymous afterwards.
+    assert with_cookie(app, before).get("/").status_code == 302
+
+
+def test_logout_kills_the_session_and_every_copy_of_it(app, client, customer):
+    token = login(client, customer)
+    stolen = with_cookie(app, session_cookie(client))
+    assert stolen.get("/").status_code == 200
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/").status_code == 302
+    assert stolen.get("/").status_code == 302
+
+
+def change_password(client, current: str, new: str):
+    token = csrf_token(client.get("/account").get_data(as_text=True))
+    return client.post("/account/password", data={"current_password": current, "new_password": new,
+                                                   "csrf_token": token})
+
+
+def test_changing_the_password_ends_every_other_session(app, client, customer):
+    login(client, customer)
+    laptop = app.test_client()
+    login(laptop, customer)
+    before = session_cookie(client)
+    response = change_password(client, customer.password, "a-brand-new-password")
+    assert response.status_code == 303
+    assert "Every other session has been logged out" in client.get("/account").get_data(as_text=True)
+    assert session_cookie(client) != before and client.get("/").status_code == 200
+    assert laptop.get("/").status_code == 302
+    assert with_cookie(app, before).get("/").status_code == 302
+    assert attempt(app.test_client(), customer.email, customer.password).status_code == 400
+    assert attempt(app.test_client(), customer.email, "a-brand-new-password").status_code == 303
+
+
+@pytest.mark.parametrize(("current", "new", "message"), [
+    ("not-my-password", "a-brand-new-password", "not your current password"),
+    (None, "short", "at least 10 characters"),
+    (None, None, "different from the current one")])
+def test_a_refused_password_change_says_why_and_changes_nothing(app, client, customer, current, new,
+                                                                message):
+    login(client, customer)
+    laptop = app.test_client()
+    login(laptop, customer)
+    before = snapshot(app)
+    response = change_password(client, current or customer.password, new or customer.password)
+    assert response.status_code == 400 and message in response.get_data(as_text=True)
+    assert snapshot(app) == before and laptop.get("/").status_code == 200
+
+
+def test_the_password_page_needs_a_login(client):
+    assert client.get("/account").status_code == 302
+
+
+# Logs -----------------------------------------------------------------------------
+
+
+def test_api_keys_never_reach_the_logs(app, client, customer, caplog):
+    """Every logger at DEBUG (SQL statements and their parameters included) while keys are
+    made, shown, used, refused and rotated: the key text appears in no record."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")  # SQLAlchemy sets WARN itself
+    keys = [customer.api_key]
+    signup = client.post("/signup", data={
+        "email": "logs@example.com", "password": "long-enough-password", "name": "Logs",
+        "csrf_token": csrf_token(client.get("/signup").get_data(as_text=True))})
+    keys.append(signup.get_data(as_text=True).split('data-testid="new-api-key">')[1].split("<")[0])
+    created = client.post("/v1/keys", json={"kind": "usage"}, headers=customer.headers).get_json()
+    keys.append(created["api_key"])
+    assert client.post("/v1/authorize", headers={"Authorization": f"Bearer {keys[-1]}"}).status_code == 200
+    rotated = client.post("/v1/keys/rotate", headers=customer.headers).get_json()["api_key"]
+    keys.append(rotated)
+    assert client.get("/v1/me", headers=customer.headers).status_code == 401  # the old one, refused
+    assert client.get("/v1/me", headers={"X-Api-Key": rotated}).status_code == 200
+    wrong = "tly_" + "x" * 40
+    assert client.get("/v1/me", headers={"X-Api-Key": wrong}).status_code == 401
+    page = client.post("/keys", data={"kind": "account", "name": "page key",
+                                      "csrf_token": csrf_token(client.get("/keys").get_data(as_text=True))})
+    keys.append(re.search(r"tly_[0-9A-Za-z]{40}", page.get_data(as_text=True)).group(0))
+    # The key lookups' SQL and its parameters were logged (or the test would prove nothing).
+    assert any("key_hash" in r.getMessage() for r in caplog.records)
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    for key in [*keys, wrong]:
+        assert key not in logged and key[4:] not in logged

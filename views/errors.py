@@ -57,6 +57,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        if error.response is not None:  # a view built its own answer (the login throttle)
+            return error.response
         status = error.code or 500
         return error_response(TallyError(
             error.description or error.name, code=_HTTP_CODES.get(status, "http_error"),

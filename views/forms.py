@@ -27,3 +27,9 @@ class UsageSettingsForm(FlaskForm):
     time_zone = StringField("Time zone", validators=[DataRequired("Enter a time zone.")])
     alert_thresholds = StringField("Alert thresholds (%)")
     spend_cap = StringField("Monthly spend cap")
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[
+        DataRequired("Enter your current password.")])
+    new_password = PasswordField("New password", validators=[DataRequired("Choose a new password.")])

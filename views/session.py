@@ -60,10 +60,11 @@ def current_account() -> Account:
 IMPERSONATION_KEY = "impersonation_id"  # the session holds only the id; the row decides
 
 
-def load_user(user_id: str) -> User | None:
+def load_user(session_id: str) -> User | None:
     """Flask-Login's loader: the logged-in user, or the customer user a staff member is
-    viewing as while their impersonation is running."""
-    user = accounts.get_user(user_id)
+    viewing as while their impersonation is running. A session from before the user's
+    last logout or password change (an older session version) is no session."""
+    user = accounts.user_for_session(session_id)
     g.true_user, g.impersonation = user, None
     impersonation_id = session.get(IMPERSONATION_KEY)
     if user is None or not impersonation_id or not user.is_staff:
