@@ -17,7 +17,8 @@ import config
 from app import create_app
 from extensions import db
 from models import Account, ApiKey, Meter
-from tests.support.staff import make_staff
+from tests.conftest import login
+from tests.support.staff import make_staff, staff_login
 from tests.support.state import snapshot
 
 # Bodies no endpoint may act on: (name, raw body, content type).
@@ -112,3 +113,31 @@ def test_a_body_over_the_limit_is_a_413_in_the_error_shape(app, client, customer
     assert snapshot(app) == before
     small = client.post("/v1/events", headers=customer.headers, json={"id": "s", "event_name": "api_call"})
     assert small.status_code == 200
+
+
+FORM_AMOUNTS = ["-5", "1e400", "1e30", "99999999999999999999", "NaN", "Infinity", "2.555", "$-1",
+                "٢٥٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠", ""]
+
+
+@pytest.mark.money  # PostgreSQL's BIGINT overflows where SQLite's does not: run on both
+@pytest.mark.parametrize("amount", FORM_AMOUNTS)
+def test_bad_amounts_in_forms_are_400s_and_change_nothing(app, client, customer, backend, amount):
+    """The money fields people type into: top-up, spend cap, staff grant and adjustment."""
+    staff = make_staff(app)
+    token = login(client, customer)
+    before = snapshot(app)
+    topup = client.post("/topup/intent", data={"amount": amount, "csrf_token": token},
+                        headers={"Accept": "application/json"})
+    assert topup.status_code == 400, (amount, topup.get_data(as_text=True)[:300])
+    cap = client.post("/usage/settings", data={"time_zone": "UTC", "alert_thresholds": "80",
+                                               "spend_cap": amount or "x", "csrf_token": token})
+    assert cap.status_code == 400, amount
+    desk = app.test_client()
+    token = staff_login(desk, staff)
+    acct = customer.account_id
+    for action in ("grant", "adjust"):
+        response = desk.post(f"/staff/accounts/{acct}/{action}", data={
+            f"{acct}-{action}-amount": amount, f"{acct}-{action}-reason": "hostile",
+            f"{acct}-{action}-csrf_token": token})
+        assert response.status_code == 400, (action, amount)
+    assert snapshot(app) == before
