@@ -239,9 +239,10 @@ def test_the_password_page_needs_a_login(client):
 # Logs -----------------------------------------------------------------------------
 
 
-def test_api_keys_never_reach_the_logs(app, client, customer, caplog):
+def test_api_keys_and_other_secrets_never_reach_the_logs(app, client, customer, caplog):
     """Every logger at DEBUG (SQL statements and their parameters included) while keys are
-    made, shown, used, refused and rotated: the key text appears in no record."""
+    made, shown, used, refused and rotated, Stripe is called and people log in: no record
+    holds a key, a password or a Stripe secret."""
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")  # SQLAlchemy sets WARN itself
     keys = [customer.api_key]
@@ -258,11 +259,18 @@ def test_api_keys_never_reach_the_logs(app, client, customer, caplog):
     assert client.get("/v1/me", headers={"X-Api-Key": rotated}).status_code == 200
     wrong = "tly_" + "x" * 40
     assert client.get("/v1/me", headers={"X-Api-Key": wrong}).status_code == 401
-    page = client.post("/keys", data={"kind": "account", "name": "page key",
-                                      "csrf_token": csrf_token(client.get("/keys").get_data(as_text=True))})
+    assert client.post("/v1/billing/payment-intents", json={"amount": 2500},  # calls Stripe
+                       headers={"X-Api-Key": rotated}).status_code == 200
+    web = app.test_client()
+    login(web, customer)
+    page = web.post("/keys", data={"kind": "account", "name": "page key",
+                                   "csrf_token": csrf_token(web.get("/keys").get_data(as_text=True))})
     keys.append(re.search(r"tly_[0-9A-Za-z]{40}", page.get_data(as_text=True)).group(0))
     # The key lookups' SQL and its parameters were logged (or the test would prove nothing).
     assert any("key_hash" in r.getMessage() for r in caplog.records)
     logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
     for key in [*keys, wrong]:
         assert key not in logged and key[4:] not in logged
+    for secret in (customer.password, "long-enough-password", app.config["STRIPE_SECRET_KEY"],
+                   app.config["STRIPE_WEBHOOK_SECRET"]):
+        assert secret not in logged
