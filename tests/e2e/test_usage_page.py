@@ -72,3 +72,34 @@ def test_settings_errors_show_beside_the_field_and_the_time_zone_applies(page, c
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_test_id("period")).to_contain_text("time zone Asia/Tokyo")
     expect(page.get_by_label("Monthly spend cap")).to_have_value("25.00")
+
+
+@pytest.mark.e2e
+def test_priced_usage_shows_spend_against_the_cap(app, page, customer, live_server):
+    from tests.e2e.helpers import PHONE, SCREENSHOTS
+    from tests.e2e.test_screenshots import shoot
+    from tests.support.staff import make_staff
+
+    staff = make_staff(app)
+    _, plan = api_post(live_server.url, "/v1/price-plans", staff.api_key, {
+        "name": "Per call", "currency": "usd",
+        "charges": [{"meter": "apiCalls", "model": "per_unit", "unit_amount": 2}]})
+    api_post(live_server.url, f"/v1/accounts/{customer.account_id}/price-plan", staff.api_key,
+             {"price_plan_id": plan["id"]})
+    api_post(live_server.url, f"/v1/accounts/{customer.account_id}/credits", staff.api_key,
+             {"amount": 1000, "reason": "Welcome credit"})
+    api_post(live_server.url, "/v1/billing/settings", customer.api_key, {"spend_cap": 100})
+    send(live_server, customer, 0, 45)  # 45 calls at 0.02: 0.90 of a 1.00 cap
+
+    login(page, customer)
+    expect(page.get_by_test_id("spend-alert")).to_contain_text("90% of your monthly spend cap")
+    expect(page.get_by_test_id("balance")).to_have_text("$9.10")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
+    spend = page.get_by_test_id("spend")
+    expect(spend.get_by_test_id("spend-amount")).to_have_text("$0.90")
+    expect(spend).to_contain_text("of a $1.00 cap")
+    expect(spend.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "90")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shoot(page, "16-usage-priced", "desktop")
+    page.set_viewport_size(PHONE)
+    shoot(page, "16-usage-priced", "phone")
