@@ -4,10 +4,10 @@ real HTTP (a threaded server), on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections import Counter
+from functools import partial
 
 import pytest
 
@@ -17,6 +17,7 @@ from services import ledger
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.payments import pay
 from tests.support.stripe_events import event_payload, signature_header
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.money
 
@@ -44,8 +45,6 @@ def test_confirm_and_webhook_race_credits_each_payment_intent_once(
         assert pay(stripe_client, body["payment_intent_id"]) == "succeeded"
         intents.append(body["payment_intent_id"])
 
-    results: list[tuple[str, str, int, dict]] = []
-    lock = threading.Lock()
     jobs = []
     for pi in intents:
         confirm_body = json.dumps({"payment_intent_id": pi}).encode()
@@ -55,19 +54,11 @@ def test_confirm_and_webhook_race_credits_each_payment_intent_once(
                          confirm_body, customer.headers))
             jobs.append((pi, "webhook", f"{live_server.url}/v1/billing/webhook", event,
                          {"Stripe-Signature": signature_header(event, WEBHOOK_SECRET)}))
-    barrier = threading.Barrier(len(jobs))
 
     def run(pi, kind, url, body, headers):
-        barrier.wait()
-        status, answer = post(url, body, headers)
-        with lock:
-            results.append((pi, kind, status, answer))
+        return (pi, kind, *post(url, body, headers))
 
-    threads = [threading.Thread(target=run, args=job) for job in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    results = at_once([partial(run, *job) for job in jobs])
 
     assert len(results) == len(jobs)
     assert all(status == 200 for _, _, status, _ in results), [r for r in results if r[2] != 200]

@@ -4,10 +4,10 @@ again; another request under the same key is a 409; so is a retry while the firs
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select, update
@@ -18,6 +18,7 @@ from models import ApiKey, CreditGrant, IdempotencyRecord, TopUp
 from models.base import utcnow
 from services import idempotency, ledger
 from tests.support.staff import make_staff
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.money  # money moves; the race runs on PostgreSQL too
 
@@ -183,21 +184,7 @@ def test_concurrent_retries_run_once(app, live_server, customer, backend, path, 
     if path == "credits":
         path, headers = f"/v1/accounts/{customer.account_id}/credits", staff.headers
     headers = with_key(headers, "same-key-everywhere")
-    start = threading.Barrier(8)
-    results: list[tuple[int, dict, bool]] = []
-    lock = threading.Lock()
-
-    def call() -> None:
-        start.wait()
-        result = post(live_server.url + path, body, headers)
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once([partial(post, live_server.url + path, body, headers)] * 8)
     ran = [r for r in results if r[0] == ok and not r[2]]
     replayed = [r for r in results if r[0] == ok and r[2]]
     busy = [r for r in results if r[0] == 409]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import threading
+from functools import partial
 
 import pytest
 from pypdf import PdfReader
@@ -13,6 +13,7 @@ from models.billing import INVOICE_RECEIPT
 from services import accounts, invoices
 from tests.conftest import login
 from tests.support.payments import pay
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.money
 
@@ -106,12 +107,7 @@ def test_cursor_pagination_newest_first(app, client, customer):
 
 def test_numbers_have_no_gaps_under_concurrent_issue(app, customer):
     """Eight threads issue receipts for one customer at once: numbers 1..N, each once."""
-    threads = [threading.Thread(target=issue_receipts, args=(app, customer.account_id, 5, f"t{n}"))
-               for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once([partial(issue_receipts, app, customer.account_id, 5, f"t{n}") for n in range(8)])
     with app.app_context():
         from models import Invoice
         numbers = sorted(int(i.number.rsplit("-", 1)[1]) for i in db.session.query(Invoice).all())

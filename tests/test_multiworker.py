@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from functools import partial
 
 import pytest
 import redis
@@ -20,6 +20,7 @@ from extensions import db
 from models import UsageEvent
 from tests.conftest import write_plans
 from tests.support.servers import base_env, flask_cli, gunicorn
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.money
 
@@ -69,19 +70,8 @@ def servers(request, app, backend, tmp_path, rpm):
 
 def test_rate_limit_holds_across_processes(app, servers):
     urls, key = servers
-    results: list[int] = []
-    lock = threading.Lock()
-
-    def hit(i: int) -> None:
-        status, _ = call(urls[i % len(urls)], "/v1/authorize", key)
-        with lock:
-            results.append(status)
-
-    threads = [threading.Thread(target=hit, args=(i,)) for i in range(3 * RPM)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = [status for status, _ in at_once(
+        [partial(call, urls[i % len(urls)], "/v1/authorize", key) for i in range(3 * RPM)])]
     assert results.count(200) == RPM and results.count(429) == 2 * RPM
     # Allowed calls were recorded once each, refused ones not at all.
     with app.app_context():

@@ -4,7 +4,6 @@ statement, and grants consumed soonest-expiry first."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from services import accounts, grants, ledger, period_close
 from services import keys as key_service
 from tests.conftest import Customer, login
 from tests.support.staff import make_staff
+from tests.support.threads import at_once
 from tests.test_concurrency import post
 
 GRADUATED = [{"up_to": 100, "unit_amount": 10, "flat_amount": 0},
@@ -158,20 +158,13 @@ def test_concurrent_priced_calls_never_spend_more_than_the_credit(client, staff,
                                                                   live_server, backend):
     priced(client, staff, customer, {"meter": "apiCalls", "model": "per_unit", "unit_amount": 7})
     grant(client, staff, customer, 7 * 30 + 3)  # 30 calls, and 3 cents that buy nothing
-    statuses: list[int] = []
-    lock = threading.Lock()
 
-    def hammer() -> None:
-        for _ in range(8):
-            code, _ = post(live_server.url + "/v1/authorize", b"{}", customer.headers)
-            with lock:
-                statuses.append(code)
+    def hammer() -> list[int]:
+        return [post(live_server.url + "/v1/authorize", b"{}", customer.headers)[0]
+                for _ in range(8)]
 
-    threads = [threading.Thread(target=hammer) for _ in range(6)]  # 48 calls: within 60/minute
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # 6 clients of 8 calls: 48 calls, within the plan's 60 a minute.
+    statuses = [code for codes in at_once([hammer] * 6) for code in codes]
     assert sorted(set(statuses)) == [200, 402]
     assert statuses.count(200) == 30 == api_calls(client, customer)
     assert balance(client, customer) == {"balance": 3, "posted_balance": 213,
@@ -205,22 +198,12 @@ def test_close_period_issues_one_statement_per_account_with_gapless_numbers(app,
             for i in range(4)]})
         assert response.get_json()["accepted"] == 4
 
-    errors: list[BaseException] = []
-
     def run_close() -> None:
-        try:
-            with app.app_context():
-                period_close.close(now)
-                db.session.remove()
-        except BaseException as exc:
-            errors.append(exc)
+        with app.app_context():
+            period_close.close(now)
+            db.session.remove()
 
-    threads = [threading.Thread(target=run_close) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    at_once([run_close] * 4)  # raises what any of them raised
     with app.app_context():
         period_close.close(now)  # and once more, later: nothing new
         statements = db.session.query(Invoice).filter_by(kind=INVOICE_STATEMENT).all()
