@@ -14,7 +14,7 @@ import pytest
 from extensions import db
 from models import LedgerEntry
 from services import ledger
-from tests.conftest import WEBHOOK_SECRET
+from tests.conftest import WEBHOOK_SECRET, write_plans
 from tests.support.payments import pay
 from tests.support.stripe_events import event_payload, signature_header
 from tests.support.threads import at_once
@@ -75,3 +75,38 @@ def test_confirm_and_webhook_race_credits_each_payment_intent_once(
         assert ledger.current_balance(customer.account_id) == sum(amounts)
         assert ledger.ledger_sum(customer.account_id) == sum(amounts)
         db.session.remove()
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    """Three count meters with limits (two added by staff in the test), and room to race."""
+    return {"TALLY_CONFIG_FILE": write_plans(tmp_path / "plans.json", free={
+        "apiCalls": 10**9, "toolCalls": 10**9, "zCalls": 10**9, "requestsPerMinute": 10**6})}
+
+
+def test_gate_and_ingestion_on_meters_sharing_an_event_do_not_deadlock(
+        app, live_server, customer):
+    """Three limited count meters read `api_call`; gate calls and event batches for one
+    account race. Every writer takes the counters in one order, so none waits on another
+    in a cycle: no deadlock (a 500 after PostgreSQL's deadlock_timeout), nothing lost."""
+    staff_key = json.loads(app.test_cli_runner().invoke(args=[
+        "create-staff", "--email", "ops@tally.test", "--password", "staff-pass-123"]).output)["api_key"]
+    client = app.test_client()
+    for name in ("toolCalls", "zCalls"):
+        assert client.post("/v1/meters", headers={"X-Api-Key": staff_key}, json={
+            "name": name, "event_name": "api_call", "aggregation": "count"}).status_code == 201
+
+    def gate(n: int) -> list[int]:
+        return [post(f"{live_server.url}/v1/authorize", json.dumps({"id": f"g{n}-{i}"}).encode(),
+                     customer.headers)[0] for i in range(15)]
+
+    def batch(n: int) -> list[int]:
+        body = json.dumps({"events": [{"id": f"b{n}-{i}", "event_name": "api_call"}
+                                      for i in range(50)]}).encode()
+        return [post(f"{live_server.url}/v1/events", body, customer.headers)[0]]
+
+    statuses = [s for part in at_once([partial(gate, n) for n in range(4)]
+                                      + [partial(batch, n) for n in range(4)]) for s in part]
+    assert statuses == [200] * len(statuses)
+    usage = client.get("/v1/billing/usage", headers=customer.headers).get_json()["usage"]
+    assert usage["apiCalls"] == usage["toolCalls"] == usage["zCalls"] == 4 * 15 + 4 * 50
