@@ -34,6 +34,7 @@ from views import (
     request_guard,
     staff,
     staff_billing,
+    staff_pricing,
     webhooks,
 )
 from views import session as web_session
@@ -80,7 +81,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     stripe_gateway.init_app(app)
     plans.init_app(app)
 
-    for module in (auth, pages, keys, billing, staff, staff_billing, api, api_docs, webhooks):
+    for module in (auth, pages, keys, billing, staff, staff_billing, staff_pricing, api, api_docs,
+                   webhooks):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
     csrf.exempt(webhooks.bp)

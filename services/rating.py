@@ -23,7 +23,7 @@ from models import Account, LedgerEntry, Meter, PriceCharge, PricePlan, UsageCha
 from models.base import utcnow
 from models.ledger import KIND_USAGE
 from models.pricing import PRICING_MODELS
-from services import ledger, periods
+from services import audit, ledger, periods
 from services import meters as meter_defs
 from services.errors import InvalidInput, NotFound, TallyError
 from services.pagination import Page, paginate
@@ -106,7 +106,7 @@ def _tiers(raw: object, param: str) -> list[dict[str, Any]]:
     return tiers
 
 
-def create_price_plan(body: dict[str, Any]) -> PricePlan:
+def create_price_plan(actor: audit.Actor, body: dict[str, Any]) -> PricePlan:
     """`{name, currency, charges: [{meter, model, unit_amount | tiers | package_size +
     package_amount, included_units?}]}`."""
     name = body.get("name")
@@ -147,6 +147,9 @@ def create_price_plan(body: dict[str, Any]) -> PricePlan:
             charge.tiers = _tiers(raw.get("tiers"), f"{where}.tiers")
         plan.charges.append(charge)
     db.session.add(plan)
+    db.session.flush()
+    audit.record(actor, "price_plan.create", meta={"price_plan_id": plan.id, "name": plan.name,
+                                                   "currency": plan.currency})
     db.session.commit()
     return plan
 
@@ -158,6 +161,11 @@ def list_price_plans(*, limit: int, starting_after: str | None = None,
                     starting_after=starting_after, ending_before=ending_before)
 
 
+def all_price_plans() -> list[PricePlan]:
+    return list(db.session.execute(select(PricePlan).order_by(PricePlan.created_at.desc(),
+                                                              PricePlan.id.desc())).scalars())
+
+
 def get_price_plan(price_plan_id: str) -> PricePlan:
     plan = db.session.get(PricePlan, price_plan_id)
     if plan is None:
@@ -165,13 +173,20 @@ def get_price_plan(price_plan_id: str) -> PricePlan:
     return plan
 
 
-def assign(account: Account, price_plan_id: str | None) -> Account:
+def assign(actor: audit.Actor, account: Account, price_plan_id: str | None,
+           reason: str = "") -> Account:
+    """Put the account on a price plan (None: no usage pricing); audited. Usage from now on
+    is rated by it; what was already rated stays as it was."""
     if price_plan_id is not None:
         plan = get_price_plan(price_plan_id)
         if plan.currency != account.currency:
             raise InvalidInput(f"The price plan is in {plan.currency.upper()}; this account is "
                                f"billed in {account.currency.upper()}.", param="price_plan_id")
+    before = account.price_plan_id
     account.price_plan_id = price_plan_id
+    audit.record(actor, "price_plan.assign", customer_id=account.customer_id,
+                 account_id=account.id, reason=reason, before={"price_plan_id": before},
+                 after={"price_plan_id": price_plan_id})
     db.session.commit()
     return account
 

@@ -79,6 +79,9 @@ MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, i
      staff_form("{account_id}-adjust", amount="1.00", reason="matrix"), STAFF_ACTION),
     ("POST", "/staff/accounts/<account_id>/plan",
      staff_form("{account_id}-plan", plan="pro", reason="matrix"), STAFF_ACTION),
+    # An empty choice takes usage pricing off (the account has none): allowed, audited.
+    ("POST", "/staff/accounts/<account_id>/price-plan",
+     staff_form("{account_id}-pricing", price_plan="", reason="matrix"), STAFF_ACTION),
     # No grace period is running: staff reach the action, which says so (400).
     ("POST", "/staff/accounts/<account_id>/grace",
      staff_form("{account_id}-grace", days="3", reason="matrix"), {**STAFF_ACTION, "staff": 400}),

@@ -8,6 +8,7 @@ import pytest
 
 from models import PriceCharge
 from services.rating import price
+from tests.support.staff import audit_rows
 
 GRADUATED = [{"up_to": 100, "unit_amount": 10, "flat_amount": 0},
              {"up_to": 1000, "unit_amount": 5, "flat_amount": 100},
@@ -96,8 +97,11 @@ def test_staff_create_price_plans_and_accounts_see_theirs(app, client, customer)
     assert client.post("/v1/price-plans", headers=customer.headers, json={}).status_code == 403
     assert client.get("/v1/price-plans", headers=customer.headers).get_json()["data"] == []
     assigned = client.post(f"/v1/accounts/{customer.account_id}/price-plan", headers=staff,
-                           json={"price_plan_id": plan["id"]})
+                           json={"price_plan_id": plan["id"], "reason": "Usage contract"})
     assert assigned.status_code == 200
+    [row] = audit_rows(app, action="price_plan.assign")
+    assert row.via == "api" and row.reason == "Usage contract"
+    assert row.after == {"price_plan_id": plan["id"]}
     mine = client.get("/v1/price-plans", headers=customer.headers).get_json()["data"]
     assert [p["id"] for p in mine] == [plan["id"]]
     assert len(client.get("/v1/price-plans", headers=staff).get_json()["data"]) == 1

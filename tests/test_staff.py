@@ -308,3 +308,53 @@ def test_every_staff_form_needs_csrf(app, client, staff, customer):
     with app.app_context():
         assert ledger.current_balance(customer.account_id) == 0
         db.session.remove()
+
+
+def test_price_plans_page_creates_plans_and_the_customer_page_assigns_them(app, client, staff,
+                                                                           customer):
+    csrf = staff_login(client, staff)
+    page = client.get("/staff/price-plans/")
+    assert page.status_code == 200 and "No price plans yet" in page.get_data(as_text=True)
+    bad_json = client.post("/staff/price-plans/", data={
+        "csrf_token": csrf, "name": "Calls", "currency": "usd", "charges": "[{"})
+    assert bad_json.status_code == 400
+    assert 'id="pp-charges-error">Charges must be JSON' in bad_json.get_data(as_text=True)
+    bad_meter = client.post("/staff/price-plans/", data={
+        "csrf_token": csrf, "name": "Calls", "currency": "usd",
+        "charges": '[{"meter": "storage", "model": "per_unit", "unit_amount": 1}]'})
+    assert bad_meter.status_code == 400
+    assert "Only count and sum meters can be priced" in bad_meter.get_data(as_text=True)
+    no_name = client.post("/staff/price-plans/", data={
+        "csrf_token": csrf, "name": "", "currency": "usd",
+        "charges": '[{"meter": "apiCalls", "model": "per_unit", "unit_amount": 3}]'})
+    assert 'id="pp-name-error">name must be' in no_name.get_data(as_text=True)
+    created = client.post("/staff/price-plans/", follow_redirects=True, data={
+        "csrf_token": csrf, "name": "Calls", "currency": "usd",
+        "charges": '[{"meter": "apiCalls", "model": "per_unit", "unit_amount": 3, '
+                   '"included_units": 10}]'})
+    listed = created.get_data(as_text=True)
+    assert "Price plan Calls" in listed and "$0.03 a unit" in listed
+    [plan_row] = audit_rows(app, action="price_plan.create")
+    plan_id = plan_row.meta["price_plan_id"]
+
+    account_page = client.get(f"/staff/customers/{customer_id_of(app, customer.account_id)}")
+    form_token = token(account_page.get_data(as_text=True))
+    prefix = f"{customer.account_id}-pricing"
+    no_reason = client.post(f"/staff/accounts/{customer.account_id}/price-plan", data={
+        f"{prefix}-csrf_token": form_token, f"{prefix}-price_plan": plan_id,
+        f"{prefix}-reason": ""})
+    assert no_reason.status_code == 400
+    assigned = client.post(f"/staff/accounts/{customer.account_id}/price-plan",
+                           follow_redirects=True, data={
+                               f"{prefix}-csrf_token": form_token, f"{prefix}-price_plan": plan_id,
+                               f"{prefix}-reason": "Signed the usage contract"})
+    assert "is on the price plan Calls now" in assigned.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Account, customer.account_id).price_plan_id == plan_id
+        db.session.remove()
+    [row] = audit_rows(app, action="price_plan.assign")
+    assert row.reason == "Signed the usage contract" and row.staff_user_id == staff.user_id
+    assert row.before == {"price_plan_id": None} and row.after == {"price_plan_id": plan_id}
+    # The customer's own API sees its plan.
+    mine = client.get("/v1/price-plans", headers=customer.headers).get_json()["data"]
+    assert [p["id"] for p in mine] == [plan_id]

@@ -31,7 +31,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from extensions import db
 from models import Account, User
-from services import audit, grants, impersonation, plans, staff
+from services import audit, grants, impersonation, plans, rating, staff
 from services.errors import InvalidInput, TallyError
 from services.money import format_money, parse_major
 from services.pagination import parse_limit
@@ -93,6 +93,11 @@ class PlanForm(FlaskForm):
     reason = _reason()
 
 
+class PricePlanForm(FlaskForm):
+    price_plan = SelectField("Price plan", validate_choice=False)
+    reason = _reason()
+
+
 class GraceForm(FlaskForm):
     days = IntegerField("Extend by (days)", default=7, validators=[
         InputRequired("Enter a number of days."), NumberRange(1, staff.MAX_GRACE_EXTENSION_DAYS)])
@@ -109,12 +114,14 @@ class ConfirmForm(FlaskForm):
 
 ACTION_FORMS: dict[str, type[FlaskForm]] = {
     "grant": GrantForm, "adjust": AdjustForm, "plan": PlanForm, "grace": GraceForm,
+    "pricing": PricePlanForm,
 }
 
 
 def _action_forms(account: Account) -> dict[str, FlaskForm]:
     forms = {name: cls(prefix=f"{account.id}-{name}") for name, cls in ACTION_FORMS.items()}
     _plan_choices(forms["plan"], account)
+    _price_plan_choices(forms["pricing"], account)
     return forms
 
 
@@ -122,6 +129,15 @@ def _plan_choices(form: PlanForm, account: Account) -> None:
     form.plan.choices = [(p.name, p.display_name) for p in plans.all_plans()]
     if not form.is_submitted():
         form.plan.data = account.tier
+
+
+def _price_plan_choices(form: PricePlanForm, account: Account) -> None:
+    """Price plans in the account's currency; the empty choice takes usage pricing off."""
+    form.price_plan.choices = [("", "No usage pricing")] + [
+        (p.id, f"{p.name} ({p.id})") for p in rating.all_price_plans()
+        if p.currency == account.currency]
+    if not form.is_submitted():
+        form.price_plan.data = account.price_plan_id or ""
 
 
 def _field_error(form: FlaskForm, exc: TallyError) -> None:
@@ -176,6 +192,8 @@ def _account_action(account_id: str, name: str, run: Callable[[FlaskForm, Accoun
     form = ACTION_FORMS[name](prefix=f"{account.id}-{name}")
     if name == "plan":
         _plan_choices(form, account)
+    if name == "pricing":
+        _price_plan_choices(form, account)
     if form.validate_on_submit():
         try:
             message = run(form, account)
@@ -233,6 +251,19 @@ def change_plan(account_id: str):
         return f"{changed.name} is on {plans.plan_for(changed.tier).display_name} now."
 
     return _account_action(account_id, "plan", run)
+
+
+@bp.post("/accounts/<account_id>/price-plan")
+@staff_page
+def assign_price_plan(account_id: str):
+    def run(form: PricePlanForm, account: Account) -> str:
+        changed = rating.assign(actor(), account, form.price_plan.data or None,
+                                staff.check_reason(form.reason.data))
+        if changed.price_plan_id is None:
+            return f"{changed.name} has no usage pricing now."
+        return f"{changed.name} is on the price plan {rating.get_price_plan(changed.price_plan_id).name} now."
+
+    return _account_action(account_id, "pricing", run)
 
 
 @bp.post("/accounts/<account_id>/grace")

@@ -164,6 +164,13 @@ def test_staff_screenshots(new_page, app, customer, live_server, size, viewport)
     expect(page.get_by_test_id("audit-row").first).to_be_visible()
     shoot(page, "staff-05-audit-log", size)
 
+    page.get_by_role("link", name="Price plans").click()
+    page.get_by_label("Name").fill("Tokens, metered")
+    page.get_by_role("button", name="Create price plan").click()
+    expect(page.get_by_test_id("price-plan")).to_have_count(1)
+    expect(page.get_by_test_id("price-plan")).to_contain_text("graduated")
+    shoot(page, "staff-05b-price-plans", size)
+
     page.goto("/staff/webhooks")
     expect(page.get_by_test_id("webhook-row")).to_have_count(2)
     shoot(page, "staff-06-webhooks", size)

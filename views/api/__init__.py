@@ -13,10 +13,12 @@ from typing import Any
 
 from flask import Blueprint, g, request
 
-from extensions import limiter
-from models import Account, ApiKey
+from extensions import db, limiter
+from models import Account, ApiKey, User
+from models.audit import VIA_API
 from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
 from services import keys, plans
+from services.audit import Actor
 from services.errors import Forbidden, InvalidInput, NotFound, TallyError
 from views import request_guard
 
@@ -47,6 +49,14 @@ def current_key() -> ApiKey:
     if "api_key" not in g:
         g.api_key = keys.authenticate(_presented_key())
     return g.api_key
+
+
+def staff_actor() -> Actor:
+    """The staff member behind a staff key, for the audit log."""
+    key = current_key()
+    user = db.session.get(User, key.user_id) if key.user_id else None
+    return Actor(staff=user, via=VIA_API, ip=request.remote_addr,
+                 user_agent=request.user_agent.string or None)
 
 
 def key_account(key: ApiKey) -> Account:

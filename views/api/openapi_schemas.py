@@ -330,7 +330,8 @@ SCHEMAS: dict[str, Schema] = {
             "package_amount": integer(minimum=0), "included_units": integer(minimum=0),
         }), minItems=1, maxItems=20),
     }, {"currency": string("Default usd.", minLength=3, maxLength=3)}),
-    "AssignPricePlanRequest": obj({"price_plan_id": nullable(string("null takes the plan off."))}),
+    "AssignPricePlanRequest": obj({"price_plan_id": nullable(string("null takes the plan off."))}, {
+        "reason": string("Why; it goes into the audit log.", maxLength=500)}),
     "PricePlanAssignment": obj({"account_id": ACCOUNT_ID, "price_plan_id": nullable(string())}),
 
     # Staff

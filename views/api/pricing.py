@@ -10,7 +10,16 @@ from services import accounts, rating
 from services import meters as meter_defs
 from services.errors import InvalidInput
 from services.pagination import paginate_list
-from views.api import ACCOUNT_KEY, STAFF_KEY, account, bp, current_key, json_body, key_required
+from views.api import (
+    ACCOUNT_KEY,
+    STAFF_KEY,
+    account,
+    bp,
+    current_key,
+    json_body,
+    key_required,
+    staff_actor,
+)
 from views.api.lists import list_response, page_args
 
 
@@ -45,15 +54,19 @@ def list_price_plans():
 @bp.post("/price-plans")
 @key_required(*STAFF_KEY)
 def create_price_plan():
-    return jsonify(price_plan_json(rating.create_price_plan(json_body()))), 201
+    return jsonify(price_plan_json(rating.create_price_plan(staff_actor(), json_body()))), 201
 
 
 @bp.post("/accounts/<account_id>/price-plan")
 @key_required(*STAFF_KEY)
 def assign_price_plan(account_id: str):
+    """`{price_plan_id, reason?}`; the reason goes into the audit log."""
     body = json_body()
     plan_id = body.get("price_plan_id")
     if plan_id is not None and not isinstance(plan_id, str):
         raise InvalidInput("price_plan_id must be a price plan id or null.", param="price_plan_id")
-    acct = rating.assign(accounts.get_account(account_id), plan_id)
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise InvalidInput("reason must be a string of at most 500 characters.", param="reason")
+    acct = rating.assign(staff_actor(), accounts.get_account(account_id), plan_id, reason.strip())
     return jsonify(account_id=acct.id, price_plan_id=acct.price_plan_id)

@@ -14,23 +14,13 @@ from typing import Any
 
 from flask import jsonify, request
 
-from extensions import db
-from models import Account, CreditGrant, Customer, User
-from models.audit import VIA_API
+from models import Account, CreditGrant, Customer
 from models.keys import KIND_ACCOUNT
 from services import grants, staff
-from services.audit import Actor
 from services.errors import InvalidInput, NotFound
 from services.metering import parse_timestamp
-from views.api import ACCOUNT_KEY, STAFF_KEY, bp, current_key, json_body, key_required
+from views.api import ACCOUNT_KEY, STAFF_KEY, bp, current_key, json_body, key_required, staff_actor
 from views.api.lists import list_response, page_args
-
-
-def _actor() -> Actor:
-    key = current_key()
-    user = db.session.get(User, key.user_id) if key.user_id else None
-    return Actor(staff=user, via=VIA_API, ip=request.remote_addr,
-                 user_agent=request.user_agent.string or None)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -81,7 +71,7 @@ def list_customers():
 def create_customer():
     body = json_body()
     email = body.get("primaryEmail", body.get("primary_email"))
-    customer = staff.create_customer(_actor(), name=body.get("name"), primary_email=email,
+    customer = staff.create_customer(staff_actor(), name=body.get("name"), primary_email=email,
                                      customer_id=body.get("id"))
     return jsonify(customer_json(customer, with_accounts=True)), 201
 
@@ -90,7 +80,7 @@ def create_customer():
 @key_required(*STAFF_KEY)
 def get_customer(customer_id: str):
     customer = staff.get_customer(customer_id)
-    staff.record_view(_actor(), customer)
+    staff.record_view(staff_actor(), customer)
     return jsonify(customer_json(customer, with_accounts=True))
 
 
@@ -105,7 +95,7 @@ def list_accounts(customer_id: str):
 @key_required(*STAFF_KEY)
 def create_account(customer_id: str):
     body = json_body()
-    account = staff.create_account(_actor(), staff.get_customer(customer_id),
+    account = staff.create_account(staff_actor(), staff.get_customer(customer_id),
                                    name=body.get("name"), currency=body.get("currency"),
                                    plan=body.get("plan"))
     return jsonify(account_json(account)), 201
@@ -143,7 +133,7 @@ def grant_credit(account_id: str):
         raise InvalidInput("amount is required: minor units (cents), e.g. 2500 for 25.00.",
                            param="amount")
     result = grants.grant(
-        _actor(), staff.get_account(account_id).id, body["amount"], body.get("reason"),
+        staff_actor(), staff.get_account(account_id).id, body["amount"], body.get("reason"),
         effective_from=_optional_time(body, "effective_from"),
         expires_at=_optional_time(body, "expires_at"),
         idempotency_key=request.headers.get("Idempotency-Key"))
