@@ -8,8 +8,9 @@ from flask import make_response, render_template, request
 from jinja2_fragments.flask import render_block
 
 
-def render_page(template: str, blocks: tuple[str, ...] = (), **context: Any):
-    """One URL, one view: `HX-Target` naming one of `blocks` gets just that block."""
+def render_page(template: str, blocks: tuple[str, ...] = (), status: int = 200, **context: Any):
+    """One URL, one view: `HX-Target` naming one of `blocks` gets just that block.
+    `status`: the answer's status (400 when the page shows a form's errors)."""
     target = request.headers.get("HX-Target")
     is_fragment = (
         request.headers.get("HX-Request") == "true"
@@ -18,6 +19,6 @@ def render_page(template: str, blocks: tuple[str, ...] = (), **context: Any):
     )
     body = render_block(template, target, **context) if is_fragment else render_template(
         template, **context)
-    response = make_response(body)
+    response = make_response(body, status)
     response.headers["Vary"] = "HX-Request, HX-Target"
     return response

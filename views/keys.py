@@ -26,10 +26,9 @@ def index():
 
 def _panel(new_key=None, status: int = 200, error: str | None = None):
     account = current_account()
-    response = render_page("keys.html", blocks=("keys_panel",), account=account,
-                           keys=keys.list_keys(account.id), new_key=new_key, error=error)
-    response.status_code = status
-    return response
+    return render_page("keys.html", blocks=("keys_panel",), account=account,
+                       keys=keys.list_keys(account.id), new_key=new_key, error=error,
+                       status=status)
 
 
 @bp.post("/keys")

@@ -74,7 +74,7 @@ def topup_intent():
     form.validate()  # CSRF is checked globally; the amount is parsed by the service
     amount = parse_major(form.amount.data or "", account.currency)
     started = topups.start_top_up(account, amount,
-                                  idempotency_key=request.headers.get("Idempotency-Key"))
+                              idempotency_key=request.headers.get("Idempotency-Key"))
     return jsonify(payment_intent_id=started.payment_intent_id,
                    client_secret=started.client_secret,
                    amount=started.amount, currency=started.currency)
@@ -86,7 +86,7 @@ def topup_intent():
 def topup_confirm():
     """Step 2, after `confirmCardPayment`: credit the PaymentIntent (exactly once)."""
     credit = topups.credit_payment_intent(request.form.get("payment_intent_id"),
-                                          account_id=current_account().id)
+                                      account_id=current_account().id)
     return jsonify(credited=credit.credited, amount=credit.amount, balance=credit.balance,
                    currency=credit.currency,
                    amount_display=format_money(credit.amount, credit.currency),
@@ -106,7 +106,7 @@ def _usage_page(form: UsageSettingsForm | None = None, status: int = 200):
     account = current_account()
     summary = metering.summary(account)
     charts = {m.meter.name: metering.series(account, m.meter, summary.period.start,
-                                            summary.period.end, "day")
+                                        summary.period.end, "day")
               for m in summary.meters}
     if form is None:
         values = settings.as_dict(account)
@@ -115,12 +115,11 @@ def _usage_page(form: UsageSettingsForm | None = None, status: int = 200):
             "alert_thresholds": ", ".join(str(t) for t in values["alert_thresholds"]),
             "spend_cap": "" if values["spend_cap"] is None else format_major(
                 values["spend_cap"], account.currency)})
-    response = render_page("usage.html", blocks=("meters",), account=account, summary=summary,
-                           charts=charts, alerts=metering.alerts(account), form=form,
-                           spend=rating.spend(account, summary.period),
-                           tz=periods.zone(account.time_zone), one_day=timedelta(days=1))
-    response.status_code = status
-    return response
+    return render_page("usage.html", blocks=("meters",), account=account, summary=summary,
+                       charts=charts, alerts=metering.alerts(account), form=form,
+                       spend=rating.spend(account, summary.period),
+                       tz=periods.zone(account.time_zone), one_day=timedelta(days=1),
+                       status=status)
 
 
 @bp.get("/usage")

@@ -170,12 +170,11 @@ def _customer_page(customer_id: str, *, bound: dict[str, dict[str, FlaskForm]] |
         forms.setdefault(account_id, {}).update(submitted)
     people = {u.id: ImpersonateForm(prefix=f"{u.id}-imp") for u in view.users}
     people.update(user_forms or {})
-    response = render_page("staff/customer.html", blocks=("audit_trail",), view=view, forms=forms,
-                           people=people, resend=ResendForm(prefix="resend"),
-                           minutes=current_app.config["IMPERSONATION_MINUTES"],
-                           running=current_impersonation())
-    response.status_code = status
-    return response
+    return render_page("staff/customer.html", blocks=("audit_trail",), view=view, forms=forms,
+                       people=people, resend=ResendForm(prefix="resend"),
+                       minutes=current_app.config["IMPERSONATION_MINUTES"],
+                       running=current_impersonation(),
+                       status=status)
 
 
 @bp.get("/customers/<customer_id>")

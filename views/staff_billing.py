@@ -13,10 +13,9 @@ bp = Blueprint("staff_billing", __name__, url_prefix="/staff/billing-portal")
 
 
 def _page(error: str | None = None, status: int = 200):
-    response = render_page("staff/portal.html", configurations=portal.list_configurations(),
-                           modes=portal.CANCEL_MODES, prorations=portal.PRORATIONS, error=error)
-    response.status_code = status
-    return response
+    return render_page("staff/portal.html", configurations=portal.list_configurations(),
+                       modes=portal.CANCEL_MODES, prorations=portal.PRORATIONS, error=error,
+                       status=status)
 
 
 @bp.get("/")

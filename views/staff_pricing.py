@@ -27,12 +27,11 @@ EXAMPLE_CHARGES = json.dumps([
 
 def _page(values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
           status: int = 200):
-    response = render_page("staff/price_plans.html", plans=rating.all_price_plans(),
-                           meters={m.id: m.name for m in meters.all_meters()},
-                           values=values or {"currency": "usd", "charges": EXAMPLE_CHARGES},
-                           errors=errors or {})
-    response.status_code = status
-    return response
+    return render_page("staff/price_plans.html", plans=rating.all_price_plans(),
+                       meters={m.id: m.name for m in meters.all_meters()},
+                       values=values or {"currency": "usd", "charges": EXAMPLE_CHARGES},
+                       errors=errors or {},
+                       status=status)
 
 
 @bp.get("/")
