@@ -62,7 +62,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "STRIPE_JS_URL": env.get("STRIPE_JS_URL") or "https://js.stripe.com/v3/",
         "REDIS_URL": redis_url,
-        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # extensions.OneTripRedisStorage: limits' Redis storage, one round trip per request.
+        "RATELIMIT_STORAGE_URI": f"tally+{redis_url}" if redis_url else "memory://",
         "TALLY_CONFIG_FILE": env.get("TALLY_CONFIG_FILE", ""),
         "TOPUP_MIN_AMOUNT": _int(env, "TALLY_TOPUP_MIN_AMOUNT", DEFAULT_TOPUP_MIN),
         "TOPUP_MAX_AMOUNT": _int(env, "TALLY_TOPUP_MAX_AMOUNT", DEFAULT_TOPUP_MAX),

@@ -80,6 +80,7 @@ def main() -> None:
     _common.print_header()
     routes = {
         "bare": ("/bench/bare", {"Content-Type": "application/json"}, b"{}"),
+        "floor": ("/bench/floor", {"Content-Type": "application/json"}, b"{}"),
         "authorize": ("/v1/authorize", {"Content-Type": "application/json"}, AUTHORIZE_BODY),
     }
     runs = {name: Run() for name in routes}

@@ -12,8 +12,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import contains_eager
 
 from extensions import db
 from models import Account, ApiKey, User
@@ -65,6 +65,12 @@ def issue_key(
     return IssuedKey(key, plaintext)
 
 
+# The key's account comes in the same query (the gate needs both on every call). Built
+# once: building the statement and its loader option on every call cost about 0.2 ms.
+_BY_HASH = (select(ApiKey).outerjoin(ApiKey.account).options(contains_eager(ApiKey.account))
+            .where(ApiKey.key_hash == bindparam("key_hash")))
+
+
 def authenticate(plaintext: str | None) -> ApiKey:
     """The active key for this plaintext (with `key.account` loaded), or Unauthorized.
     Touches last_used_at."""
@@ -76,11 +82,7 @@ def authenticate(plaintext: str | None) -> ApiKey:
     if not _KEY_RE.match(plaintext):
         raise Unauthorized("That is not a Tally API key (they start with tly_).",
                            code="invalid_api_key")
-    # The key's account comes in the same query: the gate needs both on every call.
-    key = db.session.execute(
-        select(ApiKey).options(joinedload(ApiKey.account))
-        .where(ApiKey.key_hash == hash_key(plaintext))
-    ).scalar_one_or_none()
+    key = db.session.execute(_BY_HASH, {"key_hash": hash_key(plaintext)}).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
         raise Unauthorized("This API key is not valid: it was revoked, rotated or never existed.",
                            code="invalid_api_key")

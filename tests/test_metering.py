@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 
 from extensions import db
 from models import UsageEvent
@@ -17,11 +19,29 @@ LIMITS = {"apiCalls": 5, "llmTokens": 1000, "storage": 4096, "requestsPerMinute"
           "lifetimeApiCalls": None}
 
 
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
 @pytest.fixture
-def app_config(tmp_path):
+def rate_storage(request) -> str:
+    """Where rate-limit windows live: memory unless a test asks for a Redis storage
+    (`redis` is limits' own, `tally+redis` the one-round-trip one production uses)."""
+    scheme = getattr(request, "param", "memory")
+    if scheme == "memory":
+        return "memory://"
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    return REDIS_URL.replace("redis", scheme, 1)
+
+
+@pytest.fixture
+def app_config(tmp_path, rate_storage):
     return {"TALLY_CONFIG_FILE": write_plans(
         tmp_path / "plans.json", free=LIMITS,
-        pro={"apiCalls": 100000, "requestsPerMinute": 600})}
+        pro={"apiCalls": 100000, "requestsPerMinute": 600}),
+        "RATELIMIT_STORAGE_URI": rate_storage}
 
 
 def iso(at: datetime) -> str:
@@ -216,6 +236,7 @@ def test_gate_quantity_and_sum_meters(client, customer):
         assert authorize(client, customer, **bad).status_code == 400
 
 
+@pytest.mark.parametrize("rate_storage", ["memory", "redis", "tally+redis"], indirect=True)
 def test_rate_limit_429_with_headers(app, client, customer):
     app.extensions["tally_plans"]["free"].limits["requestsPerMinute"] = 3
     responses = [client.get("/v1/billing/balance", headers=customer.headers) for _ in range(4)]
