@@ -3,9 +3,11 @@
     gunicorn 'bench.gate_app:app'
 
 - `POST /bench/bare` returns {"ok": true}: the cost of Flask and the app's hooks alone.
-- `POST /bench/floor` does the least any gate must do per call, with the raw drivers and no
-  logic: one Redis round trip (a rate-limit counter) and one durable PostgreSQL write
-  (an autocommit INSERT, so a commit and its WAL flush). It bounds what the gate could reach.
+- `POST /bench/floor` does the least a gate must do per call, in the gate's order, with the
+  raw drivers and no other logic: look the key up (one PostgreSQL read, so a revoked key
+  is refused by every worker at once), take a rate-limit entry (one Redis round trip),
+  and record the call durably (one autocommit INSERT: a commit and its WAL flush). No
+  gate built on these services can be cheaper, so its rate bounds the gate's.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import os
 
 import psycopg
 import redis
+from flask import request
 
 from app import create_app
 from extensions import csrf
+from services.keys import hash_key
 
 app = create_app()
 _floor: dict[str, object] = {}
@@ -43,6 +47,8 @@ def _floor_connections() -> tuple[redis.Redis, psycopg.Connection]:
 @csrf.exempt
 def floor():
     cache, pg = _floor_connections()
-    cache.incr("bench:floor")
+    key = pg.execute("SELECT account_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+                     (hash_key(request.headers["X-Api-Key"]),)).fetchone()
+    cache.incr(f"bench:floor:{key[0]}")
     pg.execute("INSERT INTO bench_floor DEFAULT VALUES")
     return {"ok": True}
