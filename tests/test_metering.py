@@ -12,6 +12,7 @@ import redis
 from extensions import db
 from models import UsageEvent
 from tests.conftest import csrf_token, login, write_plans
+from tests.support.staff import make_staff
 
 pytestmark = pytest.mark.money  # the gate moves counters under concurrency: PostgreSQL too
 
@@ -214,6 +215,24 @@ def test_gate_allows_until_the_limit_then_402_with_the_exact_body(app, client, c
     assert billing["calls_total"] == 5 and billing["call_limit"] is None and billing["over_limit"]
     assert client.post("/v1/billing/payment-intents", json={"amount": 1000},
                        headers=customer.headers).status_code == 200
+
+
+def test_a_call_over_any_meters_limit_moves_no_counter(app, client, customer):
+    """Two limited meters read `api_call`, and one statement moves both counters. When
+    one is full, the call is a 402 naming it, and the other is left as it was."""
+    staff = make_staff(app)
+    created = client.post("/v1/meters", headers=staff.headers, json={
+        "name": "zCalls", "event_name": "api_call", "aggregation": "count"})
+    assert created.status_code == 201
+    app.extensions["tally_plans"]["free"].limits["zCalls"] = 2
+    assert [authorize(client, customer).status_code for _ in range(3)] == [200, 200, 402]
+    refused = authorize(client, customer)
+    assert refused.status_code == 402
+    assert refused.get_json()["usage"] == {"current": 2, "limit": 2}
+    assert refused.get_json()["message"] == "zCalls limit reached for current period"
+    counted = usage(client, customer)["usage"]
+    assert counted["apiCalls"] == counted["zCalls"] == 2
+    assert client.get("/v1/billing", headers=customer.headers).get_json()["calls_total"] == 2
 
 
 def test_gate_is_idempotent_by_request_id(client, customer):
