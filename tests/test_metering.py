@@ -218,8 +218,8 @@ def test_gate_allows_until_the_limit_then_402_with_the_exact_body(app, client, c
 
 
 def test_a_call_over_any_meters_limit_moves_no_counter(app, client, customer):
-    """Two limited meters read `api_call`, and one statement moves both counters. When
-    one is full, the call is a 402 naming it, and the other is left as it was."""
+    """Two limited meters read `api_call`. When one is full, the call is a 402 naming it,
+    and the other's counter (which the call may already have moved) is left as it was."""
     staff = make_staff(app)
     created = client.post("/v1/meters", headers=staff.headers, json={
         "name": "zCalls", "event_name": "api_call", "aggregation": "count"})
