@@ -116,7 +116,9 @@ def test_a_body_over_the_limit_is_a_413_in_the_error_shape(app, client, customer
 
 
 FORM_AMOUNTS = ["-5", "1e400", "1e30", "99999999999999999999", "NaN", "Infinity", "2.555", "$-1",
-                "٢٥٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠", ""]
+                "٢٥٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠", "",
+                # Once read as 100 times what was meant (5,50 as 550.00), or as 1,000.00:
+                "5,50", "1e3", "1_000", "1 000"]
 
 
 @pytest.mark.money  # PostgreSQL's BIGINT overflows where SQLite's does not: run on both
