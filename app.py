@@ -118,7 +118,10 @@ def _security_headers(response):
         f"connect-src 'self' {stripe_js} {stripe_api}; "
         f"frame-src {stripe_js} https://hooks.stripe.com; "
         "img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+        "frame-ancestors 'none'; base-uri 'self'; "
+        # The Checkout and Customer Portal buttons post to Tally, which redirects to
+        # Stripe's hosted page; browsers hold that redirect to form-action too.
+        f"form-action 'self' https://checkout.stripe.com https://billing.stripe.com {stripe_api}"
     )
     response.headers.setdefault("Content-Security-Policy", csp)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

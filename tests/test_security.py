@@ -14,7 +14,8 @@ from tests.conftest import csrf_token, login
 from tests.support.staff import make_staff, staff_login
 from tests.support.state import snapshot
 
-STRIPE_ORIGINS = {"https://js.stripe.com", "https://api.stripe.com", "https://hooks.stripe.com"}
+STRIPE_ORIGINS = {"https://js.stripe.com", "https://api.stripe.com", "https://hooks.stripe.com",
+                  "https://checkout.stripe.com", "https://billing.stripe.com"}
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
@@ -35,7 +36,10 @@ def test_the_content_security_policy_allows_stripe_js_and_nothing_else_foreign(c
         policy = csp(response)
         assert policy["default-src"] == ["'self'"]
         assert policy["frame-ancestors"] == ["'none'"]
-        assert policy["base-uri"] == ["'self'"] and policy["form-action"] == ["'self'"]
+        assert policy["base-uri"] == ["'self'"]
+        # Forms post to Tally; its Checkout and Portal buttons redirect on to Stripe's pages.
+        assert policy["form-action"] == ["'self'", "https://checkout.stripe.com",
+                                         "https://billing.stripe.com", "https://api.stripe.com"]
         assert policy["script-src"] == ["'self'", "https://js.stripe.com"]  # no inline, no eval
         foreign = {source for sources in policy.values() for source in sources
                    if source.startswith(("http:", "https:", "*")) or "." in source}
@@ -199,7 +203,7 @@ def test_logout_kills_the_session_and_every_copy_of_it(app, client, customer):
 def change_password(client, current: str, new: str):
     token = csrf_token(client.get("/account").get_data(as_text=True))
     return client.post("/account/password", data={"current_password": current, "new_password": new,
-                                                   "csrf_token": token})
+                                                   "confirm_password": new, "csrf_token": token})
 
 
 def test_changing_the_password_ends_every_other_session(app, client, customer):
