@@ -583,12 +583,49 @@ def _raise_alerts(account: Account, meters: set[Meter], now: datetime,
         db.session.execute(_insert(UsageAlert).on_conflict_do_nothing(), rows)
 
 
-def alerts(account: Account, now: datetime | None = None) -> list[tuple[UsageAlert, Meter]]:
+@dataclass(frozen=True)
+class ShownAlert:
+    """A threshold crossing worth showing: the recorded row, its meter, and whether
+    another plan offers more of that meter (only then do pages suggest upgrading)."""
+
+    alert: UsageAlert
+    meter: Meter
+    upgradable: bool
+
+
+def upgradable(tier: str, meter_name: str) -> bool:
+    """Whether a paid plan other than `tier` has a higher limit (or none) for this meter.
+    False on the top plan, so no page tells its customers to upgrade."""
+    current = plans.plan_for(tier)
+    limit = current.limit(meter_name)
+    if limit is None:
+        return False
+    for other in plans.all_plans():
+        more = other.limit(meter_name)
+        if other.price is not None and other.name != current.name and (more is None or more > limit):
+            return True
+    return False
+
+
+def alerts(account: Account, now: datetime | None = None) -> list[ShownAlert]:
+    """This period's alerts that still hold, the highest threshold per meter.
+
+    An alert records the value and the limit at its crossing. One recorded against
+    another limit than the account's plan has now (say on Free, before an upgrade to Pro)
+    says nothing about the current limit, so it is left out; the row stays (it is
+    history) and shows again if the account returns to that limit.
+    """
     period = periods.month_of(now or utcnow(), account.time_zone)
-    return list(db.session.execute(
-        select(UsageAlert, Meter).join(Meter, Meter.id == UsageAlert.meter_id)
-        .where(UsageAlert.account_id == account.id, UsageAlert.period_start == period.start)
-        .order_by(UsageAlert.threshold.desc(), UsageAlert.created_at.desc())).all())
+    plan = plans.plan_for(account.tier)
+    shown: dict[str, ShownAlert] = {}
+    for alert, meter in db.session.execute(
+            select(UsageAlert, Meter).join(Meter, Meter.id == UsageAlert.meter_id)
+            .where(UsageAlert.account_id == account.id, UsageAlert.period_start == period.start)
+            .order_by(UsageAlert.threshold.desc(), UsageAlert.created_at.desc())).all():
+        if meter.name in shown or alert.limit != plan.limit(meter.name):
+            continue
+        shown[meter.name] = ShownAlert(alert, meter, upgradable(account.tier, meter.name))
+    return list(shown.values())
 
 
 # Reads ------------------------------------------------------------------------
@@ -599,6 +636,7 @@ class MeterUsage:
     meter: Meter
     current: int
     limit: int | None
+    upgradable: bool = False  # another plan offers more (see `upgradable`)
 
     @property
     def percent(self) -> float | None:
@@ -623,7 +661,8 @@ def summary(account: Account, now: datetime | None = None) -> UsageSummary:
         select(UsageCounter.meter_id, UsageCounter.value).where(
             UsageCounter.account_id == account.id, UsageCounter.period_start == period.start)
     ).all())
-    return UsageSummary(period, [MeterUsage(m, int(values.get(m.id, 0)), plan.limit(m.name))
+    return UsageSummary(period, [MeterUsage(m, int(values.get(m.id, 0)), plan.limit(m.name),
+                                            upgradable(account.tier, m.name))
                                  for m in meter_defs.all_meters()])
 
 

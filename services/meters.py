@@ -16,20 +16,35 @@ from extensions import db
 from models.usage import AGGREGATIONS, Meter
 from services.errors import Conflict, InvalidInput, NotFound
 
-# name, event_name, aggregation, property, unit, label used in messages
+# name, event_name, aggregation, property, unit, label used in API messages ("API call
+# limit reached ..."), label people read on every page (Plans, Usage, dashboard, alerts)
 DEFAULT_METERS = (
-    ("apiCalls", "api_call", "count", None, "calls", "API call"),
-    ("llmTokens", "llm_completion", "sum", "tokens", "tokens", "LLM token"),
-    ("storage", "storage_usage", "latest", "bytes", "bytes", "Storage"),
+    ("apiCalls", "api_call", "count", None, "calls", "API call", "API calls"),
+    ("llmTokens", "llm_completion", "sum", "tokens", "tokens", "LLM token", "LLM tokens"),
+    ("storage", "storage_usage", "latest", "bytes", "bytes", "Storage", "Storage"),
 )
-_LABELS = {name: label for name, *_, label in DEFAULT_METERS}
+_LABELS = {name: label for name, _, _, _, _, label, _ in DEFAULT_METERS}
+_DISPLAY_LABELS = {name: label for name, *_, label in DEFAULT_METERS}
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_VALUE = 2**62  # keeps sums far from BIGINT overflow
 
 
 def label(meter: Meter) -> str:
-    """How messages name a meter: "API call limit reached ..."."""
+    """How API messages name a meter: "API call limit reached ..."."""
     return _LABELS.get(meter.name, meter.name)
+
+
+def display_label(meter: Meter | str) -> str:
+    """How pages name a meter (or a meter name): "API calls", "LLM tokens", "Storage".
+    Meters staff add have no label and show their name."""
+    name = meter if isinstance(meter, str) else meter.name
+    return _DISPLAY_LABELS.get(name, name)
+
+
+def default_unit(name: str) -> str:
+    """The unit of a default meter ("calls", "bytes"), for pages that show plan limits
+    without reading the meters table; "" for any other name."""
+    return next((d[4] for d in DEFAULT_METERS if d[0] == name), "")
 
 
 def lifetime_limit_name(meter_name: str) -> str:
@@ -65,7 +80,7 @@ def _load_meters() -> list[Meter]:
     meters = list(db.session.execute(select(Meter).order_by(Meter.created_at, Meter.name)).scalars())
     missing = [d for d in DEFAULT_METERS if d[0] not in {m.name for m in meters}]
     if missing:
-        for name, event_name, aggregation, prop, unit, _ in missing:
+        for name, event_name, aggregation, prop, unit, *_ in missing:
             db.session.add(Meter(name=name, event_name=event_name, aggregation=aggregation,
                                  property=prop, unit=unit))
         try:

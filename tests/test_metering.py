@@ -350,9 +350,9 @@ def test_alerts_are_recorded_once_per_period_and_shown(app, client, customer):
         db.session.remove()
     login(client, customer)
     page = client.get("/").get_data(as_text=True)
-    assert "apiCalls is at 100% of its limit" in page
+    assert "API calls reached 100% of this period's limit" in page
     usage_page = client.get("/usage").get_data(as_text=True)
-    assert "crossed 100%" in usage_page and "America" not in usage_page
+    assert "reached 100%" in usage_page and "America" not in usage_page
 
 
 def test_usage_page_settings_form(client, customer):

@@ -25,6 +25,7 @@ def send(live_server: Any, customer: Any, start: int, count: int, event_name: st
 def test_usage_cards_refresh_in_place_and_alerts_appear(page, customer, live_server):
     send(live_server, customer, 0, 120)
     send(live_server, customer, 0, 2, "llm_completion", tokens=2500)
+    send(live_server, customer, 0, 1, "storage_usage", bytes=5_000_000)
     page.clock.install()  # the cards poll every 30 s; the test moves the clock instead
     login(page, customer)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
@@ -37,7 +38,8 @@ def test_usage_cards_refresh_in_place_and_alerts_appear(page, customer, live_ser
     tokens = page.get_by_test_id("meter-llmTokens")
     expect(tokens.get_by_test_id("meter-current")).to_have_text("5,000 tokens")
     expect(tokens.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "50")
-    expect(page.get_by_test_id("meter-storage")).to_contain_text("of 100 MB")
+    expect(page.get_by_test_id("meter-storage")).to_contain_text("4.8 MiB of 100 MiB")
+    expect(calls.get_by_role("heading")).to_have_text("API calls")
     page.evaluate("window.__marker = 'no-reload'")
 
     # 700 more calls: 82% of the limit. The next poll redraws the cards and the alert.
@@ -45,7 +47,8 @@ def test_usage_cards_refresh_in_place_and_alerts_appear(page, customer, live_ser
     page.clock.run_for("00:31")
     expect(calls.get_by_test_id("meter-current")).to_have_text("820 calls")
     expect(calls).to_have_class(re.compile(r"\bmeter-near\b"))
-    expect(page.get_by_role("status").filter(has_text="apiCalls crossed 80% of its limit")).to_be_visible()
+    alert = page.get_by_role("status").filter(has_text="API calls passed 80% of this period's limit on ")
+    expect(alert).to_contain_text(re.compile(r" at \d\d:\d\d UTC \(820 of 1,000 calls\)\."))
     assert page.evaluate("window.__marker") == "no-reload"
 
     # Over the limit: the card says calls are refused, and the dashboard shows the alert.
@@ -54,7 +57,22 @@ def test_usage_cards_refresh_in_place_and_alerts_appear(page, customer, live_ser
     expect(calls).to_have_class(re.compile(r"\bmeter-over\b"))
     expect(calls).to_contain_text("Limit reached")
     page.get_by_role("link", name="Dashboard").click()
-    expect(page.get_by_test_id("usage-alert").first).to_contain_text("apiCalls is at 100%")
+    expect(page.get_by_test_id("usage-alert").first).to_contain_text("API calls reached 100%")
+    shoot_both(page, "17-dashboard-alert")
+    page.goto("/usage")
+    shoot_both(page, "18-usage-alert")
+
+
+def shoot_both(page: Any, name: str) -> None:
+    """Screenshots at desktop and phone widths, back at desktop after."""
+    from tests.e2e.helpers import DESKTOP, PHONE, SCREENSHOTS
+    from tests.e2e.test_screenshots import shoot
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shoot(page, name, "desktop")
+    page.set_viewport_size(PHONE)
+    shoot(page, name, "phone")
+    page.set_viewport_size(DESKTOP)
 
 
 @pytest.mark.e2e
