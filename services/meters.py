@@ -26,7 +26,10 @@ DEFAULT_METERS = (
 _LABELS = {name: label for name, _, _, _, _, label, _ in DEFAULT_METERS}
 _DISPLAY_LABELS = {name: label for name, *_, label in DEFAULT_METERS}
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-MAX_VALUE = 2**62  # keeps sums far from BIGINT overflow
+# The most one event may add: a quadrillion (a petabyte, a quadrillion tokens). Counters
+# are BIGINT (to 9.2 quintillion), so sums of real usage stay far from overflowing, and
+# one mistyped value cannot price an account into quintillions of debt.
+MAX_VALUE = 10**15
 
 
 def label(meter: Meter) -> str:
@@ -149,7 +152,8 @@ def _integer(properties: dict[str, Any], name: str, *, default: int | None = Non
         raise Rejected("missing_property", f"properties.{name} is required by a meter.")
     value = properties[name]
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VALUE:
-        raise Rejected("invalid_property", f"properties.{name} must be a whole number >= 0.")
+        raise Rejected("invalid_property",
+                       f"properties.{name} must be a whole number from 0 to {MAX_VALUE:,}.")
     return value
 
 

@@ -132,11 +132,20 @@ def test_unusable_properties_are_rejected_per_event(client, customer):
         {"id": "2", "event_name": "llm_completion", "properties": {}},
         {"id": "3", "event_name": "llm_completion", "properties": {"tokens": -1}},
         {"id": "4", "event_name": "llm_completion", "properties": {"tokens": 7}},
+        # Past a quadrillion a value is a mistake; twice 2**62 once overflowed the counter.
+        {"id": "5", "event_name": "llm_completion", "properties": {"tokens": 2**62}},
+        {"id": "6", "event_name": "storage_usage", "properties": {"bytes": 10**15 + 1}},
     ]).get_json()
     assert body["accepted"] == 1
     assert [r["code"] for r in body["rejected"]] == [
-        "invalid_property", "missing_property", "invalid_property"]
+        "invalid_property", "missing_property", "invalid_property", "invalid_property",
+        "invalid_property"]
+    assert body["rejected"][3]["message"] == (
+        "properties.tokens must be a whole number from 0 to 1,000,000,000,000,000.")
     assert usage(client, customer)["usage"]["llmTokens"] == 7
+    again = ingest(client, customer, [
+        {"id": "7", "event_name": "llm_completion", "properties": {"tokens": 10**15}}]).get_json()
+    assert again["accepted"] == 1
 
 
 def test_each_aggregation(client, customer, app):
