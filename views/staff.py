@@ -401,12 +401,15 @@ def audit_csv():
 @bp.get("/webhooks")
 @staff_page
 def webhooks_index():
-    status = request.args.get("status", "all")
-    if status not in staff.WEBHOOK_FILTERS:
-        status = "all"
-    page = staff.webhook_events(status, limit=parse_limit(request.args.get("limit") or "50"),
+    status_filter = request.args.get("status", "all")
+    if status_filter not in staff.WEBHOOK_FILTERS:
+        status_filter = "all"
+    page = staff.webhook_events(status_filter,
+                                limit=parse_limit(request.args.get("limit") or "50"),
                                 starting_after=request.args.get("starting_after") or None)
-    return render_page("staff/webhooks.html", blocks=("events",), page=page, status=status)
+    # Not `status=`: render_page's `status` is the HTTP status of the answer.
+    return render_page("staff/webhooks.html", blocks=("events",), page=page,
+                       status_filter=status_filter)
 
 
 @bp.get("/webhooks/<event_id>")
