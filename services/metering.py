@@ -628,6 +628,50 @@ def alerts(account: Account, now: datetime | None = None) -> list[ShownAlert]:
     return list(shown.values())
 
 
+# Time zone changes ------------------------------------------------------------
+
+
+def rebuild_period(account: Account, now: datetime | None = None) -> None:
+    """This period's counters as the account's (new) time zone frames it, rebuilt from
+    the hourly rollups (caller commits).
+
+    Counters are keyed by the start of the local month, so after a time-zone change the
+    gate would find no counter for the new zone's month and start every meter again at
+    zero: a way around the plan's limits. Hours are the same instants in every zone with
+    a whole-hour offset (else an hour at the edge of the month falls on one side).
+    """
+    period = periods.month_of(now or utcnow(), account.time_zone)
+    in_period = (UsageRollup.account_id == account.id, UsageRollup.bucket_start >= period.start,
+                 UsageRollup.bucket_start < period.end)
+    for meter in sorted(meter_defs.all_meters(), key=lambda m: m.id):  # the writers' lock order
+        latest_at = None
+        if meter.aggregation == "unique_count":
+            hashes = set(db.session.execute(select(UsageUnique.value_hash).where(
+                UsageUnique.account_id == account.id, UsageUnique.meter_id == meter.id,
+                UsageUnique.scope == "hour", UsageUnique.scope_start >= period.start,
+                UsageUnique.scope_start < period.end)).scalars())
+            if hashes:
+                db.session.execute(_insert(UsageUnique).on_conflict_do_nothing(), [
+                    {"account_id": account.id, "meter_id": meter.id, "scope_start": period.start,
+                     "scope": "period", "value_hash": h} for h in sorted(hashes)])
+            value = len(hashes)
+        elif meter.aggregation == "latest":
+            row = db.session.execute(select(UsageRollup.value, UsageRollup.latest_at).where(
+                UsageRollup.meter_id == meter.id, *in_period)
+                .order_by(UsageRollup.latest_at.desc()).limit(1)).first()
+            value, latest_at = (int(row[0]), row[1]) if row else (0, None)
+        else:
+            total = func.max if meter.aggregation == "max" else func.sum
+            value = int(db.session.execute(select(func.coalesce(total(UsageRollup.value), 0)).where(
+                UsageRollup.meter_id == meter.id, *in_period)).scalar_one())
+        row = {"account_id": account.id, "meter_id": meter.id, "period_start": period.start,
+               "value": value, "latest_at": latest_at}
+        stmt = _insert(UsageCounter).values(row)
+        db.session.execute(stmt.on_conflict_do_update(
+            index_elements=["account_id", "meter_id", "period_start"],
+            set_={"value": stmt.excluded.value, "latest_at": stmt.excluded.latest_at}))
+
+
 # Reads ------------------------------------------------------------------------
 
 

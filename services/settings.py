@@ -6,7 +6,7 @@ from typing import Any
 
 from extensions import db
 from models import Account
-from services import periods
+from services import metering, periods
 from services.errors import InvalidInput
 
 
@@ -23,7 +23,9 @@ def update(account: Account, values: dict[str, Any]) -> Account:
             raise InvalidInput("time_zone must be an IANA name such as Europe/Paris.",
                                param="time_zone")
         periods.zone(tz)
-        account.time_zone = tz
+        if tz != account.time_zone:
+            account.time_zone = tz
+            metering.rebuild_period(account)  # the month's usage carries over to the new zone
     if "spend_cap" in values:
         cap = values["spend_cap"]
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int)

@@ -337,6 +337,43 @@ def test_month_boundary_in_the_account_time_zone(client, customer, zone):
         UTC).isoformat()
 
 
+def test_changing_the_time_zone_keeps_the_months_usage_and_its_limits(app, client, customer):
+    """A new time zone frames the month differently; its usage so far carries over, so a
+    customer at the limit cannot reopen it by moving to another zone."""
+    staff = make_staff(app)
+    assert client.post("/v1/meters", headers=staff.headers, json={
+        "name": "users", "event_name": "login", "aggregation": "unique_count",
+        "property": "user_id"}).status_code == 201
+    now = datetime.now(UTC)
+    assert ingest(client, customer, [
+        {"id": "t1", "event_name": "llm_completion", "properties": {"tokens": 300}},
+        {"id": "s1", "event_name": "storage_usage", "properties": {"bytes": 2048}},
+        {"id": "u1", "event_name": "login", "properties": {"user_id": "ann"}},
+        {"id": "u2", "event_name": "login", "properties": {"user_id": "bob"}},
+    ]).get_json()["accepted"] == 4
+    assert [authorize(client, customer).status_code for _ in range(6)] == [200] * 5 + [402]
+    for zone in ("Pacific/Kiritimati", "America/New_York", "UTC"):
+        changed = client.post("/v1/billing/settings", json={"time_zone": zone},
+                              headers=customer.headers)
+        assert changed.status_code == 200
+        body = usage(client, customer)
+        assert body["time_zone"] == zone
+        if periods_match(now, zone):  # the same calendar month in both zones
+            assert {k: body["usage"][k] for k in ("apiCalls", "llmTokens", "storage", "users")} \
+                == {"apiCalls": 5, "llmTokens": 300, "storage": 2048, "users": 2}
+            refused = authorize(client, customer)
+            assert refused.status_code == 402
+            assert refused.get_json()["usage"] == {"current": 5, "limit": 5}
+    # A user seen before the change is not counted again after it.
+    assert ingest(client, customer, [{"id": "u3", "event_name": "login",
+                                      "properties": {"user_id": "ann"}}]).get_json()["accepted"] == 1
+    assert usage(client, customer)["usage"]["users"] == 2
+
+
+def periods_match(now: datetime, zone: str) -> bool:
+    return now.astimezone(ZoneInfo(zone)).month == now.month
+
+
 def test_bad_settings_are_400_naming_the_field(client, customer):
     for body, param in (({"time_zone": "Mars/Olympus"}, "time_zone"), ({"spend_cap": -5}, "spend_cap"),
                         ({"spend_cap": 1.5}, "spend_cap"), ({"alert_thresholds": [0]}, "alert_thresholds"),
