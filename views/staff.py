@@ -30,7 +30,7 @@ from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaF
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from extensions import db
-from models import Account, User
+from models import Account, Customer, User
 from services import audit, grants, impersonation, plans, rating, staff
 from services.errors import InvalidInput, TallyError
 from services.money import format_money, parse_major
@@ -388,7 +388,10 @@ def audit_log():
 @staff_page
 def audit_csv():
     filters = _audit_filters()
-    audit.record_now(actor(), "audit.export", customer_id=filters.customer_id,
+    # The filters are kept in meta; the row names the customer only when one exists (the
+    # column is a foreign key, and the filter is free text such as "cust_nope" or "%").
+    named = filters.customer_id and db.session.get(Customer, filters.customer_id)
+    audit.record_now(actor(), "audit.export", customer_id=named.id if named else None,
                      meta={k: v for k, v in request.args.items() if v})
     name = f"tally-audit-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
     return Response(stream_with_context(audit.csv_lines(filters)), mimetype="text/csv",
