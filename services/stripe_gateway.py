@@ -166,6 +166,26 @@ class StripeGateway:
                 subscription_id, params={"cancel_at_period_end": cancel})
         return _subscription_info(sub)
 
+    def cancel_subscription(self, subscription_id: str) -> SubscriptionInfo:
+        """End a subscription now (used for a first payment that was never made)."""
+        with _translated_errors():
+            return _subscription_info(self.client.v1.subscriptions.cancel(subscription_id))
+
+    def invoice_payment_intent(self, invoice_id: str) -> PaymentIntentInfo | None:
+        """The PaymentIntent paying an invoice: `invoice.payment_intent` before API version
+        2025-03-31 (and on localstripe); the invoice's newest payment from then on."""
+        with _translated_errors():
+            data = self.client.v1.invoices.retrieve(invoice_id).to_dict()
+            intent = _id(data.get("payment_intent"))
+            if intent is None and "payment_intent" not in data:
+                payments = self.client.v1.invoice_payments.list(
+                    params={"invoice": invoice_id, "limit": 1}).to_dict().get("data") or []
+                intent = _id(((payments[0] if payments else {}).get("payment") or {})
+                             .get("payment_intent"))
+            if intent is None:
+                return None
+            return _intent_info(self.client.v1.payment_intents.retrieve(intent))
+
     def retrieve_invoice(self, invoice_id: str) -> InvoiceInfo:
         with _translated_errors():
             data = self.client.v1.invoices.retrieve(invoice_id).to_dict()

@@ -5,6 +5,17 @@ webhooks, Checkout's return) re-reads the subscription from Stripe and calls `sy
 which stores what Stripe says and derives the account's tier from all of its
 subscriptions. Applying the same state twice, or an older event after a newer one,
 ends in the same place.
+
+A first payment that needs authentication (3-D Secure) leaves the subscription
+`incomplete` at Stripe with its invoice's PaymentIntent in `requires_action`. `start`
+then answers 402 `requires_action` with the PaymentIntent's client secret; the payer
+confirms it with Stripe.js `confirmCardPayment`, and `confirm_first_payment` (the page's
+and the API's confirm call) re-reads the subscription: active, it is Pro (as with a
+card that needs no authentication); failed or abandoned, Tally cancels the incomplete
+subscription so nothing can be charged later, and nothing changed. The webhooks
+(`invoice.paid`, `customer.subscription.updated`) reach the same `sync`, so whichever
+path comes first finishes the upgrade, once: `apply` writes Stripe's state (never an
+older `incomplete` over a later state) and the invoice is mirrored once per Stripe invoice.
 """
 
 from __future__ import annotations
@@ -20,11 +31,15 @@ from models import Account, Subscription
 from models.base import utcnow
 from models.billing import INVOICE_RENEWAL
 from services import invoices, plans
-from services.errors import Conflict, InvalidInput, NotFound
-from services.stripe_gateway import SubscriptionInfo, gateway
+from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed
+from services.stripe_gateway import PaymentIntentInfo, SubscriptionInfo, gateway
 from services.topups import ensure_stripe_customer
 
 ACTIVE = ("active", "trialing")
+LIVE = (*ACTIVE, "past_due")
+ENDED = ("canceled", "incomplete_expired")  # final: Stripe never moves a subscription on from these
+# The first payment is still being made: Stripe.js can finish it (3-D Secure), or it is processing.
+PAYMENT_PENDING = ("requires_action", "requires_confirmation", "processing")
 
 
 def _ts(value: int | None) -> datetime | None:
@@ -62,22 +77,50 @@ def current(account: Account) -> Subscription | None:
     rows = list(db.session.execute(
         select(Subscription).where(Subscription.account_id == account.id)
         .order_by(Subscription.created_at.desc())).scalars())
-    live = [r for r in rows if r.status in (*ACTIVE, "past_due")]
+    live = [r for r in rows if r.status in LIVE]
     return (live or rows or [None])[0]
 
 
+class ActionRequired(PaymentFailed):
+    """402 `requires_action`: the card's bank asks the payer to authenticate the first payment.
+
+    The answer carries what a script needs to finish: the PaymentIntent's client secret for
+    Stripe.js `confirmCardPayment`, and the subscription id for the confirm call.
+    """
+
+    title, code = "Payment requires action", "requires_action"
+
+    def __init__(self, subscription_id: str, payment: PaymentIntentInfo,
+                 message: str | None = None) -> None:
+        super().__init__(
+            message or "Your bank asks you to confirm this payment (3-D Secure). Nothing is "
+            "charged until you do: confirm payment_intent_client_secret with Stripe.js "
+            "confirmCardPayment, then POST /v1/billing/setup/confirm with subscription_id.",
+            extra={"requires_action": True, "subscription_id": subscription_id,
+                   "payment_intent_id": payment.id,
+                   "payment_intent_client_secret": payment.client_secret})
+
+
 def start(account: Account, payment_method_id: object, plan_name: str = "pro") -> Subscription:
-    """Attach the card, make it the default, subscribe; the tier changes at once."""
+    """Attach the card, make it the default, subscribe; the tier changes at once.
+
+    A declined card changes nothing (402). A card whose first payment needs authentication
+    raises `ActionRequired` (402 `requires_action`): confirm the PaymentIntent with Stripe.js,
+    then call `confirm_first_payment`.
+    """
     if not isinstance(payment_method_id, str) or not payment_method_id.startswith("pm_"):
         raise InvalidInput("payment_method_id must be a PaymentMethod id (pm_...).",
                            param="payment_method_id")
     plan = paid_plan(plan_name)
     existing = current(account)
-    if existing is not None and existing.status in (*ACTIVE, "past_due"):
+    if existing is not None and existing.status in LIVE:
         raise Conflict(f"This account already has a {existing.plan} subscription.",
                        code="already_subscribed")
     customer = ensure_stripe_customer(account.customer)
-    gateway().attach_default_payment_method(customer, payment_method_id)
+    try:
+        gateway().attach_default_payment_method(customer, payment_method_id)
+    except PaymentFailed as exc:  # Stripe declines some cards when they are attached
+        raise PaymentFailed(f"{exc.message} {_nothing_charged(account)}", code=exc.code) from exc
     info = gateway().create_subscription(
         customer=customer, price=price_id(plan),
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
@@ -85,10 +128,70 @@ def start(account: Account, payment_method_id: object, plan_name: str = "pro") -
     subscription = apply(info)
     if info.latest_invoice:
         mirror_invoice(info.latest_invoice)
-    if subscription is None or subscription.status not in ACTIVE:
-        raise Conflict("The card could not be charged for the first payment; nothing changed. "
-                       "Try another card.", code="subscription_incomplete", status=402)
-    return subscription
+    if subscription is not None and subscription.status in ACTIVE:
+        return subscription
+    payment = gateway().invoice_payment_intent(info.latest_invoice) if info.latest_invoice else None
+    if payment is not None and payment.status == "requires_action" and payment.client_secret:
+        raise ActionRequired(info.id, payment)
+    _abandon(info)
+    raise PaymentFailed(f"{_declined(payment)} {_nothing_charged(account)} Try another card.",
+                        code="subscription_incomplete")
+
+
+def confirm_first_payment(account: Account, subscription_id: object) -> Subscription:
+    """Finish an upgrade whose first payment needed authentication; safe to call again.
+
+    Refuses subscriptions that are not the account's before any network call. Then re-reads
+    the subscription from Stripe: active, it is returned (the webhook may have got there
+    first; either way the state and the mirrored invoice are written once). Still waiting
+    for authentication: 402 `requires_action` again, with the client secret. Failed or
+    abandoned: the incomplete subscription is cancelled at Stripe and a 402 says nothing
+    was charged.
+    """
+    if not isinstance(subscription_id, str) or not subscription_id.startswith("sub_"):
+        raise InvalidInput("subscription_id must be the subscription id (sub_...) that "
+                           "POST /v1/billing/setup answered.", param="subscription_id")
+    row = db.session.get(Subscription, subscription_id)
+    if row is None or row.account_id != account.id:
+        raise NotFound("No such subscription for this account.", code="resource_missing",
+                       param="subscription_id")
+    info = gateway().retrieve_subscription(subscription_id)
+    applied = apply(info)
+    assert applied is not None
+    if applied.status in LIVE:
+        if info.latest_invoice:
+            mirror_invoice(info.latest_invoice)
+        return applied
+    if applied.status in ENDED:
+        raise PaymentFailed(f"This upgrade was not completed. {_nothing_charged(account)}",
+                            code="subscription_incomplete")
+    payment = gateway().invoice_payment_intent(info.latest_invoice) if info.latest_invoice else None
+    if payment is not None and payment.status in PAYMENT_PENDING:
+        raise ActionRequired(
+            info.id, payment,
+            message="The first payment still waits for authentication. Confirm "
+                    "payment_intent_client_secret with Stripe.js confirmCardPayment, then call "
+                    "this again.")
+    _abandon(info)
+    raise PaymentFailed(f"{_declined(payment)} {_nothing_charged(account)} Try another card.",
+                        code="subscription_incomplete")
+
+
+def _abandon(info: SubscriptionInfo) -> None:
+    """Cancel a subscription whose first payment failed, so nothing can charge it later
+    (Stripe would keep it `incomplete` for 23 hours)."""
+    if info.status == "incomplete":
+        info = gateway().cancel_subscription(info.id)
+    apply(info)
+
+
+def _declined(payment: PaymentIntentInfo | None) -> str:
+    reason = (payment.last_error if payment else None) or "The first payment did not go through."
+    return reason if reason.endswith(".") else reason + "."
+
+
+def _nothing_charged(account: Account) -> str:
+    return f"Nothing was charged; you are still on {plans.plan_for(account.tier).display_name}."
 
 
 def sync(subscription_id: str) -> Subscription | None:
@@ -101,10 +204,13 @@ def apply(info: SubscriptionInfo) -> Subscription | None:
     if account is None:
         return None  # not a Tally subscription
     plan = info.metadata.get("tally_plan") or plan_for_price(info.price_id) or "free"
-    row = db.session.get(Subscription, info.id)
+    row = db.session.get(Subscription, info.id, with_for_update=True, populate_existing=True)
     if row is None:
         row = Subscription(id=info.id, account_id=account.id, created_at=utcnow())
         db.session.add(row)
+    elif _stale(row.status, info.status):
+        db.session.commit()  # an older read (say, `incomplete` fetched before a confirm): keep
+        return row
     row.plan, row.status, row.price_id = plan, info.status, info.price_id or ""
     row.current_period_start = _ts(info.current_period_start)
     row.current_period_end = _ts(info.current_period_end)
@@ -116,6 +222,11 @@ def apply(info: SubscriptionInfo) -> Subscription | None:
     _derive_tier(account)
     db.session.commit()
     return row
+
+
+def _stale(stored: str, fetched: str) -> bool:
+    """Stripe never moves a subscription back to `incomplete`, nor out of an ended status."""
+    return stored != fetched and (fetched == "incomplete" or stored in ENDED)
 
 
 def _owner(info: SubscriptionInfo) -> Account | None:
@@ -158,7 +269,7 @@ def end_expired_grace(now: datetime | None = None) -> int:
 
 def set_cancel_at_period_end(account: Account, cancel: bool) -> Subscription:
     row = current(account)
-    if row is None or row.status not in (*ACTIVE, "past_due"):
+    if row is None or row.status not in LIVE:
         raise NotFound("This account has no active subscription.", code="no_subscription")
     if not cancel and row.current_period_end and row.current_period_end <= utcnow():
         raise Conflict("The period has ended; subscribe again instead.", code="period_ended")

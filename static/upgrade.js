@@ -1,4 +1,7 @@
-// Upgrade: card → PaymentMethod (Stripe.js) → Tally attaches it and subscribes.
+// Upgrade: card → PaymentMethod (Stripe.js) → Tally attaches it and subscribes. When the
+// card's bank asks for 3-D Secure, Tally answers 402 `requires_action` with the first
+// payment's client secret: Stripe.js confirmCardPayment shows the challenge, then Tally
+// finishes the upgrade (or, when it failed, ends the subscription; nothing is charged).
 (() => {
   "use strict";
   const form = document.getElementById("upgrade-form");
@@ -8,6 +11,7 @@
   const button = document.getElementById("subscribe");
   const csrf = form.querySelector("[name=csrf_token]").value;
   const show = (message) => { cardError.textContent = message; cardError.hidden = !message; };
+  const nothingCharged = `Nothing was charged; you are still on ${form.dataset.currentPlan}.`;
   if (typeof window.Stripe !== "function") {
     show("The card form could not load. Check your connection and reload the page.");
     button.disabled = true;
@@ -16,6 +20,36 @@
   const stripe = window.Stripe(form.dataset.publishableKey);
   const card = stripe.elements().create("card");
   card.mount("#card-element");
+
+  const post = async (url, fields) => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "X-CSRFToken": csrf, Accept: "application/json" },
+      body: new URLSearchParams({ csrf_token: csrf, ...fields }),
+    });
+    const body = await response.json().catch(() => ({ message: "Unexpected answer from the server." }));
+    return { ok: response.ok, body };
+  };
+
+  const done = (answer) => {
+    status.textContent = "Done: you are on Pro.";
+    window.location.assign(answer.body.redirect);
+  };
+
+  // The bank's challenge, then Tally's confirm: Stripe's state decides, so a failed or
+  // cancelled challenge also reaches Tally, which ends the incomplete subscription.
+  const authenticate = async (required) => {
+    status.textContent = "Your bank asks you to confirm this payment…";
+    const result = await stripe.confirmCardPayment(required.payment_intent_client_secret);
+    status.textContent = "Processing…";
+    const answer = await post(form.dataset.confirmUrl, { subscription_id: required.subscription_id });
+    if (answer.ok) {
+      done(answer);
+      return;
+    }
+    status.textContent = "";
+    show(result.error ? `${result.error.message} ${nothingCharged}` : answer.body.message);
+  };
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -29,20 +63,17 @@
         status.textContent = "";
         return;
       }
-      const response = await fetch(form.dataset.submitUrl, {
-        method: "POST",
-        headers: { "X-CSRFToken": csrf, Accept: "application/json" },
-        body: new URLSearchParams({ csrf_token: csrf, plan: form.dataset.plan,
-                                    payment_method_id: result.paymentMethod.id }),
+      const answer = await post(form.dataset.submitUrl, {
+        plan: form.dataset.plan, payment_method_id: result.paymentMethod.id,
       });
-      const body = await response.json().catch(() => ({ message: "Unexpected answer from the server." }));
-      if (!response.ok) {
-        show(body.message);
+      if (answer.ok) {
+        done(answer);
+      } else if (answer.body.code === "requires_action") {
+        await authenticate(answer.body);
+      } else {
+        show(answer.body.message);
         status.textContent = "";
-        return;
       }
-      status.textContent = "Done: you are on Pro.";
-      window.location.assign(body.redirect);
     } catch (err) {
       status.textContent = "Something went wrong; you were not charged twice. Try again.";
     } finally {

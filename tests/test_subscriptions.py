@@ -4,8 +4,10 @@ twice and out of order, failed renewals and the grace period, Checkout and the P
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
@@ -14,6 +16,7 @@ from models.base import utcnow
 from services import subscriptions
 from tests.conftest import WEBHOOK_SECRET, login
 from tests.support.stripe_events import event_payload, signature_header
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.money
 
@@ -67,10 +70,159 @@ def test_setup_with_a_declined_card_changes_nothing(client, customer, stripe_cli
     response = client.post("/v1/billing/setup", headers=customer.headers,
                            json={"payment_method_id": card(stripe_client, "4000000000000002")})
     assert response.status_code == 402
+    assert response.get_json()["message"] == (
+        "Your card was declined. Nothing was charged; you are still on Free.")
     assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
     for bad in ({}, {"payment_method_id": 5}, {"payment_method_id": "nope"}):
         response = client.post("/v1/billing/setup", headers=customer.headers, json=bad)
         assert response.status_code == 400 and response.get_json()["param"] == "payment_method_id"
+
+
+def test_a_card_declined_at_the_first_charge_leaves_no_subscription(client, customer, stripe_client):
+    # 4000 0000 0000 0341 attaches, then its first charge is declined.
+    response = client.post("/v1/billing/setup", headers=customer.headers,
+                           json={"payment_method_id": card(stripe_client, "4000000000000341")})
+    body = response.get_json()
+    assert (response.status_code, body["code"]) == (402, "subscription_incomplete")
+    assert body["message"] == ("Your card was declined. Nothing was charged; you are still on "
+                               "Free. Try another card.")
+    sub = subscription(client, customer)
+    assert sub["status"] == "canceled"  # ended at Stripe too: nothing can charge it later
+    assert stripe_client.v1.subscriptions.retrieve(sub["id"]).status == "canceled"
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
+    assert client.get("/v1/billing/invoices", headers=customer.headers).get_json()["data"] == []
+
+
+THREE_D_SECURE = "4000002500003155"
+
+
+def needs_action(client, customer, stripe_client) -> dict:
+    """POST /v1/billing/setup with the 3-D Secure card: 402 requires_action, nothing changed."""
+    response = client.post("/v1/billing/setup", headers=customer.headers,
+                           json={"payment_method_id": card(stripe_client, THREE_D_SECURE)})
+    body = response.get_json()
+    assert (response.status_code, body["code"], body["requires_action"]) == (
+        402, "requires_action", True), body
+    assert body["subscription_id"].startswith("sub_")
+    assert body["payment_intent_client_secret"].startswith(body["payment_intent_id"] + "_secret_")
+    assert "confirmCardPayment" in body["message"] and "/v1/billing/setup/confirm" in body["message"]
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
+    assert subscription(client, customer)["status"] == "incomplete"
+    return body
+
+
+def authenticate(stripe_client, required: dict, success: bool) -> None:
+    """What Stripe.js confirmCardPayment does when the payer answers localstripe's 3-D Secure
+    dialog: "Complete authentication" (success) or "Fail authentication"."""
+    stripe_client.raw_request(
+        "post", f"/v1/payment_intents/{required['payment_intent_id']}/_authenticate",
+        client_secret=required["payment_intent_client_secret"], success=str(success).lower())
+
+
+def confirm(client, customer, subscription_id: str):
+    return client.post("/v1/billing/setup/confirm", headers=customer.headers,
+                       json={"subscription_id": subscription_id})
+
+
+@pytest.mark.parametrize("first", ["confirm", "webhook"])
+def test_setup_with_3d_secure_then_confirm_upgrades_exactly_once(
+        client, customer, make_customer, stripe_client, localstripe_url, first):
+    required = needs_action(client, customer, stripe_client)
+    sub_id = required["subscription_id"]
+    # Before the payer answers the challenge: the same requires_action again, nothing changes.
+    early = confirm(client, customer, sub_id)
+    assert (early.status_code, early.get_json()["code"]) == (402, "requires_action")
+    assert early.get_json()["payment_intent_client_secret"] == required["payment_intent_client_secret"]
+    # Another account cannot finish (or learn about) this subscription.
+    other = make_customer("Other")
+    refused = confirm(client, other, sub_id)
+    assert (refused.status_code, refused.get_json()["param"]) == (404, "subscription_id")
+    assert confirm(client, customer, "nope").status_code == 400
+    assert client.get("/v1/billing/usage", headers=customer.headers).get_json()["usage"][
+        "apiCallsLimit"] == 1000
+
+    authenticate(stripe_client, required, success=True)
+    invoice_id = stripe_client.v1.subscriptions.retrieve(sub_id).latest_invoice
+    webhooks = [event_payload(localstripe_url, "invoice.paid", invoice_id),
+                event_payload(localstripe_url, "customer.subscription.updated", sub_id)]
+    if first == "webhook":
+        for payload in webhooks * 2:
+            deliver(client, payload)
+        assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "pro"
+    answers = [confirm(client, customer, sub_id) for _ in range(2)]
+    if first == "confirm":
+        for payload in webhooks * 2:
+            deliver(client, payload)
+
+    for answer in answers:  # every confirm answers as a setup that needed no authentication
+        body = answer.get_json()
+        assert answer.status_code == 200, body
+        assert body["tier"] == "pro" and body["call_limit"] is None and body["message"]
+        assert body["subscription"]["id"] == sub_id and body["subscription"]["status"] == "active"
+    assert client.get("/v1/billing/usage", headers=customer.headers).get_json()["usage"][
+        "apiCallsLimit"] == 100000
+    invoices = client.get("/v1/billing/invoices", headers=customer.headers).get_json()["invoices"]
+    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("renewal", 4900, "paid")]
+    assert subscription(client, customer)["status"] == "active"
+
+
+def test_confirms_and_webhooks_racing_after_3d_secure_upgrade_once(
+        app, client, live_server, customer, stripe_client, localstripe_url):
+    """Over real HTTP (localstripe delivers its own webhooks too): 6 confirms and 6
+    deliveries of each event at once end in one active subscription and one invoice."""
+    required = needs_action(client, customer, stripe_client)
+    sub_id = required["subscription_id"]
+    authenticate(stripe_client, required, success=True)
+    invoice_id = stripe_client.v1.subscriptions.retrieve(sub_id).latest_invoice
+    calls = []
+    for _ in range(6):
+        calls.append(partial(post_json, f"{live_server.url}/v1/billing/setup/confirm",
+                             json.dumps({"subscription_id": sub_id}).encode(), customer.headers))
+        for payload in (event_payload(localstripe_url, "invoice.paid", invoice_id),
+                        event_payload(localstripe_url, "customer.subscription.updated", sub_id)):
+            calls.append(partial(post_json, f"{live_server.url}/v1/billing/webhook", payload,
+                                 {"Stripe-Signature": signature_header(payload, WEBHOOK_SECRET)}))
+
+    results = at_once(calls)
+
+    assert [status for status, _ in results] == [200] * len(calls), results
+    confirms = [body for status, body in results if "tier" in body]
+    assert len(confirms) == 6 and {(b["tier"], b["subscription"]["status"]) for b in confirms} == {
+        ("pro", "active")}
+    invoices = client.get("/v1/billing/invoices", headers=customer.headers).get_json()["invoices"]
+    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("renewal", 4900, "paid")]
+    assert subscription(client, customer)["status"] == "active"
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "pro"
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.load(error)
+
+
+def test_setup_with_failed_3d_secure_changes_nothing_and_ends_the_subscription(
+        client, customer, stripe_client):
+    required = needs_action(client, customer, stripe_client)
+    authenticate(stripe_client, required, success=False)
+
+    failed = confirm(client, customer, required["subscription_id"])
+    body = failed.get_json()
+    assert (failed.status_code, body["code"]) == (402, "subscription_incomplete")
+    assert body["message"].endswith("Nothing was charged; you are still on Free. Try another card.")
+    assert stripe_client.v1.subscriptions.retrieve(required["subscription_id"]).status == "canceled"
+    assert subscription(client, customer)["status"] == "canceled"
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
+    assert client.get("/v1/billing/invoices", headers=customer.headers).get_json()["data"] == []
+    again = confirm(client, customer, required["subscription_id"])
+    assert again.status_code == 402 and "Nothing was charged" in again.get_json()["message"]
+    # Another card then upgrades as usual.
+    assert upgrade(client, customer, stripe_client)["tier"] == "pro"
 
 
 def test_cancel_at_period_end_and_resume(client, customer, stripe_client):

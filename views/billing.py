@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
+from models import Subscription
 from services import invoices, plans, subscriptions
 from services.errors import TallyError
 from services.pagination import parse_limit
@@ -29,12 +30,26 @@ def upgrade():
 @bp.post("/upgrade")
 @customer_page
 def upgrade_submit():
-    """Called by the page's script with the PaymentMethod Stripe.js created."""
+    """Called by the page's script with the PaymentMethod Stripe.js created. A card that needs
+    3-D Secure answers 402 `requires_action` with the client secret for Stripe.js."""
     account = current_account()
     row = subscriptions.start(account, request.form.get("payment_method_id"),
                               request.form.get("plan", "pro"))
+    return _upgraded(row)
+
+
+@bp.post("/upgrade/confirm")
+@customer_page
+def upgrade_confirm():
+    """Called by the page's script after Stripe.js `confirmCardPayment` (3-D Secure), whether
+    the payer completed or failed the authentication: Stripe's state decides."""
+    return _upgraded(subscriptions.confirm_first_payment(
+        current_account(), request.form.get("subscription_id")))
+
+
+def _upgraded(row: Subscription):
     flash(f"You are on {row.plan.capitalize()} now. Your new limits apply immediately.")
-    return jsonify(tier=account.tier, redirect=url_for("pages.plans"))
+    return jsonify(tier=current_account().tier, redirect=url_for("pages.plans"))
 
 
 @bp.post("/cancel")

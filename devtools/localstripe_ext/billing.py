@@ -19,6 +19,13 @@ Patches to localstripe's Subscription, each because Stripe does it and Tally rel
   update emits ``customer.subscription.updated`` with ``previous_attributes`` (localstripe
   only emits created and deleted); so do the status changes after a payment
   (incomplete -> active, active -> past_due);
+* a first payment that needs 3-D Secure (4000 0025 0000 3155 and localstripe's other
+  authentication cards) leaves the subscription ``incomplete`` with
+  ``latest_invoice.payment_intent`` in ``requires_action`` (localstripe already does;
+  Stripe.js ``confirmCardPayment(client_secret)`` then shows the modal); when that
+  authentication fails, the subscription stays ``incomplete``, its invoice ``open`` and
+  the PaymentIntent ``requires_payment_method``, as on Stripe, where localstripe
+  cancelled the subscription at once (the app decides: cancel it, or retry);
 * periods honour ``interval_count`` and move on with the renewal simulator;
 * objects carry ``current_period_start``/``_end`` on the item too (newer API versions have
   them only there), ``currency``, ``billing_cycle_anchor``, ``cancellation_details``.
@@ -386,6 +393,7 @@ _original_subscription_init = Subscription.__init__
 _original_create_invoice = Subscription._create_invoice
 _original_initial_success = Subscription._on_initial_payment_success
 _original_recurring_failure = Subscription._on_recurring_payment_failure
+_original_initial_failure_later = Subscription._on_initial_payment_failure_later
 _original_subscription_delete = Subscription.__dict__["_api_delete"].__func__
 _original_subscription_update = Subscription._update
 
@@ -492,6 +500,16 @@ def _on_initial_payment_success(self: Subscription, invoice: Invoice) -> None:
         self.default_payment_method = PaymentIntent._api_retrieve(invoice.payment_intent).payment_method
     if before is not None:
         emit_updated("customer.subscription.updated", self, before)
+
+
+def _on_initial_payment_failure_later(self: Subscription, invoice: Invoice) -> None:
+    """A failed 3-D Secure step on the first payment: Stripe keeps the subscription
+    ``incomplete`` (for 23 hours, then ``incomplete_expired``); localstripe deletes it."""
+    pi = PaymentIntent._api_retrieve(invoice.payment_intent) if invoice.payment_intent else None
+    if pi is not None and pi._authentication_failed:
+        emit("payment_intent.payment_failed", pi)
+        return
+    _original_initial_failure_later(self, invoice)
 
 
 def _on_recurring_payment_failure(self: Subscription, invoice: Invoice) -> Any:
@@ -808,6 +826,7 @@ def install() -> None:
     Subscription._create_invoice = _create_invoice
     Subscription._on_initial_payment_success = _on_initial_payment_success
     Subscription._on_recurring_payment_failure = _on_recurring_payment_failure
+    Subscription._on_initial_payment_failure_later = _on_initial_payment_failure_later
     Subscription._api_update = classmethod(_update_subscription)
     Subscription._api_delete = classmethod(_delete_subscription)
     Subscription.currency = property(lambda self: self.items._list[0].plan.currency)

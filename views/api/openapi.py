@@ -145,7 +145,21 @@ OPERATIONS: list[Op] = [
     Op("POST", "/v1/billing/setup", "setup", "Plans and subscriptions", "Subscribe with a card",
        ACCOUNT, ref("Setup"), body=ref("SetupRequest"), stripe=True, errors=(402, 404, 409),
        description="Attaches the PaymentMethod, makes it the default and subscribes to the plan; "
-       "the new limits apply at once."),
+       "the new limits apply at once. A declined card is a 402 and changes nothing (nothing is "
+       "charged). A card whose bank asks for authentication (3-D Secure) is a 402 "
+       "`requires_action` with `payment_intent_client_secret` and `subscription_id`: nothing is "
+       "charged yet. Confirm the client secret with Stripe.js `confirmCardPayment`, then call "
+       "POST /v1/billing/setup/confirm with the `subscription_id`."),
+    Op("POST", "/v1/billing/setup/confirm", "setup_confirm", "Plans and subscriptions",
+       "Finish a subscription after 3-D Secure", ACCOUNT, ref("Setup"),
+       body=ref("SetupConfirmRequest"), stripe=True, errors=(402, 404),
+       description="After a 402 `requires_action` from POST /v1/billing/setup and Stripe.js "
+       "`confirmCardPayment`. Authenticated: the answer of a setup that needed no "
+       "authentication (the upgrade happens once, whether this call or Stripe's `invoice.paid` "
+       "webhook gets there first; calling again answers the same). Still waiting for "
+       "authentication: 402 `requires_action` again. Failed or abandoned: 402 "
+       "`subscription_incomplete`; the subscription is cancelled, nothing was charged and the "
+       "plan is unchanged. 404 for a subscription that is not the account's."),
     Op("GET", "/v1/billing/subscription", "get_subscription", "Plans and subscriptions",
        "The subscription", ACCOUNT, ref("Subscription")),
     Op("POST", "/v1/billing/cancel", "cancel", "Plans and subscriptions", "Cancel at period end",
@@ -241,7 +255,8 @@ _ERRORS: dict[int, tuple[str, str]] = {  # status: (component name, description)
     400: ("BadRequest", "Bad input; `param` names the field."),
     401: ("Unauthorized", "No API key, or not a valid one (revoked, rotated, never existed)."),
     402: ("PaymentRequired", "Over a plan limit or out of prepaid credit (`usage_limit_exceeded`, "
-                             "with `usage` and `upgrade_url`), or the card was declined."),
+                             "with `usage` and `upgrade_url`), the card was declined, or its "
+                             "bank asks for 3-D Secure (`requires_action`)."),
     403: ("Forbidden", "A key of the wrong kind (`key_scope`)."),
     404: ("NotFound", "Not found, or not yours."),
     409: ("Conflict", "A conflict: the thing exists or is in the wrong state, or the "

@@ -125,8 +125,9 @@ SCHEMAS: dict[str, Schema] = {
     }, description="Every error on every /v1 path has this shape."),
     "PaymentRequiredError": obj({
         "error": string(examples=["Usage limit exceeded"]),
-        "code": string("`usage_limit_exceeded` (a plan limit, prepaid credit or the spend cap) "
-                       "or a card error such as `card_declined`.", examples=["usage_limit_exceeded"]),
+        "code": string("`usage_limit_exceeded` (a plan limit, prepaid credit or the spend cap), "
+                       "a card error such as `card_declined`, or `requires_action` (3-D Secure "
+                       "for a subscription's first payment).", examples=["usage_limit_exceeded"]),
         "message": string(examples=["API call limit reached for current period"]),
     }, {
         "param": string(),
@@ -135,10 +136,25 @@ SCHEMAS: dict[str, Schema] = {
                      description="The meter's use and limit (with usage_limit_exceeded)."),
         "upgrade_url": string("Where to send the user to upgrade (with usage_limit_exceeded).",
                               format="uri", examples=["https://tally.example.com/plans"]),
+        "requires_action": const(True, "With requires_action (POST /v1/billing/setup and "
+                                 "/setup/confirm): the bank asks for 3-D Secure."),
+        "payment_intent_client_secret": string(
+            "With requires_action: confirm it with Stripe.js confirmCardPayment.",
+            examples=["pi_3Q..._secret_..."]),
+        "payment_intent_id": string("With requires_action: the first payment's PaymentIntent.",
+                                    examples=["pi_3Q..."]),
+        "subscription_id": string("With requires_action: pass it to POST "
+                                  "/v1/billing/setup/confirm.", examples=["sub_1Q..."]),
     }, description="402: over a plan limit or out of prepaid credit (nothing was recorded), "
-                   "or a card was declined.",
-        **{"if": {"properties": {"code": {"const": "usage_limit_exceeded"}}, "required": ["code"]},
-           "then": {"required": ["usage", "upgrade_url"]}}),
+                   "a card was declined (nothing was charged), or a card's first payment "
+                   "needs 3-D Secure (`requires_action`; nothing is charged until it is done).",
+        allOf=[
+            {"if": {"properties": {"code": {"const": "usage_limit_exceeded"}}, "required": ["code"]},
+             "then": {"required": ["usage", "upgrade_url"]}},
+            {"if": {"properties": {"code": {"const": "requires_action"}}, "required": ["code"]},
+             "then": {"required": ["requires_action", "payment_intent_client_secret",
+                                   "payment_intent_id", "subscription_id"]}},
+        ]),
 
     # Account and balance
     "Me": obj({"account_id": ACCOUNT_ID, "email": string(format="email", examples=["ada@example.com"]),
@@ -290,6 +306,8 @@ SCHEMAS: dict[str, Schema] = {
                         {"plan": {**ref("PaidPlanName"), "description": "Default pro."}}),
     "Setup": obj({"tier": string(), "call_limit": LIMIT, "subscription": ref("Subscription"),
                   "message": string()}),
+    "SetupConfirmRequest": obj({"subscription_id": string(
+        "The subscription_id of setup's 402 requires_action.", examples=["sub_1Q..."])}),
     "CancelResult": obj({"success": const(True), "cancelAt": OPTIONAL_TIME,
                          "subscription": ref("Subscription")}),
     "ResumeResult": obj({"success": const(True), "subscription": ref("Subscription")}),

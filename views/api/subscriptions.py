@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import jsonify
+from flask import Response, jsonify
 
 from models import Subscription
 from services import plans, subscriptions
@@ -49,12 +49,27 @@ def list_plans():
 @bp.post("/billing/setup")
 @key_required(*ACCOUNT_KEY)
 def setup():
-    """Attach `payment_method_id`, make it the default, and subscribe to Pro (or `plan`)."""
+    """Attach `payment_method_id`, make it the default, and subscribe to Pro (or `plan`).
+
+    A card whose bank asks for 3-D Secure answers 402 `requires_action` with
+    `payment_intent_client_secret` and `subscription_id` (see `setup_confirm`)."""
     body = json_body()
     plan_name = body.get("plan", "pro")
     if not isinstance(plan_name, str):
         raise InvalidInput("plan must be the name of a paid plan, such as pro.", param="plan")
-    row = subscriptions.start(account(), body.get("payment_method_id"), plan_name)
+    return _setup_answer(subscriptions.start(account(), body.get("payment_method_id"), plan_name))
+
+
+@bp.post("/billing/setup/confirm")
+@key_required(*ACCOUNT_KEY)
+def setup_confirm():
+    """After Stripe.js `confirmCardPayment` of a 402 `requires_action` from setup: finish the
+    upgrade (exactly once, shared with the `invoice.paid` webhook) or report that it failed."""
+    row = subscriptions.confirm_first_payment(account(), json_body().get("subscription_id"))
+    return _setup_answer(row)
+
+
+def _setup_answer(row: Subscription) -> Response:
     plan = plans.plan_for(row.plan)
     return jsonify(tier=account().tier, call_limit=plan.limit("lifetimeApiCalls"),
                    subscription=subscription_json(row),
