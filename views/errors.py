@@ -1,14 +1,15 @@
 """One place decides whether an error is JSON or a page.
 
 Every `/v1/` path (and any request that asks for JSON) gets
-`{"error", "code", "message", "param"?}`; pages get a friendly error page.
+`{"error", "code", "message", "param"?}`; pages get a friendly error page in Tally's
+layout (`error.html`), in Tally's words rather than Werkzeug's.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request, url_for
+from flask import Flask, Response, jsonify, render_template, request, send_from_directory, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -26,6 +27,20 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+# What a page says for an HTTP error raised without a message of its own (a mistyped
+# address, `abort(404)`), instead of Werkzeug's generic description.
+_PAGE_TEXT = {
+    400: ("Bad request", "The request could not be read. Go back and try again."),
+    403: ("Not allowed", "Your login does not give access to this page."),
+    404: ("Page not found", "There is no page at this address. The link may be old or mistyped."),
+    405: ("Not available this way",
+          "This address cannot be opened like that. Use the buttons and links on Tally's pages."),
+    500: ("Something went wrong", "Something went wrong on our side; nothing was charged twice. "
+          "Try again."),
+}
+
+FAVICON_ENDPOINT = "favicon"
 
 
 def wants_json() -> bool:
@@ -60,6 +75,10 @@ def init_app(app: Flask) -> None:
         if error.response is not None:  # a view built its own answer (the login throttle)
             return error.response
         status = error.code or 500
+        if not wants_json() and status in _PAGE_TEXT and error.description == type(error).description:
+            title, message = _PAGE_TEXT[status]
+            return error_response(TallyError(message, code=_HTTP_CODES.get(status, "http_error"),
+                                             status=status, title=title))
         return error_response(TallyError(
             error.description or error.name, code=_HTTP_CODES.get(status, "http_error"),
             status=status, title=error.name))
@@ -67,6 +86,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
+        title = "Internal error" if wants_json() else _PAGE_TEXT[500][0]
         return error_response(TallyError(
             "Something went wrong on our side; nothing was charged twice. Try again.",
-            code="internal_error", status=500, title="Internal error"))
+            code="internal_error", status=500, title=title))
+
+    # Browsers ask for /favicon.ico on their own; answer it rather than log a 404 on every page.
+    app.add_url_rule("/favicon.ico", FAVICON_ENDPOINT, lambda: send_from_directory(
+        app.static_folder or "static", "favicon.ico", max_age=86400))
