@@ -84,7 +84,7 @@ def authenticate(email: str, password: str) -> User:
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:
-        raise Unauthorized("Email or password is not right.", code="invalid_credentials")
+        raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
         db.session.commit()

@@ -44,7 +44,17 @@
       body: new URLSearchParams({ csrf_token: csrf, ...fields }),
     });
     const body = await response.json().catch(() => ({ message: "Unexpected answer from the server." }));
-    return { ok: response.ok, body };
+    return { ok: response.ok, status: response.status, body };
+  };
+
+  // The session ended while the page was open (logged out elsewhere, password changed):
+  // Tally answers 401 `login_required` with where to log in, and coming back here after.
+  const sessionEnded = (answer) => answer.status === 401 && answer.body.code === "login_required";
+  const showSessionEnded = (answer) => {
+    const link = document.createElement("a");
+    link.href = answer.body.login_url || "/login";
+    link.textContent = "Log in again";
+    status.replaceChildren("Your session has ended. ", link, " to continue.");
   };
 
   form.addEventListener("submit", async (event) => {
@@ -56,6 +66,10 @@
     status.textContent = "Processing…";
     try {
       const intent = await post(form.dataset.intentUrl, { amount });
+      if (sessionEnded(intent)) {
+        showSessionEnded(intent);
+        return;
+      }
       if (!intent.ok) {
         if (intent.body.param === "amount") {
           show(amountError, intent.body.message);
@@ -79,12 +93,17 @@
       const credit = await post(form.dataset.confirmUrl, {
         payment_intent_id: result.paymentIntent.id,
       });
+      if (sessionEnded(credit)) {
+        showSessionEnded(credit);
+        return;
+      }
       if (!credit.ok) {
         status.textContent = credit.body.message;
         return;
       }
       status.textContent = `Added ${credit.body.amount_display}. Your balance is ${credit.body.balance_display}.`;
       status.classList.add("ok");
+      amountInput.value = "";  // paid: a second click must not pay the same amount again
       // Show the new balance at once, without relying on htmx: a page script can break
       // htmx here (localstripe's fake Stripe.js declares a global `class Element`, which
       // shadows the DOM's Element, so htmx processes no element on this page). htmx, when

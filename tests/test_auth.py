@@ -50,7 +50,7 @@ def test_wrong_password_is_refused_with_a_message(client, customer):
     response = client.post("/login", data={"email": customer.email, "password": "nope-nope-nope",
                                            "csrf_token": token})
     assert response.status_code == 400
-    assert "Email or password is not right" in response.get_data(as_text=True)
+    assert "Wrong email or password." in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
 
 

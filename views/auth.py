@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import (
     Blueprint,
     current_app,
@@ -23,7 +21,7 @@ from extensions import limiter
 from services import accounts
 from services.errors import TallyError
 from views.forms import LoginForm, PasswordChangeForm, SignupForm
-from views.session import sensitive_action, true_user
+from views.session import same_site_path, sensitive_action, true_user
 
 bp = Blueprint("auth", __name__)
 
@@ -32,10 +30,8 @@ THROTTLED = "Too many login attempts. Wait a minute, then try again."
 
 def _safe_next(target: str | None) -> str:
     """Only same-site relative paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc:
-            return target
+    if target and target.startswith("/") and same_site_path(target):
+        return target
     return url_for("pages.dashboard")
 
 
@@ -140,6 +136,6 @@ def change_password():
             getattr(form, exc.param or "current_password").errors = [exc.message]
         else:
             _start_session(user)
-            flash("Password changed. Every other session has been logged out.", "info")
+            flash("Password changed. Every other session has been logged out.")
             return redirect(url_for("auth.account"), code=303)
     return render_template("auth/account.html", form=form), 400

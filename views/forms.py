@@ -2,7 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 
 class LoginForm(FlaskForm):
@@ -33,3 +33,6 @@ class PasswordChangeForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[
         DataRequired("Enter your current password.")])
     new_password = PasswordField("New password", validators=[DataRequired("Choose a new password.")])
+    confirm_password = PasswordField("Confirm new password", validators=[
+        DataRequired("Type the new password again."),
+        EqualTo("new_password", "This does not match the new password. Type it again.")])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -30,9 +31,10 @@ from models.audit import VIA_CONSOLE, VIA_IMPERSONATION
 from models.base import utcnow
 from services import accounts, impersonation
 from services.audit import Actor
-from services.errors import TallyError
+from services.errors import TallyError, Unauthorized
 from services.staff import PERMISSION_IMPERSONATE_WRITE
-from views.errors import error_response, wants_json
+from views.errors import FAVICON_ENDPOINT, error_response, wants_json
+from views.htmx import is_htmx
 
 
 def customer_page(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,6 +55,64 @@ def customer_page(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def current_account() -> Account:
     return g.account
+
+
+# Not logged in ---------------------------------------------------------------------
+
+SESSION_ENDED = "Your session has ended. Log in again to continue."
+
+
+def same_site_path(target: str | None) -> str | None:
+    """`target` as a path on this site (`/keys?x=1`), or None: a URL on another host, a
+    scheme-relative `//host` or a backslash a browser would read as one, anything else."""
+    if not target or "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme not in ("", "http", "https") or (parts.scheme and not parts.netloc):
+        return None
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    if not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _page_to_return_to() -> str | None:
+    """Where to come back to after logging in: the page asked for; for htmx, a script's
+    fetch or a form post, the page that was open (htmx names it; fetch and forms send
+    the Referer, same-origin only under our Referrer-Policy)."""
+    if request.method == "GET" and not is_htmx() and not wants_json():
+        candidates = [request.full_path]
+    else:
+        candidates = [request.headers.get("HX-Current-URL"), request.referrer]
+    for candidate in candidates:
+        path = same_site_path(candidate)
+        if path and urlsplit(path).path not in (url_for("auth.login"), url_for("auth.logout")):
+            return path
+    return None
+
+
+def _unauthorized():
+    """Flask-Login's answer when a page needs a login (every `login_required`): one place.
+
+    A page: back to the login form. htmx: `HX-Redirect` there, so htmx navigates instead
+    of swapping a whole login page into a panel. A script's fetch (JSON): 401
+    `login_required` with `login_url`, for the script to show. The login page says why,
+    as information; a session that existed and ended (logged out elsewhere, password
+    changed) says so.
+    """
+    ended = session.get("_user_id") is not None
+    message = SESSION_ENDED if ended else str(login_manager.login_message)
+    login_url = url_for("auth.login", next=_page_to_return_to())
+    if wants_json():
+        return error_response(Unauthorized(message, code="login_required",
+                                           extra={"login_url": login_url}))
+    flash(message, "info")
+    if is_htmx():
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = login_url
+        return response
+    return redirect(login_url)
 
 
 # Impersonation ---------------------------------------------------------------------
@@ -164,7 +224,7 @@ def _guard_impersonation():
     """Before each request: audit pages opened while viewing as a customer, and end a view
     that was stopped elsewhere or ran out (back to the staff console)."""
     impersonation_id = session.get(IMPERSONATION_KEY)
-    if not impersonation_id or request.endpoint == "static" or request.blueprint in (
+    if not impersonation_id or request.endpoint in ("static", FAVICON_ENDPOINT) or request.blueprint in (
             "api", "webhooks"):
         return None
     running = current_impersonation()
@@ -227,5 +287,6 @@ def _impersonation_context() -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(_unauthorized)
     app.before_request(_guard_impersonation)
     app.context_processor(_impersonation_context)
