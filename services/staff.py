@@ -336,11 +336,14 @@ class Adjustment:
 
 def adjust_balance(actor: Actor, account_id: str, amount: object, reason: object,
                    *, adjustment_id: str | None = None) -> Adjustment:
-    """A signed `adjustment` entry. A debit may not take the balance below zero."""
+    """A signed `adjustment` entry. A debit may not take the available credit (balance
+    less rated usage not yet posted, which is owed too) below zero."""
     require_staff(actor.staff)
     reason = check_reason(reason)
     amount = check_amount(amount, positive=False)
     account = get_account(account_id)
+    if amount < 0:
+        _refuse_overdraw(account, amount)
     source_id = adjustment_id or public_id("adj")
     posting = post_with_audit(
         actor, account, amount, kind=KIND_ADJUSTMENT, source=ADJUSTMENT_SOURCE,
@@ -349,6 +352,29 @@ def adjust_balance(actor: Actor, account_id: str, amount: object, reason: object
     if not posting.posted:
         raise Conflict("This adjustment was already posted.", code="duplicate_adjustment")
     return Adjustment(source_id, amount, posting.balance, posting.currency)
+
+
+def _refuse_overdraw(account: Account, amount: int) -> None:
+    """Refuse a debit larger than the available credit, saying how much can be taken.
+
+    Locks the account row first (kept by `post_with_audit` in the same transaction), so
+    neither the balance nor the pending usage moves between this check and the posting.
+    """
+    try:
+        balance = lock_balance(account.id)
+        pending = db.session.execute(
+            select(Account.pending_usage).where(Account.id == account.id)).scalar_one()
+    except Exception:
+        db.session.rollback()
+        raise
+    available = balance - int(pending or 0)
+    if available + amount < 0:
+        db.session.rollback()
+        most = format_money(max(available, 0), account.currency)
+        owed = (f" ({format_money(int(pending), account.currency)} of usage is not yet posted)"
+                if pending else "")
+        raise Conflict(f"Not enough credit: at most {most} can be taken{owed}.",
+                       code="insufficient_credit", param="amount")
 
 
 def change_plan(actor: Actor, account_id: str, plan: object, reason: object) -> Account:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from extensions import db
+from services import ledger
 from tests.support.staff import audit_rows, customer_id_of, make_staff, staff_login
+from tests.test_rated_usage import balance, grant, priced
+from tests.test_staff import post_action
 
 
 @pytest.fixture
@@ -46,3 +52,32 @@ def test_audit_export_filtered_by_a_real_customer_names_it(app, client, staff, c
     assert client.get("/staff/audit.csv", query_string={"customer": cid}).status_code == 200
     rows = audit_rows(app, action="audit.export")
     assert [(r.customer_id, r.meta) for r in rows] == [(cid, {"customer": cid})]
+
+
+@pytest.mark.money
+def test_adjust_balance_counts_usage_not_yet_posted(app, client, staff, customer, backend):
+    priced(client, staff, customer, {"meter": "apiCalls", "model": "per_unit", "unit_amount": 5})
+    grant(client, staff, customer, 1000)
+    for _ in range(4):
+        assert client.post("/v1/authorize", headers=customer.headers, json={}).status_code == 200
+    assert balance(client, customer)["pending_usage"] == 20
+    staff_login(client, staff)
+    too_much = post_action(client, customer.account_id, "adjust", amount="-10.00",
+                           reason="Take back the whole grant")
+    assert too_much.status_code == 400
+    page = too_much.get_data(as_text=True)
+    message = "Not enough credit: at most $9.80 can be taken ($0.20 of usage is not yet posted)."
+    assert message in page
+    # Beside the amount field, with what was typed kept.
+    field = re.search(rf'id="{customer.account_id}-adjust-amount".*?{re.escape(message)}',
+                      page, re.S)
+    assert field and 'value="-10.00"' in field.group(0)
+    with app.app_context():
+        assert ledger.current_balance(customer.account_id) == 1000
+        db.session.remove()
+    assert audit_rows(app, action="balance.adjust") == []
+    done = post_action(client, customer.account_id, "adjust", amount="-9.80",
+                       reason="Take back the rest")
+    assert done.status_code == 303
+    assert balance(client, customer) == {"balance": 0, "posted_balance": 20, "pending_usage": 20,
+                                         "currency": "usd"}
