@@ -81,3 +81,19 @@ def test_adjust_balance_counts_usage_not_yet_posted(app, client, staff, customer
     assert done.status_code == 303
     assert balance(client, customer) == {"balance": 0, "posted_balance": 20, "pending_usage": 20,
                                          "currency": "usd"}
+
+
+def test_assigning_a_price_plan_needs_price_plan_id(app, client, staff, customer):
+    plan_id = priced(client, staff, customer,
+                     {"meter": "apiCalls", "model": "per_unit", "unit_amount": 5})
+    url = f"/v1/accounts/{customer.account_id}/price-plan"
+    missing = client.post(url, headers=staff.headers, json={})
+    assert missing.status_code == 400
+    body = missing.get_json()
+    assert body["param"] == "price_plan_id" and "required" in body["message"]
+    assert client.get("/v1/price-plans", headers=customer.headers).get_json()["data"][0]["id"] \
+        == plan_id
+    # An explicit null still takes the plan off, as documented.
+    off = client.post(url, headers=staff.headers, json={"price_plan_id": None, "reason": "Ends"})
+    assert off.status_code == 200 and off.get_json()["price_plan_id"] is None
+    assert client.get("/v1/price-plans", headers=customer.headers).get_json()["data"] == []

@@ -60,9 +60,13 @@ def create_price_plan():
 @bp.post("/accounts/<account_id>/price-plan")
 @key_required(*STAFF_KEY)
 def assign_price_plan(account_id: str):
-    """`{price_plan_id, reason?}`; the reason goes into the audit log."""
+    """`{price_plan_id, reason?}`; the reason goes into the audit log. `price_plan_id` is
+    required: `null` takes the plan off, a missing one is refused (never a silent removal)."""
     body = json_body()
-    plan_id = body.get("price_plan_id")
+    if "price_plan_id" not in body:
+        raise InvalidInput("price_plan_id is required: a price plan id, or null to take the "
+                           "price plan off.", param="price_plan_id")
+    plan_id = body["price_plan_id"]
     if plan_id is not None and not isinstance(plan_id, str):
         raise InvalidInput("price_plan_id must be a price plan id or null.", param="price_plan_id")
     reason = body.get("reason", "")
