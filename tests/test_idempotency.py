@@ -88,10 +88,26 @@ def test_a_retried_rotation_rotates_once(app, client, customer, backend):
     again = client.post("/v1/keys/rotate", headers=headers, json={"key_id": key_id})
     assert first.status_code == again.status_code == 200 and again.headers[REPLAYED] == "true"
     new_key = first.get_json()["api_key"]
-    assert again.get_json()["api_key"] == new_key
+    # The key is shown once and stored only as a hash: the replay has the same key object,
+    # but not the secret, and no stored answer holds it.
+    assert again.get_json() == first.get_json() | {"api_key": None}
     assert client.get("/v1/billing/balance", headers={"X-Api-Key": new_key}).status_code == 200
     assert count(app, ApiKey, ApiKey.account_id == customer.account_id, ApiKey.revoked_at.is_not(None)) == 1
     assert len(client.get("/v1/keys", headers=customer.headers).get_json()["data"]) == 2
+
+
+def test_no_stored_answer_holds_an_api_key(app, client, customer, backend):
+    made = client.post("/v1/keys", headers=with_key(customer.headers, "new-key-1"),
+                       json={"kind": "usage", "name": "prod"})
+    replay = client.post("/v1/keys", headers=with_key(customer.headers, "new-key-1"),
+                         json={"kind": "usage", "name": "prod"})
+    assert made.status_code == replay.status_code == 201 and replay.headers[REPLAYED] == "true"
+    assert made.get_json()["api_key"].startswith("tly_") and replay.get_json()["api_key"] is None
+    assert replay.get_json()["key"] == made.get_json()["key"]
+    with app.app_context():
+        bodies = db.session.execute(select(IdempotencyRecord.body)).scalars().all()
+        db.session.remove()
+    assert bodies and not any(made.get_json()["api_key"] in (body or "") for body in bodies)
 
 
 def test_errors_are_replayed_too_and_other_accounts_are_independent(client, make_customer, backend):

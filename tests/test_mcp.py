@@ -123,9 +123,12 @@ def test_a_retried_tool_call_acts_once(tally, stripe_client):
         assert len(invoices["data"]) == 1 and invoices["has_more"] is False
         bad = await call_error(client, "create-payment-intent", amount=1, idempotency_key="mcp-topup-2")
         assert bad["status"] == 400 and bad["code"] == "amount_out_of_range"
-        # Rotating its own key: the server switches to the new key and a retry gets the same one.
+        # Rotating its own key: the server switches to the new key; a retry rotates nothing
+        # and answers the same key without its secret (shown once), and the server keeps it.
         rotated = await call(client, "rotate-api-key", idempotency_key="mcp-rotate-1")
-        assert (await call(client, "rotate-api-key", idempotency_key="mcp-rotate-1")) == rotated
+        assert rotated["api_key"].startswith("tly_")
+        again = await call(client, "rotate-api-key", idempotency_key="mcp-rotate-1")
+        assert again == rotated | {"api_key": None}
         assert (await call(client, "get-account"))["account_id"] == account_id
         keys = await call(client, "list-api-keys")
         assert rotated["key"]["id"] in [k["id"] for k in keys["data"]]

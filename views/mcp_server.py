@@ -170,7 +170,7 @@ def build_server(api: TallyApi) -> MCPServer:
                        ) -> dict[str, Any]:
         rotated = api.call("POST", "/v1/keys/rotate", body={"key_id": key_id} if key_id else {},
                            idempotency_key=idempotency_key)
-        if key_id is None:
+        if key_id is None and rotated.get("api_key"):  # a replay answers the key as null
             api.use_key(rotated["api_key"])
         return rotated
 

@@ -7,6 +7,8 @@ is stored (a 5xx releases the key instead).
 
 from __future__ import annotations
 
+import json
+
 from flask import Response, current_app, g, request
 
 from services import idempotency
@@ -36,10 +38,21 @@ def claim_idempotency_key() -> Response | None:
     return None
 
 
+def never_store(*fields: str) -> None:
+    """Fields of this request's answer that must not be kept for replays (secrets: an
+    API key is shown once and stored only as a hash). A replay answers them as null."""
+    g.idempotency_secret_fields = fields
+
+
 @bp.after_request
 def store_idempotent_response(response: Response) -> Response:
     record_id = g.pop("idempotency_record", None)
     if record_id is not None:
-        idempotency.finish(record_id, response.status_code, response.get_data(as_text=True),
+        body = response.get_data(as_text=True)
+        secrets = g.pop("idempotency_secret_fields", ())
+        if secrets and response.is_json:
+            answer = json.loads(body)
+            body = json.dumps(answer | {f: None for f in secrets if f in answer})
+        idempotency.finish(record_id, response.status_code, body,
                            response.content_type or "application/json")
     return response

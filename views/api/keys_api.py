@@ -11,6 +11,7 @@ from models.keys import KIND_ACCOUNT, KIND_USAGE
 from services import keys
 from services.errors import InvalidInput
 from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
+from views.api.idempotency import never_store
 from views.api.lists import list_response, page_args
 
 
@@ -41,6 +42,7 @@ def create_key():
     if kind not in (KIND_ACCOUNT, KIND_USAGE):
         raise InvalidInput("kind must be usage or account.", param="kind")
     issued = keys.issue_key(account=account(), kind=kind, name=keys.clean_name(body.get("name"), kind))
+    never_store("api_key")
     return jsonify(api_key=issued.plaintext, key=key_json(issued.key)), 201
 
 
@@ -53,6 +55,7 @@ def rotate_key():
     if not isinstance(key_id, str):
         raise InvalidInput("key_id must be a string such as key_...", param="key_id")
     issued = keys.rotate(keys.get_account_key(account().id, key_id))
+    never_store("api_key")
     return jsonify(api_key=issued.plaintext, key=key_json(issued.key))
 
 

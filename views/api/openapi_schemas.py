@@ -201,8 +201,10 @@ SCHEMAS: dict[str, Schema] = {
     "ApiKey": api_key(),
     "RevokedApiKey": api_key(revoked=const(True)),
     "IssuedApiKey": obj({
-        "api_key": string("The key itself, shown only in this answer.", pattern="^tly_",
-                          examples=["tly_..."]),
+        "api_key": nullable(string(
+            "The key itself, shown only in this answer. A replay of the request (same "
+            "Idempotency-Key) answers null: Tally keeps only the key's hash.", pattern="^tly_",
+            examples=["tly_..."])),
         "key": ref("ApiKey"),
     }),
     "CreateKeyRequest": obj(optional={
