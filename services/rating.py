@@ -124,7 +124,11 @@ def create_price_plan(actor: audit.Actor, body: dict[str, Any]) -> PricePlan:
         where = f"charges[{i}]"
         if not isinstance(raw, dict):
             raise InvalidInput("Each charge is an object.", param=where)
-        meter = meter_defs.get_meter(str(raw.get("meter")))
+        try:
+            meter = meter_defs.get_meter(str(raw.get("meter")))
+        except NotFound:
+            raise InvalidInput(f"No meter named {raw.get('meter')!r}.", code="unknown_meter",
+                               param=f"{where}.meter") from None
         if meter.aggregation not in ("count", "sum"):
             raise InvalidInput("Only count and sum meters can be priced as they are used.",
                                param=f"{where}.meter")
