@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models.usage import AGGREGATIONS, Meter
+from services import audit
 from services.errors import Conflict, InvalidInput, NotFound
 
 # name, event_name, aggregation, property, unit, label used in API messages ("API call
@@ -105,8 +106,9 @@ def get_meter(name: str) -> Meter:
     raise NotFound(f"No meter named {name!r}.", code="unknown_meter", param="name")
 
 
-def create_meter(*, name: object, event_name: object, aggregation: object,
+def create_meter(actor: audit.Actor, *, name: object, event_name: object, aggregation: object,
                  property: object = None, unit: object = "") -> Meter:
+    """Add a meter, audited like every other staff action (one transaction)."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise InvalidInput("name must start with a letter and use letters, digits or _ "
                            "(64 characters at most).", param="name")
@@ -126,6 +128,10 @@ def create_meter(*, name: object, event_name: object, aggregation: object,
     meter = Meter(name=name, event_name=event_name, aggregation=aggregation,
                   property=property if aggregation != "count" else property or None, unit=unit)
     db.session.add(meter)
+    db.session.flush()
+    audit.record(actor, "meter.create", meta={"meter_id": meter.id, "name": meter.name},
+                 after={"event_name": meter.event_name, "aggregation": meter.aggregation,
+                        "property": meter.property, "unit": meter.unit})
     db.session.commit()
     _forget()
     return meter

@@ -97,3 +97,22 @@ def test_assigning_a_price_plan_needs_price_plan_id(app, client, staff, customer
     off = client.post(url, headers=staff.headers, json={"price_plan_id": None, "reason": "Ends"})
     assert off.status_code == 200 and off.get_json()["price_plan_id"] is None
     assert client.get("/v1/price-plans", headers=customer.headers).get_json()["data"] == []
+
+
+def test_creating_a_meter_is_audited(app, client, staff):
+    created = client.post("/v1/meters", headers=staff.headers, json={
+        "name": "gpuSeconds", "event_name": "gpu", "aggregation": "sum", "property": "seconds",
+        "unit": "s"})
+    assert created.status_code == 201
+    [row] = audit_rows(app, action="meter.create")
+    assert row.staff_user_id == staff.user_id and row.via == "api"
+    assert row.meta["name"] == "gpuSeconds"
+    assert row.after == {"event_name": "gpu", "aggregation": "sum", "property": "seconds",
+                         "unit": "s"}
+    # A refused meter records nothing.
+    assert client.post("/v1/meters", headers=staff.headers, json={
+        "name": "gpuSeconds", "event_name": "gpu", "aggregation": "count"}).status_code == 409
+    assert len(audit_rows(app, action="meter.create")) == 1
+    staff_login(client, staff)
+    log = client.get("/staff/audit", query_string={"action": "meter.create"})
+    assert "meter.create" in log.get_data(as_text=True)

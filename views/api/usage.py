@@ -20,6 +20,7 @@ from views.api import (
     bp,
     json_body,
     key_required,
+    staff_actor,
 )
 from views.api.lists import list_response, page_args
 
@@ -101,7 +102,7 @@ def list_meters():
 def create_meter():
     body = json_body()
     meter = meter_defs.create_meter(
-        name=body.get("name"), event_name=body.get("event_name"),
+        staff_actor(), name=body.get("name"), event_name=body.get("event_name"),
         aggregation=body.get("aggregation"), property=body.get("property"),
         unit=body.get("unit", ""))
     return jsonify(_meter_json(meter)), 201
