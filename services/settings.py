@@ -9,6 +9,10 @@ from models import Account
 from services import metering, periods
 from services.errors import InvalidInput
 
+MAX_THRESHOLDS = 10
+THRESHOLD_MIN, THRESHOLD_MAX = 1, 1000  # percent of a limit (over 100: alert past the limit)
+MAX_SPEND_CAP = 10**12  # minor units
+
 
 def as_dict(account: Account) -> dict[str, Any]:
     return {"time_zone": account.time_zone, "spend_cap": account.spend_cap,
@@ -29,15 +33,15 @@ def update(account: Account, values: dict[str, Any]) -> Account:
     if "spend_cap" in values:
         cap = values["spend_cap"]
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int)
-                                or not 0 <= cap <= 10**12):
+                                or not 0 <= cap <= MAX_SPEND_CAP):
             raise InvalidInput("spend_cap must be a whole number of minor units (or null for none).",
                                param="spend_cap")
         account.spend_cap = cap
     if "alert_thresholds" in values:
         thresholds = values["alert_thresholds"]
-        if (not isinstance(thresholds, list) or len(thresholds) > 10 or any(
-                isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 1000
-                for t in thresholds)):
+        if (not isinstance(thresholds, list) or len(thresholds) > MAX_THRESHOLDS or any(
+                isinstance(t, bool) or not isinstance(t, int)
+                or not THRESHOLD_MIN <= t <= THRESHOLD_MAX for t in thresholds)):
             raise InvalidInput("alert_thresholds must be a list of up to 10 percentages (1-1000).",
                                param="alert_thresholds")
         account.alert_thresholds = sorted(set(thresholds))

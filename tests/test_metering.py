@@ -407,7 +407,20 @@ def test_usage_page_settings_form(client, customer):
     token = csrf_token(page)
     bad = client.post("/usage/settings", data={"csrf_token": token, "time_zone": "Nowhere/Land",
                                                "alert_thresholds": "80, 100", "spend_cap": ""})
-    assert bad.status_code == 400 and "Unknown time zone" in bad.get_data(as_text=True)
+    assert bad.status_code == 400
+    assert "Enter a time zone name such as Europe/Paris" in bad.get_data(as_text=True)
+    # Every bad field is marked at once, in words for people (dollars, not minor units).
+    for thresholds, cap, messages in (
+            ("abc", "xyz", ["Use whole percentages from 1 to 1000", "Enter an amount such as 25.00."]),
+            ("0, -10", "-5", ["Use whole percentages from 1 to 1000",
+                              "The spend cap can&#39;t be below zero"]),
+            ("80", "99999999999999999999", ["The spend cap can be at most $10,000,000,000.00."])):
+        page = client.post("/usage/settings", data={
+            "csrf_token": token, "time_zone": "Mars/Olympus", "alert_thresholds": thresholds,
+            "spend_cap": cap}).get_data(as_text=True)
+        for message in ["Enter a time zone name such as Europe/Paris", *messages]:
+            assert message in page, (thresholds, cap, message)
+        assert 'value="Mars/Olympus"' in page and f'value="{cap}"' in page  # nothing typed is lost
     good = client.post("/usage/settings", data={"csrf_token": token, "time_zone": "Europe/Paris",
                                                 "alert_thresholds": "50, 90", "spend_cap": "25.00"})
     assert good.status_code == 303

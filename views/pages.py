@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
@@ -19,7 +20,7 @@ from services import (
     subscriptions,
     topups,
 )
-from services.errors import TallyError
+from services.errors import InvalidInput, TallyError
 from services.money import format_major, format_money, parse_major
 from views.forms import TopUpForm, UsageSettingsForm
 from views.htmx import render_page
@@ -128,6 +129,39 @@ def usage():
     return _usage_page()
 
 
+def _thresholds(field: Any) -> list[int]:
+    """`80, 100%` → [80, 100]; a message on the field otherwise."""
+    text = (field.data or "").replace("%", "")
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if any(not t.isascii() or not t.isdigit() or not settings.THRESHOLD_MIN <= int(t)
+           <= settings.THRESHOLD_MAX for t in parts):
+        field.errors = [f"Use whole percentages from {settings.THRESHOLD_MIN} to "
+                        f"{settings.THRESHOLD_MAX}, separated by commas, such as 80, 100."]
+        return []
+    if len(set(parts)) > settings.MAX_THRESHOLDS:
+        field.errors = [f"Set at most {settings.MAX_THRESHOLDS} thresholds."]
+        return []
+    return sorted({int(t) for t in parts})
+
+
+def _spend_cap(field: Any, currency: str) -> int | None:
+    """The cap in minor units (None when empty); a message on the field otherwise."""
+    text = (field.data or "").strip()
+    if not text:
+        return None
+    try:
+        cap = parse_major(text, currency, param="spend_cap")
+    except InvalidInput as exc:
+        field.errors = [exc.message]
+        return None
+    if cap < 0:
+        field.errors = ["The spend cap can't be below zero; leave it empty for no cap."]
+    elif cap > settings.MAX_SPEND_CAP:
+        field.errors = [f"The spend cap can be at most "
+                        f"{format_money(settings.MAX_SPEND_CAP, currency)}."]
+    return cap
+
+
 @bp.post("/usage/settings")
 @customer_page
 @sensitive_action("settings.update", snapshot=lambda: settings.as_dict(current_account()))
@@ -135,19 +169,20 @@ def usage_settings():
     """The same service as POST /v1/billing/settings; errors show beside their field."""
     account = current_account()
     form = UsageSettingsForm()
-    if not form.validate():
+    form.validate()  # every field is checked below too: all faults show at once
+    time_zone = (form.time_zone.data or "").strip()
+    if time_zone and not form.time_zone.errors:
+        try:
+            periods.zone(time_zone)
+        except InvalidInput:
+            form.time_zone.errors = ["Enter a time zone name such as Europe/Paris or America/New_York."]
+    thresholds = _thresholds(form.alert_thresholds)
+    cap = _spend_cap(form.spend_cap, account.currency)
+    if form.errors or any(f.errors for f in (form.time_zone, form.alert_thresholds, form.spend_cap)):
         return _usage_page(form, 400)
     try:
-        thresholds = [int(t) for t in (form.alert_thresholds.data or "").replace("%", "").split(",")
-                      if t.strip()]
-    except ValueError:
-        form.alert_thresholds.errors = ["Use whole percentages separated by commas, e.g. 80, 100."]
-        return _usage_page(form, 400)
-    try:
-        cap_text = (form.spend_cap.data or "").strip()
-        cap = parse_major(cap_text, account.currency, param="spend_cap") if cap_text else None
-        settings.update(account, {"time_zone": form.time_zone.data.strip(),
-                                  "alert_thresholds": thresholds, "spend_cap": cap})
+        settings.update(account, {"time_zone": time_zone, "alert_thresholds": thresholds,
+                                  "spend_cap": cap})
     except TallyError as exc:
         db.session.rollback()
         getattr(form, exc.param or "time_zone").errors = [exc.message]

@@ -82,7 +82,12 @@ def test_settings_errors_show_beside_the_field_and_the_time_zone_applies(page, c
     page.get_by_label("Time zone").fill("Mars/Olympus")
     page.get_by_label("Monthly spend cap").fill("-5")
     page.get_by_role("button", name="Save settings").click()
-    expect(page.locator(".field", has=page.get_by_label("Time zone"))).to_contain_text("IANA")
+    # Both faults are marked at once, each beside its field, and what was typed stays.
+    expect(page.locator(".field", has=page.get_by_label("Time zone"))).to_contain_text(
+        "Enter a time zone name such as Europe/Paris")
+    expect(page.locator(".field", has=page.get_by_label("Monthly spend cap"))).to_contain_text(
+        "can't be below zero")
+    expect(page.get_by_label("Time zone")).to_have_value("Mars/Olympus")
     expect(page.get_by_test_id("period")).to_contain_text("time zone UTC")
 
     page.get_by_label("Time zone").fill("Asia/Tokyo")
