@@ -52,6 +52,16 @@ def _upgraded(row: Subscription):
     return jsonify(tier=current_account().tier, redirect=url_for("pages.plans"))
 
 
+@bp.get("/cancel")
+@customer_page
+def cancel_confirm():
+    """Ask before cancelling, saying what happens and when (as Stripe's portal does)."""
+    subscription = subscriptions.current(current_account())
+    if subscription is None or subscription.cancel_at_period_end:
+        return redirect(url_for("pages.plans"), code=303)
+    return render_page("billing/cancel.html", subscription=subscription)
+
+
 @bp.post("/cancel")
 @customer_page
 def cancel():

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.helpers import DECLINED, THREE_D_SECURE, VISA, api_get, fill_card, login
+from tests.e2e.test_usage_page import shoot_both
 
 NOTHING_CHARGED = "Nothing was charged; you are still on Free."
 AUTH_FAILED = "We are unable to authenticate your payment method."
@@ -54,10 +55,23 @@ def test_upgrade_with_a_card_changes_limits_then_cancel_and_resume(page, custome
     assert usage["usage"]["apiCallsLimit"] == 100_000
 
     page.get_by_role("link", name="Plans").click()
+    page.get_by_role("link", name="Cancel at period end").click()
+    # A page asks first, saying what happens and when; "Keep Pro" goes back unchanged.
+    expect(page.get_by_test_id("cancel-confirm")).to_contain_text("Then the account moves to Free")
+    shoot_both(page, "19-cancel-confirm")
+    page.get_by_role("link", name="Keep Pro").click()
+    _, sub = api_get(live_server.url, "/v1/billing/subscription", customer.api_key)
+    assert sub["cancelAtPeriodEnd"] is False
+    page.get_by_role("link", name="Cancel at period end").click()
     page.get_by_role("button", name="Cancel at period end").click()
     outcome = page.get_by_test_id("subscription-outcome")
     expect(outcome).to_contain_text("Cancelled: you keep Pro until")
     expect(outcome).to_contain_text("then move to Free")
+    # The badge says it ends, not "active"; the card can still be managed until then.
+    expect(page.get_by_test_id("subscription")).to_contain_text("ends ")
+    expect(page.get_by_test_id("subscription")).not_to_contain_text("active")
+    expect(page.get_by_role("button", name="Manage card and billing")).to_be_visible()
+    shoot_both(page, "20-plans-cancelled")
     _, sub = api_get(live_server.url, "/v1/billing/subscription", customer.api_key)
     assert sub["cancelAtPeriodEnd"] is True and sub["plan"] == "pro"
 
