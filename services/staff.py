@@ -42,6 +42,7 @@ from services.pagination import Page, paginate
 
 PERMISSION_IMPERSONATE_WRITE = "impersonate_write"
 PERMISSIONS = (PERMISSION_IMPERSONATE_WRITE,)
+MIN_REASON_LENGTH = 3  # after runs of spaces become one
 MAX_REASON_LENGTH = 500
 MAX_STAFF_AMOUNT = 10**9  # 10,000,000.00 in a two-decimal currency: a typo guard
 MAX_GRACE_EXTENSION_DAYS = 60
@@ -62,8 +63,8 @@ def check_reason(reason: object) -> str:
     if reason is not None and not isinstance(reason, str):
         raise InvalidInput("reason must be a string.", param="reason")
     text = " ".join((reason or "").split())
-    if len(text) < 3:
-        raise InvalidInput("Give a reason (a few words: it goes into the audit log).",
+    if len(text) < MIN_REASON_LENGTH:
+        raise InvalidInput(f"Give a reason of at least {MIN_REASON_LENGTH} characters.",
                            code="reason_required", param="reason")
     if len(text) > MAX_REASON_LENGTH:
         raise InvalidInput(f"Keep the reason under {MAX_REASON_LENGTH} characters.", param="reason")
@@ -339,8 +340,8 @@ def adjust_balance(actor: Actor, account_id: str, amount: object, reason: object
     """A signed `adjustment` entry. A debit may not take the available credit (balance
     less rated usage not yet posted, which is owed too) below zero."""
     require_staff(actor.staff)
+    amount = check_amount(amount, positive=False)  # the form's order: amount, then reason
     reason = check_reason(reason)
-    amount = check_amount(amount, positive=False)
     account = get_account(account_id)
     if amount < 0:
         _refuse_overdraw(account, amount)

@@ -116,3 +116,28 @@ def test_creating_a_meter_is_audited(app, client, staff):
     staff_login(client, staff)
     log = client.get("/staff/audit", query_string={"action": "meter.create"})
     assert "meter.create" in log.get_data(as_text=True)
+
+
+def test_a_short_reason_is_refused_saying_the_minimum(app, client, staff, customer):
+    url = f"/v1/accounts/{customer.account_id}/credits"
+    short = client.post(url, headers=staff.headers, json={"amount": 100, "reason": "x"})
+    assert short.status_code == 400
+    body = short.get_json()
+    assert body["code"] == "reason_required" and body["param"] == "reason"
+    assert body["message"] == "Give a reason of at least 3 characters."
+    assert client.post(url, headers=staff.headers,
+                       json={"amount": 100, "reason": "abc"}).status_code == 201
+    # Two bad fields: the first one, in the documented order (amount, reason), is named.
+    both = client.post(url, headers=staff.headers, json={"amount": -5, "reason": "x"})
+    assert both.status_code == 400 and both.get_json()["param"] == "amount"
+    # The document says the same minimum.
+    spec = client.get("/v1/openapi.json").get_json()
+    reason = spec["components"]["schemas"]["GrantCreditRequest"]["properties"]["reason"]
+    assert reason["minLength"] == 3 and "3 characters" in reason["description"]
+
+
+def test_console_says_the_reason_minimum_beside_it(client, staff, customer):
+    staff_login(client, staff)
+    short = post_action(client, customer.account_id, "adjust", amount="5.00", reason="x")
+    assert short.status_code == 400
+    assert "Give a reason of at least 3 characters." in short.get_data(as_text=True)

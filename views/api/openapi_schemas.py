@@ -15,6 +15,7 @@ from models.keys import KIND_ACCOUNT, KIND_USAGE
 from models.ledger import KINDS as LEDGER_KINDS
 from models.pricing import PRICING_MODELS
 from models.usage import AGGREGATIONS
+from services.staff import MAX_REASON_LENGTH, MIN_REASON_LENGTH
 
 Schema = dict[str, Any]
 
@@ -81,6 +82,8 @@ def _described(schema: Schema, description: str) -> Schema:
 # Common values ---------------------------------------------------------------------
 
 MONEY = integer("Minor units of the currency (cents): 2500 is 25.00.", examples=[2500])
+REASON = (f"Why; it goes into the audit log. At least {MIN_REASON_LENGTH} characters once "
+          "runs of spaces are made one.")
 CURRENCY = string("ISO 4217 code, lower case.", minLength=3, maxLength=3, examples=["usd"])
 TIME = string("RFC 3339 timestamp, UTC.", format="date-time", examples=["2026-01-31T09:30:00+00:00"])
 OPTIONAL_TIME = nullable(TIME)
@@ -374,7 +377,9 @@ SCHEMAS: dict[str, Schema] = {
     "CreditGrant": credit_grant(),
     "CreditGrantCreated": credit_grant(balance=integer("The account's balance after the grant.")),
     "GrantCreditRequest": obj({"amount": integer(minimum=1, examples=[5000]),
-                               "reason": string(minLength=1, examples=["Goodwill for the outage"])},
+                               "reason": string(REASON, minLength=MIN_REASON_LENGTH,
+                                                 maxLength=MAX_REASON_LENGTH,
+                                                 examples=["Goodwill for the outage"])},
                               {"effective_from": nullable(string(format="date-time")),
                                "expires_at": nullable(string(format="date-time"))}),
 

@@ -132,6 +132,8 @@ def grant_credit(account_id: str):
     if "amount" not in body:
         raise InvalidInput("amount is required: minor units (cents), e.g. 2500 for 25.00.",
                            param="amount")
+    # The first bad field in the order the request documents them: amount, then reason.
+    staff.check_amount(body["amount"], positive=True)
     result = grants.grant(
         staff_actor(), staff.get_account(account_id).id, body["amount"], body.get("reason"),
         effective_from=_optional_time(body, "effective_from"),
