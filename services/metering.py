@@ -50,7 +50,11 @@ class UsageLimitExceeded(TallyError):
     status, title, code = 402, "Usage limit exceeded", "usage_limit_exceeded"
 
     def __init__(self, meter: Meter, current: int, limit: int, *, lifetime: bool = False) -> None:
-        scope = "lifetime limit reached" if lifetime else "limit reached for current period"
+        scope = "lifetime limit" if lifetime else "limit"
+        if current < limit:  # room is left, but less than this call needs
+            scope += " would be exceeded by this call"
+        else:
+            scope += " reached" if lifetime else " reached for current period"
         super().__init__(f"{meter_defs.label(meter)} {scope}",
                          extra={"usage": {"current": current, "limit": limit}})
 

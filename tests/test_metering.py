@@ -255,11 +255,13 @@ def test_gate_quantity_and_sum_meters(client, customer):
     assert authorize(client, customer, quantity=3).get_json()["usage"]["current"] == 3
     over = authorize(client, customer, quantity=3)
     assert over.status_code == 402 and over.get_json()["usage"] == {"current": 3, "limit": 5}
+    # Room is left (2 of 5), just not 3: the message says so rather than "reached".
+    assert over.get_json()["message"] == "API call limit would be exceeded by this call"
     tokens = authorize(client, customer, event_name="llm_completion", properties={"tokens": 600})
     assert tokens.get_json()["usage"] == {"current": 600, "limit": 1000}
     refused = authorize(client, customer, event_name="llm_completion", properties={"tokens": 600})
     assert refused.status_code == 402
-    assert refused.get_json()["message"] == "LLM token limit reached for current period"
+    assert refused.get_json()["message"] == "LLM token limit would be exceeded by this call"
     for bad in ({"quantity": 0}, {"quantity": 1.5}, {"quantity": "2"}, {"properties": []}):
         assert authorize(client, customer, **bad).status_code == 400
 
