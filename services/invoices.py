@@ -23,10 +23,28 @@ from services.pagination import Page, paginate
 
 @dataclass(frozen=True)
 class Line:
+    """One invoice line. `unit_amount` defaults to amount / quantity when that is a whole
+    number of minor units; otherwise it stays None (an average such as 0.0005 a call is
+    not a price, and the PDF would show it rounded to $0.00)."""
+
     description: str
     amount: int
     quantity: int = 1
     unit_amount: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit_amount is None and self.quantity > 0 and self.amount % self.quantity == 0:
+            object.__setattr__(self, "unit_amount", self.amount // self.quantity)
+
+
+def unit_amount_of(amount: int, quantity: int) -> int:
+    """amount / quantity in whole minor units, rounded half away from zero (the whole
+    amount when the quantity is not positive)."""
+    if quantity <= 0:
+        return amount
+    units, rest = divmod(abs(amount), quantity)
+    units += 2 * rest >= quantity
+    return -units if amount < 0 else units
 
 
 def number_prefix(customer_id: str) -> str:

@@ -41,7 +41,7 @@ def test_each_top_up_gets_one_receipt(client, customer, stripe_client):
     assert receipt["pdfUrl"].endswith(f"/v1/invoices/{receipt['id']}/pdf")
     detail = client.get(f"/v1/invoices/{receipt['id']}", headers=customer.headers).get_json()
     assert detail["lines"] == [{"description": "Prepaid credit top-up by card", "quantity": 1,
-                                "unit_amount": None, "amount": 2500}]
+                                "unit_amount": 2500, "amount": 2500}]
 
 
 def test_pdf_opens_and_says_what_the_invoice_says(client, customer, stripe_client):

@@ -7,7 +7,9 @@ import re
 import pytest
 
 from extensions import db
-from services import ledger
+from models import Account
+from models.billing import INVOICE_RENEWAL, INVOICE_STATEMENT
+from services import invoices, ledger
 from tests.support.staff import audit_rows, customer_id_of, make_staff, staff_login
 from tests.test_rated_usage import balance, grant, priced
 from tests.test_staff import post_action
@@ -141,3 +143,22 @@ def test_console_says_the_reason_minimum_beside_it(client, staff, customer):
     short = post_action(client, customer.account_id, "adjust", amount="5.00", reason="x")
     assert short.status_code == 400
     assert "Give a reason of at least 3 characters." in short.get_data(as_text=True)
+
+
+def test_invoice_lines_always_carry_an_integer_unit_amount(app, client, customer):
+    with app.app_context():
+        acct = db.session.get(Account, customer.account_id)
+        sub = invoices.issue(acct, kind=INVOICE_RENEWAL, source_id="in_fix_1", currency="usd",
+                             lines=[invoices.Line("Tally Pro, 2 seats", 4000, 2)])
+        usage = invoices.issue(acct, kind=INVOICE_STATEMENT, source_id="stmt_fix_1",
+                               currency="usd", status="open",
+                               lines=[invoices.Line("apiCalls: 12,345 calls", 62, quantity=12345),
+                                      invoices.Line("llmTokens: 3 tokens", 10, quantity=3)])
+        ids = sub.id, usage.id
+        db.session.remove()
+    lines = client.get(f"/v1/invoices/{ids[0]}", headers=customer.headers).get_json()["lines"]
+    assert lines == [{"description": "Tally Pro, 2 seats", "quantity": 2, "unit_amount": 2000,
+                      "amount": 4000}]
+    lines = client.get(f"/v1/invoices/{ids[1]}", headers=customer.headers).get_json()["lines"]
+    assert [(line["quantity"], line["unit_amount"], line["amount"]) for line in lines] == [
+        (12345, 0, 62), (3, 3, 10)]

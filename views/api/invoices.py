@@ -25,7 +25,9 @@ def invoice_json(invoice: Invoice, *, lines: bool = False) -> dict:
     }
     if lines:
         body["lines"] = [{"description": line.description, "quantity": line.quantity,
-                          "unit_amount": line.unit_amount, "amount": line.amount}
+                          "unit_amount": line.unit_amount if line.unit_amount is not None
+                          else invoices.unit_amount_of(line.amount, line.quantity),
+                          "amount": line.amount}
                          for line in invoice.lines]
     return body
 

@@ -329,7 +329,10 @@ SCHEMAS: dict[str, Schema] = {
         "issuedAt": TIME, "paidAt": OPTIONAL_TIME, "periodStart": OPTIONAL_TIME,
         "periodEnd": OPTIONAL_TIME, "pdfUrl": string(format="uri"),
     }, {"lines": array(obj({"description": string(), "quantity": integer(),
-                            "unit_amount": integer(), "amount": integer()}))}),
+                            "unit_amount": integer(
+                                "The price of one; when the amount is not a whole multiple "
+                                "of the quantity, amount / quantity rounded to a minor unit."),
+                            "amount": integer()}))}),
 
     # Price plans
     "PriceTier": obj({"up_to": nullable(integer(minimum=1)), "unit_amount": integer(minimum=0)},
