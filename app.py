@@ -74,6 +74,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
     csrf.init_app(app)
+    # Registered before the limiter: after_request hooks run in reverse order, so this one
+    # sees the headers Flask-Limiter adds, which include Retry-After on every answer.
+    app.after_request(_retry_after_only_when_refused)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -95,6 +98,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.context_processor(lambda: {"test_mode": _test_mode(app)})
     app.after_request(_security_headers)
     return app
+
+
+def _retry_after_only_when_refused(response):
+    """Retry-After tells a client to wait before trying again (RFC 9110): on a 429 or 503
+    only. Generic retry code reads it wherever it appears, so a 200 must not carry it."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def _test_mode(app: Flask) -> bool:

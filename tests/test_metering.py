@@ -274,6 +274,8 @@ def test_rate_limit_429_with_headers(app, client, customer):
     for r in responses:
         assert r.headers["X-RateLimit-Limit"] == "3"
         assert "X-RateLimit-Remaining" in r.headers and "X-RateLimit-Reset" in r.headers
+    # Retry-After only where the client must wait: never on an answered request.
+    assert ["Retry-After" in r.headers for r in responses] == [False, False, False, True]
     assert [r.headers["X-RateLimit-Remaining"] for r in responses[:3]] == ["2", "1", "0"]
     limited = responses[-1]
     assert int(limited.headers["Retry-After"]) > 0
