@@ -9,7 +9,28 @@ from services.errors import InvalidInput
 
 # Minor-unit exponent per currency; anything not listed has two decimals.
 _EXPONENTS = {"jpy": 0, "krw": 0, "vnd": 0, "clp": 0, "isk": 0, "bhd": 3, "kwd": 3, "jod": 3}
+# ISO 4217 codes Stripe charges in, less those whose minor unit Tally does not know yet
+# (zero-decimal bif, djf, gnf, kmf, mga, pyg, rwf, ugx, vuv, xaf, xof, xpf; three-decimal
+# omr, tnd): amounts in them would be formatted and charged with the wrong exponent.
+_SUPPORTED = """
+    usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bmd bnd bob brl bsd bwp
+    byn bzd cad cdf chf clp cny cop crc cve czk dkk dop dzd egp etb eur fjd fkp gbp gel gip
+    gmd gtq gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr krw kwd kyd kzt lak
+    lbp lkr lrd lsl mad mdl mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd
+    pab pen pgk php pkr pln qar ron rsd rub sar sbd scr sek sgd shp sle sos srd std szl thb
+    tjs top try ttd twd tzs uah uyu uzs vnd wst xcd yer zar zmw
+"""
+SUPPORTED_CURRENCIES = frozenset(_SUPPORTED.split())
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$"}
+
+
+def check_currency(currency: object, param: str = "currency") -> str:
+    """A supported ISO 4217 code, lower case (`USD` is read as `usd`)."""
+    code = currency.strip().lower() if isinstance(currency, str) else None
+    if code not in SUPPORTED_CURRENCIES:
+        raise InvalidInput("currency must be an ISO 4217 code Tally can charge in, such as "
+                           "usd, eur or gbp.", param=param)
+    return code
 
 
 def exponent(currency: str) -> int:

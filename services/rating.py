@@ -26,6 +26,7 @@ from models.pricing import PRICING_MODELS
 from services import audit, ledger, periods
 from services import meters as meter_defs
 from services.errors import InvalidInput, NotFound, TallyError
+from services.money import check_currency
 from services.pagination import Page, paginate
 
 USAGE_SOURCE = "usage_charge"
@@ -112,13 +113,11 @@ def create_price_plan(actor: audit.Actor, body: dict[str, Any]) -> PricePlan:
     name = body.get("name")
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
         raise InvalidInput("name must be a string of 1 to 100 characters.", param="name")
-    currency = body.get("currency", "usd")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
-        raise InvalidInput("currency must be a 3-letter ISO code such as usd.", param="currency")
+    currency = check_currency(body.get("currency", "usd"))
     raw_charges = body.get("charges")
     if not isinstance(raw_charges, list) or not 1 <= len(raw_charges) <= 20:
         raise InvalidInput("charges must be a list of 1 to 20 meter prices.", param="charges")
-    plan = PricePlan(name=name.strip(), currency=currency.lower())
+    plan = PricePlan(name=name.strip(), currency=currency)
     seen: set[str] = set()
     for i, raw in enumerate(raw_charges):
         where = f"charges[{i}]"

@@ -37,7 +37,7 @@ from services import accounts, audit, keys, ledger, mailer, metering, plans, web
 from services.audit import Actor
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound, TallyError, Unavailable
 from services.ledger import Posting
-from services.money import format_money
+from services.money import check_currency, format_money
 from services.pagination import Page, paginate
 
 PERMISSION_IMPERSONATE_WRITE = "impersonate_write"
@@ -49,7 +49,6 @@ MAX_GRACE_EXTENSION_DAYS = 60
 LIVE_SUBSCRIPTION = ("active", "trialing", "past_due")
 ADJUSTMENT_SOURCE = "staff_adjustment"
 _CUSTOMER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-_CURRENCY_RE = re.compile(r"^[a-z]{3}$")
 
 
 def require_staff(user: User | None) -> User:
@@ -244,10 +243,9 @@ def create_account(actor: Actor, customer: Customer, *, name: object, currency: 
     name = _name(name)
     if currency is None:
         currency = current_app.config["DEFAULT_CURRENCY"]
-    if not isinstance(currency, str) or not _CURRENCY_RE.match(currency.lower()):
-        raise InvalidInput("currency must be a 3-letter ISO code such as usd.", param="currency")
+    currency = check_currency(currency)
     tier = _plan_name(plan if plan is not None else "free")
-    account = Account(customer_id=customer.id, name=name, currency=currency.lower(), tier=tier)
+    account = Account(customer_id=customer.id, name=name, currency=currency, tier=tier)
     db.session.add(account)
     db.session.flush()
     audit.record(actor, "account.create", customer_id=customer.id, account_id=account.id,

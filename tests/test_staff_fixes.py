@@ -10,7 +10,7 @@ from extensions import db
 from models import Account
 from models.billing import INVOICE_RENEWAL, INVOICE_STATEMENT
 from services import invoices, ledger
-from tests.support.staff import audit_rows, customer_id_of, make_staff, staff_login
+from tests.support.staff import audit_rows, customer_id_of, make_staff, staff_login, token
 from tests.test_rated_usage import balance, grant, priced
 from tests.test_staff import post_action
 
@@ -162,3 +162,44 @@ def test_invoice_lines_always_carry_an_integer_unit_amount(app, client, customer
     lines = client.get(f"/v1/invoices/{ids[1]}", headers=customer.headers).get_json()["lines"]
     assert [(line["quantity"], line["unit_amount"], line["amount"]) for line in lines] == [
         (12345, 0, 62), (3, 3, 10)]
+
+
+@pytest.mark.parametrize("currency", ["xyz", "us", "usdd", "", 840, "bif"])
+def test_unknown_currencies_are_refused(app, client, staff, customer, currency):
+    cid = customer_id_of(app, customer.account_id)
+    account = client.post(f"/v1/customers/{cid}/accounts", headers=staff.headers,
+                          json={"name": "x", "currency": currency})
+    assert account.status_code == 400 and account.get_json()["param"] == "currency"
+    assert "ISO 4217" in account.get_json()["message"]
+    plan = client.post("/v1/price-plans", headers=staff.headers, json={
+        "name": "x", "currency": currency,
+        "charges": [{"meter": "apiCalls", "model": "per_unit", "unit_amount": 1}]})
+    assert plan.status_code == 400 and plan.get_json()["param"] == "currency"
+    listed = client.get(f"/v1/customers/{cid}/accounts", headers=staff.headers).get_json()
+    assert len(listed["data"]) == 1
+    assert client.get("/v1/price-plans", headers=staff.headers).get_json()["data"] == []
+
+
+@pytest.mark.parametrize("currency, stored", [("eur", "eur"), ("GBP", "gbp"), ("jpy", "jpy")])
+def test_supported_currencies_are_taken(app, client, staff, customer, currency, stored):
+    cid = customer_id_of(app, customer.account_id)
+    account = client.post(f"/v1/customers/{cid}/accounts", headers=staff.headers,
+                          json={"name": "x", "currency": currency})
+    assert account.status_code == 201 and account.get_json()["currency"] == stored
+    plan = client.post("/v1/price-plans", headers=staff.headers, json={
+        "name": "x", "currency": currency,
+        "charges": [{"meter": "apiCalls", "model": "per_unit", "unit_amount": 1}]})
+    assert plan.status_code == 201 and plan.get_json()["currency"] == stored
+
+
+def test_price_plans_page_says_a_bad_currency_beside_it(client, staff):
+    staff_login(client, staff)
+    page = client.get("/staff/price-plans/")
+    form = {"csrf_token": token(page.get_data(as_text=True)), "name": "Euros",
+            "currency": "xyz",
+            "charges": '[{"meter": "apiCalls", "model": "per_unit", "unit_amount": 1}]'}
+    refused = client.post("/staff/price-plans/", data=form)
+    assert refused.status_code == 400
+    html = refused.get_data(as_text=True)
+    assert 'id="pp-currency-error">currency must be an ISO 4217 code' in html
+    assert 'value="Euros"' in html and 'value="xyz"' in html

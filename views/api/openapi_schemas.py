@@ -15,6 +15,7 @@ from models.keys import KIND_ACCOUNT, KIND_USAGE
 from models.ledger import KINDS as LEDGER_KINDS
 from models.pricing import PRICING_MODELS
 from models.usage import AGGREGATIONS
+from services.money import SUPPORTED_CURRENCIES
 from services.staff import MAX_REASON_LENGTH, MIN_REASON_LENGTH
 
 Schema = dict[str, Any]
@@ -85,6 +86,9 @@ MONEY = integer("Minor units of the currency (cents): 2500 is 25.00.", examples=
 REASON = (f"Why; it goes into the audit log. At least {MIN_REASON_LENGTH} characters once "
           "runs of spaces are made one.")
 CURRENCY = string("ISO 4217 code, lower case.", minLength=3, maxLength=3, examples=["usd"])
+NEW_CURRENCY = enum(*sorted(SUPPORTED_CURRENCIES)) | {
+    "description": "ISO 4217 code, lower case (upper case is read as lower): one Stripe "
+                   "charges in and whose minor unit Tally knows."}
 TIME = string("RFC 3339 timestamp, UTC.", format="date-time", examples=["2026-01-31T09:30:00+00:00"])
 OPTIONAL_TIME = nullable(TIME)
 ACCOUNT_ID = string("Account id.", examples=["acct_8Jx2mQv0TzLp3RkYb7Wn"])
@@ -355,7 +359,7 @@ SCHEMAS: dict[str, Schema] = {
             "package_size": integer("package: units in one package.", minimum=1),
             "package_amount": integer(minimum=0), "included_units": integer(minimum=0),
         }), minItems=1, maxItems=20),
-    }, {"currency": string("Default usd.", minLength=3, maxLength=3)}),
+    }, {"currency": NEW_CURRENCY | {"description": "Default usd. " + NEW_CURRENCY["description"]}}),
     "AssignPricePlanRequest": obj({"price_plan_id": nullable(string("null takes the plan off."))}, {
         "reason": string("Why; it goes into the audit log.", maxLength=500)}),
     "PricePlanAssignment": obj({"account_id": ACCOUNT_ID, "price_plan_id": nullable(string())}),
@@ -375,7 +379,7 @@ SCHEMAS: dict[str, Schema] = {
                                  {"id": string("Your id for the customer.",
                                                pattern="^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")}),
     "CreateAccountRequest": obj({"name": string(minLength=1, maxLength=200)},
-                                {"currency": nullable(string(minLength=3, maxLength=3)),
+                                {"currency": nullable(NEW_CURRENCY),
                                  "plan": nullable(ref("PlanName"))}),
     "CreditGrant": credit_grant(),
     "CreditGrantCreated": credit_grant(balance=integer("The account's balance after the grant.")),
