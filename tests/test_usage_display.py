@@ -5,6 +5,7 @@ and zone, meters by their labels, and bytes in binary units."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
@@ -213,3 +214,18 @@ def test_other_quantities_keep_their_unit():
     assert format_quantity(12345, "calls") == "12,345 calls"
     assert format_quantity(None, "calls") == "—"
     assert format_quantity(60) == "60"
+
+
+def test_times_on_the_dashboard_and_keys_page_are_in_the_accounts_zone(client, customer):
+    """Activity and 'last used' read in the account's time zone, with the zone named."""
+    assert client.post("/v1/billing/settings", json={"time_zone": "Asia/Tokyo"},
+                       headers=customer.headers).status_code == 200
+    assert client.post("/v1/billing/payment-intents", json={"amount": 2500},
+                       headers=customer.headers).status_code == 200  # the key is now used
+    login(client, customer)
+    keys_page = client.get("/keys").get_data(as_text=True)
+    assert re.search(r"\w{3} \d{1,2}, \d{4} \d{2}:\d{2} JST", keys_page), "last used in JST"
+    assert " UTC</time>" not in keys_page
+    dashboard = client.get("/").get_data(as_text=True)
+    month = f"{datetime.now(UTC).astimezone(ZoneInfo('Asia/Tokyo')):%B %Y}"
+    assert f"Period {month} (Asia/Tokyo)" in dashboard

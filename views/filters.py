@@ -62,16 +62,33 @@ def format_usage_of(value: int, limit: int, unit: str = "") -> str:
     return f"{value:,} of {format_quantity(limit, unit)}"
 
 
-def format_moment(at: datetime, zone: str | tzinfo = "UTC") -> str:
-    """An instant in the account's time zone, with the zone: `Nov 23 at 19:57 UTC`,
-    `Nov 24 at 04:57 JST`; a zone without an abbreviation shows its offset (`UTC-03`)."""
-    tz = ZoneInfo(zone) if isinstance(zone, str) else zone
-    local = at.astimezone(tz)
+def _local(at: datetime, zone: str | tzinfo) -> tuple[datetime, str]:
+    """`at` in `zone`, and the zone's abbreviation there (`JST`), or its offset (`UTC-03`)
+    for a zone without one."""
+    local = at.astimezone(ZoneInfo(zone) if isinstance(zone, str) else zone)
     abbreviation = local.strftime("%Z")
     if not abbreviation or abbreviation[0] in "+-":
         offset = local.strftime("%z")  # "-0300", "+0545"
         abbreviation = f"UTC{offset[:3]}" + (f":{offset[3:5]}" if offset[3:5] != "00" else "")
+    return local, abbreviation
+
+
+def format_moment(at: datetime, zone: str | tzinfo = "UTC") -> str:
+    """An instant in the account's time zone, with the zone: `Nov 23 at 19:57 UTC`,
+    `Nov 24 at 04:57 JST`."""
+    local, abbreviation = _local(at, zone)
     return f"{local:%b} {local.day} at {local:%H:%M} {abbreviation}"
+
+
+def format_month(at: datetime, zone: str | tzinfo = "UTC") -> str:
+    """The local month an instant falls in: `November 2026`."""
+    return f"{_local(at, zone)[0]:%B %Y}"
+
+
+def format_when(at: datetime, zone: str | tzinfo = "UTC") -> str:
+    """A table's instant, with the year, in the account's zone: `Nov 23, 2026 14:57 EST`."""
+    local, abbreviation = _local(at, zone)
+    return f"{local:%b} {local.day}, {local.year} {local:%H:%M} {abbreviation}"
 
 
 def meter_measure(aggregation: str) -> str:
@@ -92,6 +109,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["quantity"] = format_quantity
     app.jinja_env.filters["usage_of"] = format_usage_of
     app.jinja_env.filters["moment"] = format_moment
+    app.jinja_env.filters["when"] = format_when
+    app.jinja_env.filters["month"] = format_month
     app.jinja_env.filters["meter_label"] = display_label
     app.jinja_env.filters["meter_measure"] = meter_measure
     app.jinja_env.filters["ledger_kind"] = lambda kind: KIND_LABELS.get(kind, kind.capitalize())
