@@ -90,11 +90,12 @@ class UsageUnique(db.Model):
 
 
 class UsageAlert(db.Model):
-    """A threshold crossed, recorded once per account, meter, threshold and period."""
+    """A threshold crossed, recorded once per account, meter, threshold, period and limit
+    (a plan change in the period brings a new limit, whose thresholds count afresh)."""
 
     __tablename__ = "usage_alerts"
     __table_args__ = (
-        UniqueConstraint("account_id", "meter_id", "threshold", "period_start",
+        UniqueConstraint("account_id", "meter_id", "threshold", "period_start", "limit",
                          name="uq_usage_alerts_once"),
     )
 

@@ -96,6 +96,24 @@ def recorded_alerts(app, account_id: str) -> list[UsageAlert]:
 # Alerts against the current plan ------------------------------------------------
 
 
+def test_after_an_upgrade_the_new_limits_thresholds_are_recorded_too(app, client, customer):
+    """80% of Free's 10 calls was crossed; after the move to Pro in the same month, 80% of
+    Pro's 1,000 is a new crossing, recorded and shown (the Free one stays as history)."""
+    staff = make_staff(app)
+    calls(client, customer, 9)
+    change_plan(app, staff, customer.account_id, "pro")
+    batch = [{"id": f"e{i}", "event_name": "api_call"} for i in range(800 - 9 - 1)]
+    assert client.post("/v1/events", headers=customer.headers,
+                       json={"events": batch}).get_json()["accepted"] == len(batch)
+    calls(client, customer, 1, start=9)  # the 800th, through the gate
+    login(client, customer)
+    shown = alerts_text(client.get("/").get_data(as_text=True))
+    assert len(shown) == 1 and shown[0].startswith("API calls passed 80% of this period's limit")
+    assert "(800 of 1,000 calls)" in shown[0]
+    assert [(a.threshold, a.limit) for a in recorded_alerts(app, customer.account_id)] == [
+        (80, 10), (80, 1000)]
+
+
 def test_an_alert_crossed_on_free_goes_away_on_pro_and_comes_back_on_free(app, client, customer):
     staff = make_staff(app)
     calls(client, customer, 10)
