@@ -123,6 +123,25 @@ def _usage_page(form: UsageSettingsForm | None = None, status: int = 200):
                        status=status)
 
 
+ACTIVITY_PAGE_SIZE = 50
+
+
+@bp.get("/activity")
+@customer_page
+def activity():
+    """The whole ledger, a page at a time (the dashboard shows the last 10)."""
+    account = current_account()
+    after, before = request.args.get("starting_after"), request.args.get("ending_before")
+    page = ledger.list_for(account.id, limit=ACTIVITY_PAGE_SIZE, starting_after=after,
+                           ending_before=before)
+    # has_more looks onward from the cursor: older after `starting_after`, newer before
+    # `ending_before`; the way back is there whenever a cursor brought us here.
+    older = page.has_more if before is None else bool(page.items)
+    newer = (page.has_more if before is not None else after is not None) and bool(page.items)
+    return render_page("activity.html", account=account, entries=page.items, older=older,
+                       newer=newer)
+
+
 @bp.get("/usage")
 @customer_page
 def usage():
