@@ -48,6 +48,12 @@ def test_rotate_key_shows_new_key_once_and_old_key_stops(page, customer, live_se
     expect(rows).to_have_count(1)
     expect(rows.first.locator("code")).to_have_text(new_key[:12] + "…")
     assert page.evaluate("window.__marker") == "no-reload"  # swapped by htmx, not reloaded
+    # It names the key it replaced, and Copy puts it on the clipboard.
+    expect(page.locator(".newkey")).to_contain_text("Your new API key for “Default key”")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == new_key
 
     old_status, old_body = api_get(live_server.url, "/v1/me", customer.api_key)
     assert old_status == 401, old_body
