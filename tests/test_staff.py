@@ -118,6 +118,19 @@ def test_customer_page_shows_accounts_money_keys_and_audit(app, client, staff, c
     assert client.get("/staff/customers/cust_nope").status_code == 404
 
 
+def test_the_customer_pages_trail_is_not_filled_by_views_of_it(app, client, staff, customer):
+    """Each open of the customer page is recorded, but its trail lists what was done;
+    the full log, linked from it, has the views too."""
+    customer_id = customer_id_of(app, customer.account_id)
+    staff_login(client, staff)
+    for _ in range(25):
+        page = client.get(f"/staff/customers/{customer_id}").get_data(as_text=True)
+    trail = page[page.index('id="audit_trail"'):]
+    assert "customer.view" not in trail and "Nothing recorded yet." in trail
+    full = client.get(f"/staff/audit?customer={customer_id}").get_data(as_text=True)
+    assert full.count("customer.view") >= 20
+
+
 def test_dashboard_says_nothing_when_staff_never_looked(client, customer):
     login(client, customer)
     assert "Tally support last viewed" not in client.get("/").get_data(as_text=True)
