@@ -110,6 +110,7 @@ def test_a_body_over_the_limit_is_a_413_in_the_error_shape(app, client, customer
                                json={"id": "big", "event_name": "api_call", "properties": {"x": "y" * 2000}})
         assert response.status_code == 413, path
         assert response.get_json()["code"] == "request_too_large", path
+        assert "over the 1,024-byte limit (TALLY_MAX_BODY_BYTES)" in response.get_json()["message"]
     assert snapshot(app) == before
     small = client.post("/v1/events", headers=customer.headers, json={"id": "s", "event_name": "api_call"})
     assert small.status_code == 200

@@ -79,9 +79,13 @@ def init_app(app: Flask) -> None:
             title, message = _PAGE_TEXT[status]
             return error_response(TallyError(message, code=_HTTP_CODES.get(status, "http_error"),
                                              status=status, title=title))
+        message = error.description or error.name
+        if status == 413:  # Werkzeug's words name no limit
+            message = (f"The request body is over the {app.config['MAX_CONTENT_LENGTH']:,}-byte "
+                       "limit (TALLY_MAX_BODY_BYTES). Send less in one request: events in "
+                       "batches of up to 1,000.")
         return error_response(TallyError(
-            error.description or error.name, code=_HTTP_CODES.get(status, "http_error"),
-            status=status, title=error.name))
+            message, code=_HTTP_CODES.get(status, "http_error"), status=status, title=error.name))
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
