@@ -498,6 +498,11 @@ def authorize(account: Account, body: dict[str, Any], now: datetime | None = Non
                          "properties": {**properties, "quantity": quantity}}, None, now)
     plan = plans.plan_for(account.tier)
     meters = meter_defs.meters_for_event(event.event_name)
+    if not meters:  # a typo ("api_calls") would otherwise pass the gate unmetered
+        known = sorted({m.event_name for m in meter_defs.all_meters()})
+        raise InvalidInput(f"No meter reads event_name {event.event_name!r}, so the gate cannot "
+                           f"check it. Meters read: {', '.join(known)}.",
+                           code="unknown_event_name", param="event_name")
     try:
         contribs = meter_defs.contributions(meters, event.properties)
     except Rejected as rejection:

@@ -264,6 +264,10 @@ def test_gate_quantity_and_sum_meters(client, customer):
     assert refused.get_json()["message"] == "LLM token limit would be exceeded by this call"
     for bad in ({"quantity": 0}, {"quantity": 1.5}, {"quantity": "2"}, {"properties": []}):
         assert authorize(client, customer, **bad).status_code == 400
+    # An event no meter reads is refused, not waved through unmetered.
+    typo = authorize(client, customer, event_name="api_calls")
+    assert typo.status_code == 400 and typo.get_json()["code"] == "unknown_event_name"
+    assert "Meters read: api_call, llm_completion, storage_usage." in typo.get_json()["message"]
 
 
 @pytest.mark.parametrize("rate_storage", ["memory", "redis", "tally+redis"], indirect=True)
