@@ -207,10 +207,12 @@ def test_concurrent_retries_run_once(app, live_server, customer, backend, path, 
     assert len(ran) == 1, results
     assert len(ran) + len(replayed) + len(busy) == 8, results
     assert all(r[1]["code"] == "idempotency_key_in_use" for r in busy)
-    assert all(r[1] == ran[0][1] for r in replayed)
+    # A replay is the first answer; a new key's secret is never kept, so it replays as null.
+    first = ran[0][1] | ({"api_key": None} if "api_key" in ran[0][1] else {})
+    assert all(r[1] == first for r in replayed)
     # After the race, a retry gets the answer.
     status, answer, was_replayed = post(live_server.url + path, body, headers)
-    assert status == ok and was_replayed and answer == ran[0][1]
+    assert status == ok and was_replayed and answer == first
     if "credits" in path:
         assert count(app, CreditGrant, CreditGrant.account_id == customer.account_id) == 1
         with app.app_context():
