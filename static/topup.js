@@ -31,11 +31,30 @@
   const card = stripe.elements().create("card");
   card.mount("#card-element");
 
+  // The Pay button says what will be charged, for an amount written the way the server
+  // reads it (services/money.parse_major: digits, commas in threes, a point for decimals).
+  // Anything else keeps the plain label; the server then says what is wrong.
+  const AMOUNT = /^(?:(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]*)?|\.[0-9]+)$/;
+  const money = new Intl.NumberFormat("en-US", {
+    style: "currency", currency: (form.dataset.currency || "usd").toUpperCase() });
+  const chosenAmount = () => {
+    const preset = form.querySelector("[name=preset]:checked");
+    return amountInput.value.trim() || (preset ? preset.value : "");
+  };
+  const labelPay = () => {
+    const text = chosenAmount();
+    pay.textContent = AMOUNT.test(text)
+      ? `Pay ${money.format(Number(text.replace(/,/g, "")))} and add credit`
+      : "Pay and add credit";
+  };
+
   amountInput.addEventListener("input", () => {
     if (amountInput.value) form.querySelectorAll("[name=preset]").forEach((r) => { r.checked = false; });
+    labelPay();
   });
   form.querySelectorAll("[name=preset]").forEach((r) =>
-    r.addEventListener("change", () => { amountInput.value = ""; clearErrors(); }));
+    r.addEventListener("change", () => { amountInput.value = ""; clearErrors(); labelPay(); }));
+  labelPay();
 
   const post = async (url, fields) => {
     const response = await fetch(url, {
@@ -60,8 +79,7 @@
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors();
-    const preset = form.querySelector("[name=preset]:checked");
-    const amount = amountInput.value.trim() || (preset ? preset.value : "");
+    const amount = chosenAmount();
     pay.disabled = true;
     status.textContent = "Processing…";
     try {
@@ -104,6 +122,7 @@
       status.textContent = `Added ${credit.body.amount_display}. Your balance is ${credit.body.balance_display}.`;
       status.classList.add("ok");
       amountInput.value = "";  // paid: a second click must not pay the same amount again
+      labelPay();
       // Show the new balance at once, without relying on htmx: a page script can break
       // htmx here (localstripe's fake Stripe.js declares a global `class Element`, which
       // shadows the DOM's Element, so htmx processes no element on this page). htmx, when

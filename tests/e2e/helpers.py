@@ -5,6 +5,7 @@ live server)."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ TIMEOUT_MS = 10_000
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 VISA = "4242424242424242"
+# The top-up button: "Pay $25.00 and add credit" once an amount is chosen, else without one.
+PAY = re.compile(r"^Pay (\S+ )?and add credit$")
 DECLINED = "4000000000000002"
 THREE_D_SECURE = "4000002500003155"
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from extensions import db
 from services import accounts
 from tests.conftest import PASSWORD, Customer
-from tests.e2e.helpers import DESKTOP, PHONE, VISA, balance, fill_card, login
+from tests.e2e.helpers import DESKTOP, PAY, PHONE, VISA, balance, fill_card, login
 
 LONG_COMPANY = "Supercalifragilistic" * 10  # 200 characters, the most signup takes
 LONG_KEY = "production-eu-west-" * 5 + "x" * 5  # 100 characters, the most the form takes
@@ -59,11 +59,11 @@ def test_a_paid_custom_amount_is_cleared_so_a_second_click_cannot_pay_it_again(
     expect(page.locator("#card-element input[placeholder=number]")).to_be_visible()
     page.get_by_label("Or another amount (USD)").fill("12.50")
     fill_card(page, VISA)
-    page.get_by_role("button", name="Pay and add credit").click()
+    page.get_by_role("button", name=PAY).click()
     expect(page.locator("#topup-status")).to_have_text("Added $12.50. Your balance is $12.50.")
     expect(page.get_by_label("Or another amount (USD)")).to_have_value("")
 
-    page.get_by_role("button", name="Pay and add credit").click()  # nothing chosen now
+    page.get_by_role("button", name=PAY).click()  # nothing chosen now
     expect(page.locator("#amount-error")).to_be_visible()
     assert balance(live_server.url, customer.api_key) == 1250
 

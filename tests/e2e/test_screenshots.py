@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import DECLINED, DESKTOP, PHONE, SCREENSHOTS, VISA, fill_card
+from tests.e2e.helpers import DECLINED, DESKTOP, PAY, PHONE, SCREENSHOTS, VISA, fill_card
 
 OVERFLOW = """() => {
   const width = document.documentElement.clientWidth;
@@ -52,18 +52,18 @@ def test_screenshots(new_page, size, viewport):
     shoot(page, "04-topup-before", size)
 
     fill_card(page, DECLINED)
-    page.get_by_role("button", name="Pay and add credit").click()
+    page.get_by_role("button", name=PAY).click()
     expect(page.locator("#card-error")).to_contain_text("Your card was declined.")
     shoot(page, "05-topup-declined", size)
 
     page.get_by_label("Or another amount (USD)").fill("1")
-    page.get_by_role("button", name="Pay and add credit").click()
+    page.get_by_role("button", name=PAY).click()
     expect(page.locator("#amount-error")).to_be_visible()
     shoot(page, "06-topup-amount-error", size)
 
     page.get_by_label("$25.00").check()
     fill_card(page, VISA)
-    page.get_by_role("button", name="Pay and add credit").click()
+    page.get_by_role("button", name=PAY).click()
     expect(page.get_by_test_id("balance")).to_have_text("$25.00")
     shoot(page, "07-topup-after", size)
 

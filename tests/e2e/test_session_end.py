@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import VISA, balance, fill_card, login
+from tests.e2e.helpers import PAY, VISA, balance, fill_card, login
 
 SESSION_ENDED = "Your session has ended. Log in again to continue."
 
@@ -66,12 +66,12 @@ def test_paying_after_the_session_ended_says_so_with_a_link_to_log_in(
     fill_card(page, VISA)
 
     end_every_session(new_page, customer)
-    page.get_by_role("button", name="Pay and add credit").click()
+    page.get_by_role("button", name=PAY).click()
 
     status = page.locator("#topup-status")
     expect(status).to_have_text(SESSION_ENDED)
     expect(status).not_to_contain_text("Try again")
-    expect(page.get_by_role("button", name="Pay and add credit")).to_be_enabled()
+    expect(page.get_by_role("button", name=PAY)).to_be_enabled()
     assert balance(live_server.url, customer.api_key) == 0
 
     status.get_by_role("link", name="Log in again").click()

@@ -16,7 +16,7 @@ from models import User, WebhookEvent
 from models.base import utcnow
 from services import audit, grants
 from services.audit import Actor
-from tests.e2e.helpers import DESKTOP, PHONE, SCREENSHOTS, VISA, balance, fill_card
+from tests.e2e.helpers import DESKTOP, PAY, PHONE, SCREENSHOTS, VISA, balance, fill_card
 from tests.support.staff import make_staff
 
 REFUSAL = "not allowed while you view as a customer"
@@ -90,7 +90,7 @@ def test_staff_searches_views_as_customer_is_refused_and_stops(page, app, custom
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Top up").click()
     expect(banner).to_be_visible()
     fill_card(page, VISA)
-    page.get_by_role("button", name="Pay and add credit").click()
+    page.get_by_role("button", name=PAY).click()
     expect(page.locator("#topup-status")).to_contain_text(REFUSAL)
     assert balance(live_server.url, customer.api_key) == 0
 

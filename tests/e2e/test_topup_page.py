@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import DECLINED, THREE_D_SECURE, VISA, balance, fill_card, login
+from tests.e2e.helpers import DECLINED, PAY, THREE_D_SECURE, VISA, balance, fill_card, login
 
 DECLINE_MESSAGE = "Your card was declined. Nothing was charged or credited."
 AUTH_FAILED = "We are unable to authenticate your payment method."
@@ -28,7 +28,7 @@ def open_top_up(page: Any, customer: Any) -> None:
 
 
 def pay(page: Any) -> None:
-    page.get_by_role("button", name="Pay and add credit").click()
+    page.get_by_role("button", name=PAY).click()
 
 
 def assert_not_reloaded(page: Any) -> None:
@@ -46,7 +46,7 @@ def test_pay_preset_amount_updates_balance_in_place(page, customer, live_server)
         "Added $25.00. Your balance is $25.00.")
     expect(page.get_by_test_id("balance")).to_have_text("$25.00")
     expect(page.locator("#card-error")).to_be_hidden()
-    expect(page.get_by_role("button", name="Pay and add credit")).to_be_enabled()
+    expect(page.get_by_role("button", name=PAY)).to_be_enabled()
     assert_not_reloaded(page)
     assert balance(live_server.url, customer.api_key) == 2500
 
@@ -63,7 +63,15 @@ def test_pay_preset_amount_updates_balance_in_place(page, customer, live_server)
 @pytest.mark.e2e
 def test_pay_custom_amount(page, customer, live_server):
     open_top_up(page, customer)
-    page.get_by_label("Or another amount (USD)").fill("12.50")
+    pay_button = page.locator("#pay")
+    expect(pay_button).to_have_text(re.compile(r"^Pay \$\d+\.00 and add credit$"))  # the preset
+    amount = page.get_by_label("Or another amount (USD)")
+    amount.fill("5,50")  # not an amount Tally reads: no figure on the button
+    expect(pay_button).to_have_text("Pay and add credit")
+    amount.fill("1,250")
+    expect(pay_button).to_have_text("Pay $1,250.00 and add credit")
+    amount.fill("12.5")
+    expect(pay_button).to_have_text("Pay $12.50 and add credit")
     expect(page.locator("[name=preset]:checked")).to_have_count(0)  # typing unpicks the preset
     fill_card(page, VISA)
     pay(page)
@@ -88,7 +96,7 @@ def test_declined_card_shows_error_and_credits_nothing(page, customer, live_serv
            .locator("#card-error")).to_be_visible()
     expect(page.locator("#topup-status")).to_have_text("")
     expect(page.get_by_test_id("balance")).to_have_text("$0.00")
-    expect(page.get_by_role("button", name="Pay and add credit")).to_be_enabled()
+    expect(page.get_by_role("button", name=PAY)).to_be_enabled()
     assert_not_reloaded(page)
     assert balance(live_server.url, customer.api_key) == 0
 
@@ -165,7 +173,7 @@ def test_amount_out_of_bounds_is_refused_beside_the_field(
         amount_input = page.get_by_label("Or another amount (USD)")
         expect(amount_input).to_have_attribute("aria-invalid", "true")
         expect(amount_input).to_have_attribute("aria-describedby", "amount-error")
-        expect(page.get_by_role("button", name="Pay and add credit")).to_be_enabled()
+        expect(page.get_by_role("button", name=PAY)).to_be_enabled()
         expect(page.locator("#topup-status")).to_have_text("")
         expect(page.locator("#card-error")).to_be_hidden()
         expect(page.get_by_test_id("balance")).to_have_text("$0.00")
