@@ -17,6 +17,7 @@ from services import subscriptions
 from tests.conftest import WEBHOOK_SECRET, login
 from tests.support.stripe_events import event_payload, signature_header
 from tests.support.threads import at_once
+from tests.test_concurrency import post
 
 pytestmark = pytest.mark.money
 
@@ -176,11 +177,11 @@ def test_confirms_and_webhooks_racing_after_3d_secure_upgrade_once(
     invoice_id = stripe_client.v1.subscriptions.retrieve(sub_id).latest_invoice
     calls = []
     for _ in range(6):
-        calls.append(partial(post_json, f"{live_server.url}/v1/billing/setup/confirm",
+        calls.append(partial(post, f"{live_server.url}/v1/billing/setup/confirm",
                              json.dumps({"subscription_id": sub_id}).encode(), customer.headers))
         for payload in (event_payload(localstripe_url, "invoice.paid", invoice_id),
                         event_payload(localstripe_url, "customer.subscription.updated", sub_id)):
-            calls.append(partial(post_json, f"{live_server.url}/v1/billing/webhook", payload,
+            calls.append(partial(post, f"{live_server.url}/v1/billing/webhook", payload,
                                  {"Stripe-Signature": signature_header(payload, WEBHOOK_SECRET)}))
 
     results = at_once(calls)
@@ -193,17 +194,6 @@ def test_confirms_and_webhooks_racing_after_3d_secure_upgrade_once(
     assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("renewal", 4900, "paid")]
     assert subscription(client, customer)["status"] == "active"
     assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "pro"
-
-
-def post_json(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.load(error)
 
 
 def test_setup_with_failed_3d_secure_changes_nothing_and_ends_the_subscription(
