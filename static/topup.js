@@ -56,15 +56,7 @@
     r.addEventListener("change", () => { amountInput.value = ""; clearErrors(); labelPay(); }));
   labelPay();
 
-  const post = async (url, fields) => {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "X-CSRFToken": csrf, Accept: "application/json" },
-      body: new URLSearchParams({ csrf_token: csrf, ...fields }),
-    });
-    const body = await response.json().catch(() => ({ message: "Unexpected answer from the server." }));
-    return { ok: response.ok, status: response.status, body };
-  };
+  const post = (url, fields) => window.tallyPost(url, csrf, fields);
 
   // The session ended while the page was open (logged out elsewhere, password changed):
   // Tally answers 401 `login_required` with where to log in, and coming back here after.

@@ -21,15 +21,7 @@
   const card = stripe.elements().create("card");
   card.mount("#card-element");
 
-  const post = async (url, fields) => {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "X-CSRFToken": csrf, Accept: "application/json" },
-      body: new URLSearchParams({ csrf_token: csrf, ...fields }),
-    });
-    const body = await response.json().catch(() => ({ message: "Unexpected answer from the server." }));
-    return { ok: response.ok, body };
-  };
+  const post = (url, fields) => window.tallyPost(url, csrf, fields);
 
   const done = (answer) => {
     status.textContent = "Done: you are on Pro.";
