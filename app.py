@@ -20,13 +20,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config
 import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
 from extensions import csrf, db, limiter, login_manager, migrate
-from services import plans, stripe_gateway
+from interfaces import cli
+from services.billing import gateway as stripe_gateway
+from services.billing import plans
 from views import (
     api,
     api_docs,
     auth,
     billing,
-    cli,
     errors,
     filters,
     keys,

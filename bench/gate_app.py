@@ -20,7 +20,7 @@ from flask import request
 
 from app import create_app
 from extensions import csrf
-from services.keys import hash_key
+from services.identity.keys import hash_key
 
 app = create_app()
 _floor: dict[str, object] = {}

@@ -141,7 +141,7 @@ def main() -> None:
         os.environ.update(env)
         from app import create_app
         from extensions import db
-        from services import meters as meter_defs
+        from services.usage import meters as meter_defs
 
         app = create_app()
         with app.app_context():

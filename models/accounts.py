@@ -24,7 +24,7 @@ class Customer(db.Model):
     primary_email: Mapped[str] = mapped_column(String(320))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # The last invoice number issued to this customer; bumped under a row lock so
-    # numbers have no gaps (services/invoices.py).
+    # numbers have no gaps (services/billing/invoices.py).
     invoice_seq: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from extensions import db
-from services import accounts
+from services.identity import accounts
 from tests.support.localstripe import (
     STRIPE_JS_PATH,
     free_port,

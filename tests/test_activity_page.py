@@ -7,7 +7,7 @@ import re
 
 from extensions import db
 from models.ledger import KIND_ADJUSTMENT
-from services import ledger
+from services.ledger import entries as ledger
 from tests.conftest import login
 
 

@@ -21,7 +21,7 @@ from extensions import db
 from models import Account, ApiKey, User, WebhookEvent
 from models.base import utcnow
 from models.billing import INVOICE_RECEIPT
-from services import invoices
+from services.billing import invoices
 from tests.conftest import csrf_token, login
 from tests.support.staff import make_staff, staff_login
 from tests.support.state import snapshot

@@ -13,7 +13,7 @@ import pytest
 
 from extensions import db
 from models import LedgerEntry
-from services import ledger
+from services.ledger import entries as ledger
 from tests.conftest import WEBHOOK_SECRET, write_plans
 from tests.support.payments import pay
 from tests.support.stripe_events import event_payload, signature_header

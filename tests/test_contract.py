@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from extensions import db
 from models import Account
-from services import keys
+from services.identity import keys
 from tests.conftest import write_plans
 from tests.support.staff import make_staff
 

@@ -16,7 +16,8 @@ from app import create_app
 from extensions import db
 from models import ApiKey, CreditGrant, IdempotencyRecord, TopUp
 from models.base import utcnow
-from services import idempotency, ledger
+from services import idempotency
+from services.ledger import entries as ledger
 from tests.support.staff import make_staff
 from tests.support.threads import at_once
 

@@ -10,7 +10,8 @@ from pypdf import PdfReader
 
 from extensions import db
 from models.billing import INVOICE_RECEIPT
-from services import accounts, invoices
+from services.billing import invoices
+from services.identity import accounts
 from tests.conftest import login
 from tests.support.payments import pay
 from tests.support.threads import at_once

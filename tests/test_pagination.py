@@ -8,7 +8,7 @@ import pytest
 from extensions import db
 from models import Account
 from models.billing import INVOICE_RECEIPT
-from services import invoices
+from services.billing import invoices
 from tests.support.staff import customer_id_of, make_staff
 
 

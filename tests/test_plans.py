@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
-from services.plans import PlanConfigError
+from services.billing.plans import PlanConfigError
 from tests.conftest import write_plans
 
 

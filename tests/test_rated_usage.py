@@ -12,8 +12,11 @@ from extensions import db
 from models import Invoice, LedgerEntry
 from models.base import utcnow
 from models.billing import INVOICE_STATEMENT
-from services import accounts, grants, ledger, period_close
-from services import keys as key_service
+from services.identity import accounts
+from services.identity import keys as key_service
+from services.ledger import entries as ledger
+from services.ledger import grants
+from services.usage import period_close
 from tests.conftest import Customer, login
 from tests.support.staff import make_staff
 from tests.support.threads import at_once
@@ -84,7 +87,7 @@ def test_the_gate_draws_priced_calls_from_credit_and_refuses_at_zero(app, client
     # Closing the day posts the day's usage as one ledger entry for the meter.
     with app.app_context():
         tomorrow = utcnow() + timedelta(days=1)
-        from services.rating import post_closed_days
+        from services.usage.rating import post_closed_days
         account = accounts.get_account(customer.account_id)
         assert post_closed_days(account, tomorrow) == 1
         assert post_closed_days(account, tomorrow) == 0  # once

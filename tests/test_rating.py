@@ -7,7 +7,7 @@ import json
 import pytest
 
 from models import PriceCharge
-from services.rating import price
+from services.usage.rating import price
 from tests.support.staff import audit_rows
 
 GRADUATED = [{"up_to": 100, "unit_amount": 10, "flat_amount": 0},

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Account, Invoice, LedgerEntry, Subscription
 from models.base import utcnow
-from services import ledger
+from services.ledger import entries as ledger
 from tests.conftest import login
 from tests.support.localstripe import free_port
 from tests.support.staff import (

@@ -10,7 +10,8 @@ from extensions import db
 from models import CreditGrant
 from models.base import utcnow
 from models.ledger import KIND_ADJUSTMENT
-from services import grants, ledger
+from services.ledger import entries as ledger
+from services.ledger import grants
 from tests.support.staff import audit_rows, make_staff
 
 

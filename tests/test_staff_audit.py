@@ -16,8 +16,9 @@ from extensions import db
 from models import AuditEvent, User, WebhookEvent
 from models.audit import AuditLogIsAppendOnly
 from models.base import utcnow
-from services import audit, ledger
-from services.audit import Actor
+from services.ledger import entries as ledger
+from services.staff import audit
+from services.staff.audit import Actor
 from tests.support.payments import pay
 from tests.support.staff import audit_rows, customer_id_of, make_staff, staff_login, token
 from tests.support.stripe_events import event_payload

@@ -9,7 +9,8 @@ import pytest
 from extensions import db
 from models import Account
 from models.billing import INVOICE_RENEWAL, INVOICE_STATEMENT
-from services import invoices, ledger
+from services.billing import invoices
+from services.ledger import entries as ledger
 from tests.support.staff import audit_rows, customer_id_of, make_staff, staff_login, token
 from tests.test_rated_usage import balance, grant, priced
 from tests.test_staff import post_action

@@ -11,9 +11,10 @@ from sqlalchemy import select, update
 from extensions import db
 from models import Account, ApiKey, Impersonation
 from models.base import utcnow
-from services import impersonation, ledger
-from services.audit import Actor
 from services.errors import Forbidden
+from services.ledger import entries as ledger
+from services.staff import impersonation
+from services.staff.audit import Actor
 from tests.support.payments import pay
 from tests.support.staff import (
     audit_rows,

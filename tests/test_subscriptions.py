@@ -13,7 +13,7 @@ import pytest
 
 from extensions import db
 from models.base import utcnow
-from services import subscriptions
+from services.billing import subscriptions
 from tests.conftest import WEBHOOK_SECRET, login
 from tests.support.stripe_events import event_payload, signature_header
 from tests.support.threads import at_once

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from extensions import db
-from services import ledger
+from services.ledger import entries as ledger
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.payments import pay
 from tests.support.stripe_events import event_payload, signature_header

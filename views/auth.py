@@ -18,8 +18,8 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from extensions import limiter
-from services import accounts
 from services.errors import TallyError
+from services.identity import accounts
 from views.forms import LoginForm, PasswordChangeForm, SignupForm
 from views.session import same_site_path, sensitive_action, true_user
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
 from models import Subscription
-from services import invoices, plans, subscriptions
+from services.billing import invoices, plans, subscriptions
 from services.errors import TallyError
 from services.pagination import parse_limit
 from views.htmx import render_page
-from views.invoice_documents import pdf_response
+from views.pdf import pdf_response
 from views.session import current_account, customer_page
 
 bp = Blueprint("billing", __name__, url_prefix="/billing")

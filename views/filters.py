@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 
 from models.ledger import KIND_LABELS
-from services.meters import default_unit, display_label
 from services.money import format_major, format_money
+from services.usage.meters import default_unit, display_label
 
 # Binary multiples, named as such: 1 KiB = 1,024 bytes (limits are set in powers of two).
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")

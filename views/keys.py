@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from models.keys import KIND_ACCOUNT, KIND_USAGE
-from services import keys
 from services.errors import InvalidInput
+from services.identity import keys
 from views.htmx import render_page
 from views.session import current_account, customer_page, sensitive_action
 

@@ -9,19 +9,13 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, request, url
 
 from extensions import db
 from models.base import utcnow
-from services import (
-    audit,
-    ledger,
-    metering,
-    periods,
-    plans,
-    rating,
-    settings,
-    subscriptions,
-    topups,
-)
+from services.billing import plans, subscriptions
 from services.errors import InvalidInput, TallyError
+from services.ledger import entries as ledger
+from services.ledger import topups
 from services.money import format_major, format_money, parse_major
+from services.staff import audit
+from services.usage import metering, periods, rating, settings
 from views.forms import TopUpForm, UsageSettingsForm
 from views.htmx import render_page
 from views.session import current_account, customer_page, sensitive_action

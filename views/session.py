@@ -29,10 +29,11 @@ from extensions import db, login_manager
 from models import Account, Impersonation, User
 from models.audit import VIA_CONSOLE, VIA_IMPERSONATION
 from models.base import utcnow
-from services import accounts, impersonation
-from services.audit import Actor
 from services.errors import TallyError, Unauthorized
-from services.staff import PERMISSION_IMPERSONATE_WRITE
+from services.identity import accounts
+from services.staff import impersonation
+from services.staff.audit import Actor
+from services.staff.console import PERMISSION_IMPERSONATE_WRITE
 from views.errors import FAVICON_ENDPOINT, error_response, wants_json
 from views.htmx import is_htmx
 

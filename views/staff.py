@@ -29,13 +29,17 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from documents import invoices as invoice_documents
 from extensions import db
 from models import Account, Customer, User
-from services import audit, grants, impersonation, plans, rating, staff
+from services.billing import plans
 from services.errors import InvalidInput, TallyError
+from services.ledger import grants
 from services.money import format_money, parse_major
 from services.pagination import parse_limit
-from views import invoice_documents
+from services.staff import audit, impersonation
+from services.staff import console as staff
+from services.usage import rating
 from views.htmx import render_page
 from views.session import (
     actor,

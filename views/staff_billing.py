@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 
-from services import portal
+from services.billing import portal
 from services.errors import TallyError
 from views.htmx import render_page
 from views.staff import staff_page

@@ -1,6 +1,6 @@
 """Staff page for usage-based pricing: the price plans, and a form to create one.
 
-The same service as `POST /v1/price-plans` (services/rating.py): charges are entered as
+The same service as `POST /v1/price-plans` (services/usage/rating.py): charges are entered as
 the JSON list the API takes, and a fault shows beside the field it names.
 """
 
@@ -10,8 +10,8 @@ import json
 
 from flask import Blueprint, flash, redirect, request, url_for
 
-from services import meters, rating
 from services.errors import InvalidInput, TallyError
+from services.usage import meters, rating
 from views.htmx import render_page
 from views.session import actor
 from views.staff import staff_page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from services import webhooks
+from services.billing import webhooks
 
 bp = Blueprint("webhooks", __name__)
 

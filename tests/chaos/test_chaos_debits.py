@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Account, UsageCounter, UsageEvent
 from models.pricing import UsageCharge
-from services import ledger
+from services.ledger import entries as ledger
 from tests.support.chaos import scaled, send, write_figures
 from tests.support.servers import gunicorn_server
 from tests.support.staff import make_staff

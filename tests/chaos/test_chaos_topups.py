@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Account, Invoice, LedgerEntry, TopUp, WebhookEvent
 from models.ledger import KIND_TOPUP
-from services import ledger
+from services.ledger import entries as ledger
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.chaos import Faults, Traffic, scaled, send_with_retries, write_figures
 from tests.support.localstripe import register_webhook

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from extensions import db
-from services import accounts
+from services.identity import accounts
 from tests.conftest import PASSWORD, Customer
 from tests.e2e.helpers import DESKTOP, PAY, PHONE, VISA, balance, fill_card, login
 

@@ -14,8 +14,9 @@ from playwright.sync_api import expect
 from extensions import db
 from models import User, WebhookEvent
 from models.base import utcnow
-from services import audit, grants
-from services.audit import Actor
+from services.ledger import grants
+from services.staff import audit
+from services.staff.audit import Actor
 from tests.e2e.helpers import DESKTOP, PAY, PHONE, SCREENSHOTS, VISA, balance, fill_card
 from tests.support.staff import make_staff
 

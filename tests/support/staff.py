@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Account, AuditEvent, User
-from services import accounts
+from services.identity import accounts
 
 STAFF_PASSWORD = "staff-password-123"
 

@@ -17,9 +17,10 @@ from extensions import db, limiter
 from models import Account, ApiKey, User
 from models.audit import VIA_API
 from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
-from services import keys, plans
-from services.audit import Actor
+from services.billing import plans
 from services.errors import Forbidden, InvalidInput, NotFound, TallyError
+from services.identity import keys
+from services.staff.audit import Actor
 from views import request_guard
 
 bp = Blueprint("api", __name__, url_prefix="/v1")

@@ -6,11 +6,11 @@ from flask import g, jsonify, url_for
 
 from models import Invoice
 from models.keys import KIND_STAFF
-from services import invoices
+from services.billing import invoices
 from services.errors import NotFound
 from views.api import ACCOUNT_KEY, STAFF_KEY, account, bp, current_key, key_required
 from views.api.lists import list_response, page_args
-from views.invoice_documents import pdf_response
+from views.pdf import pdf_response
 
 
 def invoice_json(invoice: Invoice, *, lines: bool = False) -> dict:

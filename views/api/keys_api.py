@@ -8,8 +8,8 @@ from flask import g, jsonify
 
 from models import ApiKey
 from models.keys import KIND_ACCOUNT, KIND_USAGE
-from services import keys
 from services.errors import InvalidInput
+from services.identity import keys
 from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
 from views.api.idempotency import never_store
 from views.api.lists import list_response, page_args

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
-from services import idempotency, plans, topups
+from services import idempotency
+from services.billing import plans
+from services.ledger import topups
 from services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from views.api.openapi_schemas import SCHEMAS, Schema, array, enum, integer, list_of, obj, ref, string
 

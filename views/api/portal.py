@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from services import portal
+from services.billing import portal
 from services.pagination import paginate_list
 from views.api import STAFF_KEY, bp, json_body, key_required
 from views.api.lists import list_response, page_args

@@ -6,10 +6,11 @@ from flask import jsonify
 
 from models import PricePlan
 from models.keys import KIND_STAFF
-from services import accounts, rating
-from services import meters as meter_defs
 from services.errors import InvalidInput
+from services.identity import accounts
 from services.pagination import paginate_list
+from services.usage import meters as meter_defs
+from services.usage import rating
 from views.api import (
     ACCOUNT_KEY,
     STAFF_KEY,

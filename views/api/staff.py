@@ -16,9 +16,10 @@ from flask import jsonify, request
 
 from models import Account, CreditGrant, Customer
 from models.keys import KIND_ACCOUNT
-from services import grants, staff
 from services.errors import InvalidInput, NotFound
-from services.metering import parse_timestamp
+from services.ledger import grants
+from services.staff import console as staff
+from services.usage.metering import parse_timestamp
 from views.api import ACCOUNT_KEY, STAFF_KEY, bp, current_key, json_body, key_required, staff_actor
 from views.api.lists import list_response, page_args
 

@@ -7,10 +7,10 @@ from datetime import datetime
 from flask import Response, jsonify
 
 from models import Subscription
-from services import plans, subscriptions
+from services.billing import plans, subscriptions
+from services.billing.gateway import gateway
 from services.errors import InvalidInput
 from services.pagination import paginate_list
-from services.stripe_gateway import gateway
 from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
 from views.api.lists import list_response, page_args
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 from flask import jsonify, request
 
 from models.base import utcnow
-from services import metering, rating, settings
-from services import meters as meter_defs
 from services.errors import InvalidInput
-from services.metering import parse_timestamp
 from services.pagination import paginate_list
+from services.usage import metering, rating, settings
+from services.usage import meters as meter_defs
+from services.usage.metering import parse_timestamp
 from views.api import (
     ACCOUNT_KEY,
     STAFF_KEY,

@@ -16,10 +16,10 @@ from sqlalchemy import update
 from extensions import db
 from models import Impersonation, User
 from models.base import utcnow
-from services import audit
-from services.audit import Actor
 from services.errors import Forbidden, NotFound
-from services.staff import PERMISSION_IMPERSONATE_WRITE, check_reason, require_staff
+from services.staff import audit
+from services.staff.audit import Actor
+from services.staff.console import PERMISSION_IMPERSONATE_WRITE, check_reason, require_staff
 
 ENDED_STOPPED = "stopped"
 ENDED_EXPIRED = "expired"

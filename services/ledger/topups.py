@@ -20,10 +20,11 @@ from models import Account, Customer, TopUp
 from models.base import utcnow
 from models.billing import INVOICE_RECEIPT
 from models.ledger import KIND_TOPUP
-from services import invoices, ledger
+from services.billing import invoices
+from services.billing.gateway import gateway
 from services.errors import Conflict, InvalidInput, NotFound
+from services.ledger import entries as ledger
 from services.money import format_money
-from services.stripe_gateway import gateway
 
 SOURCE = "stripe_payment_intent"
 _PI_RE = re.compile(r"^pi_[A-Za-z0-9_]{1,250}$")

@@ -30,10 +30,10 @@ from extensions import db
 from models import Account, Subscription
 from models.base import utcnow
 from models.billing import INVOICE_RENEWAL
-from services import invoices, plans
+from services.billing import invoices, plans
+from services.billing.gateway import PaymentIntentInfo, SubscriptionInfo, gateway
 from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed
-from services.stripe_gateway import PaymentIntentInfo, SubscriptionInfo, gateway
-from services.topups import ensure_stripe_customer
+from services.ledger.topups import ensure_stripe_customer
 
 ACTIVE = ("active", "trialing")
 LIVE = (*ACTIVE, "past_due")
@@ -323,7 +323,7 @@ def complete_checkout(session_id: str) -> Subscription | None:
 
 
 def portal_url(account: Account, return_url: object) -> str:
-    from services import portal
+    from services.billing import portal
 
     check_url(return_url, "returnUrl")
     return gateway().create_portal_session(

@@ -23,11 +23,13 @@ from models import Account, LedgerEntry, Meter, PriceCharge, PricePlan, UsageCha
 from models.base import utcnow
 from models.ledger import KIND_USAGE
 from models.pricing import PRICING_MODELS
-from services import audit, ledger, periods
-from services import meters as meter_defs
 from services.errors import InvalidInput, NotFound, TallyError
+from services.ledger import entries as ledger
 from services.money import check_currency
 from services.pagination import Page, paginate
+from services.staff import audit
+from services.usage import meters as meter_defs
+from services.usage import periods
 
 USAGE_SOURCE = "usage_charge"
 MAX_AMOUNT = 10**12

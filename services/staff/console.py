@@ -2,7 +2,7 @@
 on it (adjust the balance, change the plan, extend a grace period, resend an invoice),
 each with a required reason and an audit row in the same transaction as the change.
 
-Credit grants live in services/grants.py, impersonation in services/impersonation.py.
+Credit grants live in services/ledger/grants.py, impersonation in services/staff/impersonation.py.
 """
 
 from __future__ import annotations
@@ -33,12 +33,17 @@ from models import (
 from models.base import public_id, utcnow
 from models.billing import Subscription
 from models.ledger import KIND_ADJUSTMENT
-from services import accounts, audit, keys, ledger, mailer, metering, plans, webhooks
-from services.audit import Actor
+from services.billing import plans, webhooks
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound, TallyError, Unavailable
-from services.ledger import Posting
+from services.identity import accounts, keys
+from services.ledger import entries as ledger
+from services.ledger.entries import Posting
 from services.money import check_currency, format_money
+from services.notifications import mailer
 from services.pagination import Page, paginate
+from services.staff import audit
+from services.staff.audit import Actor
+from services.usage import metering
 
 PERMISSION_IMPERSONATE_WRITE = "impersonate_write"
 PERMISSIONS = (PERMISSION_IMPERSONATE_WRITE,)

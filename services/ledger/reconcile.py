@@ -18,10 +18,11 @@ from sqlalchemy import select
 from extensions import db
 from models import Account, LedgerEntry, TopUp
 from models.ledger import KIND_TOPUP
-from services import audit, topups
-from services.audit import Actor
+from services.billing.gateway import gateway
 from services.errors import NotFound
-from services.stripe_gateway import gateway
+from services.ledger import topups
+from services.staff import audit
+from services.staff.audit import Actor
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ import json
 import click
 from flask import Flask
 
-from services import accounts, idempotency, period_close
+from interfaces import staff_cli
+from services import idempotency
 from services.errors import TallyError
-from views import staff_cli
+from services.identity import accounts
+from services.usage import period_close
 
 
 def init_app(app: Flask) -> None:
@@ -45,7 +47,7 @@ def init_app(app: Flask) -> None:
         api_key = app.config["MCP_API_KEY"]
         if not api_key:
             raise click.ClickException("Set TALLY_API_KEY to the Tally API key the tools act with.")
-        from views import mcp_server  # the mcp package loads only for this command
+        from interfaces import mcp_server  # the mcp package loads only for this command
 
         mcp_server.run(app, api_key, transport=transport, host=host, port=port)
 

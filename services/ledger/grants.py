@@ -26,11 +26,12 @@ from extensions import db
 from models import Account, CreditGrant, LedgerEntry, UsageCharge
 from models.base import public_id, utcnow
 from models.ledger import KIND_EXPIRY, KIND_GRANT, KIND_USAGE
-from services import audit, ledger, periods
-from services.audit import Actor
 from services.errors import Conflict, InvalidInput
+from services.ledger import entries as ledger
 from services.pagination import Page, paginate
-from services.staff import (
+from services.staff import audit
+from services.staff.audit import Actor
+from services.staff.console import (
     check_amount,
     check_reason,
     get_account,
@@ -38,6 +39,7 @@ from services.staff import (
     post_with_audit,
     require_staff,
 )
+from services.usage import periods
 
 SOURCE = "credit_grant"
 

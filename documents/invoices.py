@@ -1,8 +1,8 @@
-"""One invoice template, two renderings: the HTML view and the PDF (WeasyPrint)."""
+"""Invoice documents: one template, two renderings, the HTML page and the PDF (WeasyPrint)."""
 
 from __future__ import annotations
 
-from flask import Response, render_template
+from flask import render_template
 
 from extensions import db
 from models import Account, Invoice
@@ -22,8 +22,3 @@ def pdf_bytes(invoice: Invoice) -> bytes:
 
 def pdf_filename(invoice: Invoice) -> str:
     return f"invoice-{invoice.number}.pdf"
-
-
-def pdf_response(invoice: Invoice) -> Response:
-    return Response(pdf_bytes(invoice), mimetype="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="{pdf_filename(invoice)}"'})

@@ -9,9 +9,10 @@ import click
 from flask import Flask
 
 from models.base import utcnow
-from services import grants, reconcile, staff
-from services.audit import Actor
 from services.errors import TallyError
+from services.ledger import grants, reconcile
+from services.staff import console as staff
+from services.staff.audit import Actor
 
 
 def init_app(app: Flask) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import current_app
 
+from services.billing.gateway import gateway
 from services.errors import InvalidInput
-from services.stripe_gateway import gateway
 
 CANCEL_MODES = ("at_period_end", "immediately")
 PRORATIONS = ("none", "create_prorations", "always_invoice")
@@ -99,7 +99,7 @@ def _params(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     if "default_return_url" in body:
         url = body["default_return_url"]
         if url is not None:
-            from services.subscriptions import check_url
+            from services.billing.subscriptions import check_url
             check_url(url, "default_return_url")
         params["default_return_url"] = url or ""
     if "active" in body and not creating:

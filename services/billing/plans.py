@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flask import Flask, current_app
 
-DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "tally.config.json"
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parents[2] / "tally.config.json"
 LIMIT_NAMES = ("apiCalls", "llmTokens", "storage", "requestsPerMinute", "lifetimeApiCalls")
 
 

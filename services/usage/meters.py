@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models.usage import AGGREGATIONS, Meter
-from services import audit
 from services.errors import Conflict, InvalidInput, NotFound
+from services.staff import audit
 
 # name, event_name, aggregation, property, unit, label used in API messages ("API call
 # limit reached ..."), label people read on every page (Plans, Usage, dashboard, alerts)

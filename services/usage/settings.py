@@ -6,8 +6,8 @@ from typing import Any
 
 from extensions import db
 from models import Account
-from services import metering, periods
 from services.errors import InvalidInput
+from services.usage import metering, periods
 
 MAX_THRESHOLDS = 10
 THRESHOLD_MIN, THRESHOLD_MAX = 1, 1000  # percent of a limit (over 100: alert past the limit)

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from extensions import db
 from models import Account, Customer, User
 from models.accounts import ROLE_STAFF
-from services import keys
 from services.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from services.identity import keys
 
 _hasher = PasswordHasher()
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -17,7 +17,8 @@ from extensions import db
 from models import Account, Meter, UsageCharge, UsageCounter
 from models.base import utcnow
 from models.billing import INVOICE_STATEMENT
-from services import invoices, periods, rating, subscriptions
+from services.billing import invoices, subscriptions
+from services.usage import periods, rating
 
 
 @dataclass

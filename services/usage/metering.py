@@ -34,10 +34,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from extensions import db
 from models import Account, Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
 from models.base import UTCDateTime, utcnow
-from services import meters as meter_defs
-from services import periods, plans, rating
+from services.billing import plans
 from services.errors import InvalidInput, TallyError
-from services.meters import Contribution, Rejected
+from services.usage import meters as meter_defs
+from services.usage import periods, rating
+from services.usage.meters import Contribution, Rejected
 
 MAX_BATCH = 1000
 MAX_AGE = timedelta(days=35)

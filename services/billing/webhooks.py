@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from models import WebhookEvent
 from models.base import utcnow
-from services import subscriptions, topups
+from services.billing import subscriptions
+from services.billing.gateway import VerifiedEvent, gateway
 from services.errors import NotFound, TallyError
-from services.stripe_gateway import VerifiedEvent, gateway
+from services.ledger import topups
 
 
 def _payment_intent_succeeded(event: VerifiedEvent) -> str:
