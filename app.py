@@ -21,8 +21,10 @@ import config
 import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
 from extensions import csrf, db, limiter, login_manager, migrate
 from interfaces import cli
+from services import uow
 from services.billing import gateway as stripe_gateway
 from services.billing import plans
+from services.notifications import outbox
 from views import (
     api,
     api_docs,
@@ -73,6 +75,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  (answers keep the documented order)
 
     db.init_app(app)
+    uow.init_app(app)  # first after_request hook, so it runs last: the request's one commit
+    outbox.init_app(app)
     migrate.init_app(app, db)
     csrf.init_app(app)
     # Registered before the limiter: after_request hooks run in reverse order, so this one

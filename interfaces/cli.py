@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 from flask import Flask
@@ -11,6 +12,7 @@ from interfaces import staff_cli
 from services import idempotency
 from services.errors import TallyError
 from services.identity import accounts
+from services.notifications import outbox
 from services.usage import period_close
 
 
@@ -35,6 +37,21 @@ def init_app(app: Flask) -> None:
     def purge_idempotency_keys() -> None:
         """Delete stored Idempotency-Key answers older than 24 hours; run it daily from cron."""
         click.echo(json.dumps({"deleted": idempotency.purge()}))
+
+    @app.cli.command("deliver-outbox")
+    @click.option("--loop", is_flag=True, help="Keep delivering, every --every seconds, until stopped.")
+    @click.option("--every", default=10.0, show_default=True, type=float)
+    def deliver_outbox(loop: bool, every: float) -> None:
+        """Deliver queued emails and other after-commit work that is due (retries included).
+
+        Prints {"sent", "retried", "failed"} per round. Run it from cron every minute, or
+        with --loop as a service.
+        """
+        while True:
+            click.echo(json.dumps(outbox.deliver_due().as_dict()))
+            if not loop:
+                return
+            time.sleep(every)
 
     @app.cli.command("mcp", with_appcontext=False)
     @click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio",

@@ -98,6 +98,7 @@ def app(backend: str, tmp_path: Path, localstripe_url: str, app_config: dict) ->
         # Each app gets its own in-memory rate-limit window.
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        "OUTBOX_DELIVERY": "inline",  # after-commit work (email) is done before the answer
         **app_config,
     })
     with app.app_context():

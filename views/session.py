@@ -29,6 +29,7 @@ from extensions import db, login_manager
 from models import Account, Impersonation, User
 from models.audit import VIA_CONSOLE, VIA_IMPERSONATION
 from models.base import utcnow
+from services import uow
 from services.errors import TallyError, Unauthorized
 from services.identity import accounts
 from services.staff import impersonation
@@ -194,7 +195,7 @@ def sensitive_action(action: str, snapshot: Callable[[], dict[str, Any]] | None 
             try:
                 response = make_response(view(*args, **kwargs))
             except Exception as exc:
-                db.session.rollback()
+                uow.rollback()
                 impersonation.record_action(
                     who, running, action, outcome="failed", account_id=account_id, before=before,
                     detail={"error": getattr(exc, "code", type(exc).__name__)})

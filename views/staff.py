@@ -29,9 +29,9 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from documents import invoices as invoice_documents
 from extensions import db
 from models import Account, Customer, User
+from services import uow
 from services.billing import plans
 from services.errors import InvalidInput, TallyError
 from services.ledger import grants
@@ -201,7 +201,7 @@ def _account_action(account_id: str, name: str, run: Callable[[FlaskForm, Accoun
         try:
             message = run(form, account)
         except TallyError as exc:
-            db.session.rollback()
+            uow.rollback()
             _field_error(form, exc)
         else:
             flash(message)
@@ -288,9 +288,9 @@ def resend_invoice(account_id: str, invoice_id: str):
     error = "Give a reason: it goes into the audit log."
     if form.validate_on_submit():
         try:
-            to = staff.resend_invoice(actor(), account.id, invoice_id, form.reason.data,
-                                      render_pdf=invoice_documents.pdf_bytes)
+            to = staff.resend_invoice(actor(), account.id, invoice_id, form.reason.data)
         except TallyError as exc:
+            uow.rollback()  # a refusal changes nothing
             error = exc.message
         else:
             flash(f"Invoice sent to {to}.")
@@ -322,7 +322,7 @@ def impersonate(user_id: str):
             started = impersonation.start(actor(), user.id, form.reason.data,
                                           minutes=current_app.config["IMPERSONATION_MINUTES"])
         except TallyError as exc:
-            db.session.rollback()
+            uow.rollback()
             _field_error(form, exc)
         else:
             begin_impersonation(started.impersonation.id)
@@ -437,6 +437,7 @@ def replay_webhook(event_id: str):
     try:
         outcome = staff.replay_webhook(actor(), event_id)
     except TallyError as exc:
+        uow.rollback()  # a refusal changes nothing
         if exc.status == 404:
             raise
         flash(f"Replay failed: {exc.message}", "error")

@@ -8,7 +8,6 @@ Credit grants live in services/ledger/grants.py, impersonation in services/staff
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,17 +32,17 @@ from models import (
 from models.base import public_id, utcnow
 from models.billing import Subscription
 from models.ledger import KIND_ADJUSTMENT
+from services import notifications
+from services import usage as metering
 from services.billing import plans, webhooks
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound, TallyError, Unavailable
 from services.identity import accounts, keys
 from services.ledger import entries as ledger
 from services.ledger.entries import Posting
 from services.money import check_currency, format_money
-from services.notifications import mailer
 from services.pagination import Page, paginate
 from services.staff import audit
 from services.staff.audit import Actor
-from services.usage import metering
 
 PERMISSION_IMPERSONATE_WRITE = "impersonate_write"
 PERMISSIONS = (PERMISSION_IMPERSONATE_WRITE,)
@@ -436,19 +435,19 @@ def extend_grace(actor: Actor, account_id: str, days: object, reason: object) ->
     return account
 
 
-def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: object,
-                   render_pdf: Callable[[Invoice], bytes]) -> str:
+def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: object) -> str:
     """Email the invoice, its PDF attached, to the customer's primary email; audited.
 
-    Returns the address it went to. Without email delivery set up (SMTP_URL) it refuses,
-    saying so, and records nothing.
+    Returns the address it goes to. The email is queued with the audit row and sent after
+    the commit (services/notifications). Without email delivery set up (SMTP_URL) it
+    refuses, saying so, and records nothing.
     """
     require_staff(actor.staff)
     reason = check_reason(reason)
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.account_id != account_id:
         raise NotFound(f"No such invoice: {invoice_id}", param="invoice_id")
-    if not mailer.configured():
+    if not notifications.email_configured():
         raise Unavailable(
             f"Invoice {invoice.number} was not sent: Tally has no email delivery set up yet "
             "(SMTP_URL). The customer can download it from their Invoices page.",
@@ -456,16 +455,15 @@ def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: objec
     account = get_account(account_id)
     to = account.customer.primary_email
     title = {"receipt": "Receipt", "usage_statement": "Usage statement"}.get(invoice.kind, "Invoice")
-    message_id = mailer.send(
+    notifications.queue_email(
         to, f"Your {title.lower()} {invoice.number} from Tally",
         f"Hello,\n\nAs requested, here is your {title.lower()} {invoice.number} "
         f"({format_money(invoice.total, invoice.currency)}), attached as a PDF. You can also "
         "download it any time from the Invoices page of your billing portal.\n\n— Tally billing\n",
-        (mailer.Attachment(f"invoice-{invoice.number}.pdf", render_pdf(invoice)),))
-    audit.record_now(actor, "invoice.resend", customer_id=account.customer_id,
-                     account_id=account.id, reason=reason,
-                     meta={"invoice_id": invoice.id, "number": invoice.number, "to": to,
-                           "message_id": message_id})
+        customer_id=account.customer_id, invoice_pdf=invoice.id)
+    audit.record(actor, "invoice.resend", customer_id=account.customer_id,
+                 account_id=account.id, reason=reason,
+                 meta={"invoice_id": invoice.id, "number": invoice.number, "to": to})
     return to
 
 

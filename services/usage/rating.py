@@ -23,7 +23,7 @@ from models import Account, LedgerEntry, Meter, PriceCharge, PricePlan, UsageCha
 from models.base import utcnow
 from models.ledger import KIND_USAGE
 from models.pricing import PRICING_MODELS
-from services.errors import InvalidInput, NotFound, TallyError
+from services.errors import InvalidInput, LimitExceeded, NotFound
 from services.ledger import entries as ledger
 from services.money import check_currency
 from services.pagination import Page, paginate
@@ -33,15 +33,6 @@ from services.usage import periods
 
 USAGE_SOURCE = "usage_charge"
 MAX_AMOUNT = 10**12
-
-
-class OutOfCredit(TallyError):
-    """A priced call the prepaid credit (or the spend cap) cannot cover: 402, nothing recorded."""
-
-    status, title, code = 402, "Usage limit exceeded", "usage_limit_exceeded"
-
-    def __init__(self, message: str, current: int, limit: int | None) -> None:
-        super().__init__(message, extra={"usage": {"current": current, "limit": limit}})
 
 
 # Pricing models -----------------------------------------------------------------
@@ -155,7 +146,6 @@ def create_price_plan(actor: audit.Actor, body: dict[str, Any]) -> PricePlan:
     db.session.flush()
     audit.record(actor, "price_plan.create", meta={"price_plan_id": plan.id, "name": plan.name,
                                                    "currency": plan.currency})
-    db.session.commit()
     return plan
 
 
@@ -192,7 +182,6 @@ def assign(actor: audit.Actor, account: Account, price_plan_id: str | None,
     audit.record(actor, "price_plan.assign", customer_id=account.customer_id,
                  account_id=account.id, reason=reason, before={"price_plan_id": before},
                  after={"price_plan_id": price_plan_id})
-    db.session.commit()
     return account
 
 
@@ -219,7 +208,7 @@ def accrue(account: Account, increments: list[Increment], *, enforce: bool,
     """Rate usage increments and accrue them (the caller commits).
 
     With `enforce` (the gate), a positive charge the available credit or the spend cap
-    cannot cover raises OutOfCredit, and the caller rolls back: nothing is recorded.
+    cannot cover raises LimitExceeded (402), and the operation rolls back: nothing is recorded.
     """
     now = now or utcnow()
     priced = charges_for(account) if charges is None else charges
@@ -253,14 +242,14 @@ def accrue(account: Account, increments: list[Increment], *, enforce: bool,
                                .returning(Account.spend_cap)).first()
     label = meter_defs.label(first.meter)
     if taken is None:
-        raise OutOfCredit(f"Not enough prepaid credit for {label} usage; top up to continue.",
-                          first.before, None)
+        raise LimitExceeded(f"Not enough prepaid credit for {label} usage; top up to continue.",
+                            current=first.before, limit=None)
     cap = taken[0]
     if enforce and cap is not None:
         for period, cost in spend.items():
             if cost > 0 and period_spend(account, period) + cost > cap:
-                raise OutOfCredit(f"Monthly spend cap reached for {label} usage; raise the cap "
-                                  "to continue.", first.before, None)
+                raise LimitExceeded(f"Monthly spend cap reached for {label} usage; raise the cap "
+                                    "to continue.", current=first.before, limit=None)
     dialect = db.session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(UsageCharge)
     rows = [{"account_id": account.id, "meter_id": m, "day": d, "amount": a, "posted": 0}

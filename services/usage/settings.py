@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from extensions import db
 from models import Account
 from services.errors import InvalidInput
-from services.usage import metering, periods
+from services.usage import periods, recording
 
 MAX_THRESHOLDS = 10
 THRESHOLD_MIN, THRESHOLD_MAX = 1, 1000  # percent of a limit (over 100: alert past the limit)
@@ -29,7 +28,7 @@ def update(account: Account, values: dict[str, Any]) -> Account:
         periods.zone(tz)
         if tz != account.time_zone:
             account.time_zone = tz
-            metering.rebuild_period(account)  # the month's usage carries over to the new zone
+            recording.rebuild_period(account)  # the month's usage carries over to the new zone
     if "spend_cap" in values:
         cap = values["spend_cap"]
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int)
@@ -45,5 +44,4 @@ def update(account: Account, values: dict[str, Any]) -> Account:
             raise InvalidInput("alert_thresholds must be a list of up to 10 percentages (1-1000).",
                                param="alert_thresholds")
         account.alert_thresholds = sorted(set(thresholds))
-    db.session.commit()
     return account

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 
+from services import usage as metering
 from services.billing import plans
 from services.errors import InvalidInput
 from services.ledger import entries as ledger
 from services.ledger import topups
-from services.usage import metering
 from views.api import ACCOUNT_KEY, USAGE_OR_ACCOUNT_KEY, account, bp, json_body, key_required
 from views.api.lists import list_response, page_args
 

@@ -19,7 +19,7 @@ from models.keys import KIND_ACCOUNT
 from services.errors import InvalidInput, NotFound
 from services.ledger import grants
 from services.staff import console as staff
-from services.usage.metering import parse_timestamp
+from services.usage.events import parse_timestamp
 from views.api import ACCOUNT_KEY, STAFF_KEY, bp, current_key, json_body, key_required, staff_actor
 from views.api.lists import list_response, page_args
 

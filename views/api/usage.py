@@ -7,11 +7,11 @@ from datetime import timedelta
 from flask import jsonify, request
 
 from models.base import utcnow
+from services import usage as metering
 from services.errors import InvalidInput
 from services.pagination import paginate_list
-from services.usage import metering, rating, settings
 from services.usage import meters as meter_defs
-from services.usage.metering import parse_timestamp
+from services.usage import rating, settings
 from views.api import (
     ACCOUNT_KEY,
     STAFF_KEY,
@@ -115,8 +115,8 @@ def meter_usage(name: str):
     meter = meter_defs.get_meter(name)
     granularity = request.args.get("granularity", "day")
     period = metering.summary(acct).period
-    start = parse_timestamp(request.args["from"], "from") if "from" in request.args else period.start
-    end = parse_timestamp(request.args["to"], "to") if "to" in request.args else min(
+    start = metering.parse_timestamp(request.args["from"], "from") if "from" in request.args else period.start
+    end = metering.parse_timestamp(request.args["to"], "to") if "to" in request.args else min(
         period.end, utcnow() + timedelta(hours=1))
     if end <= start:
         raise InvalidInput("to must be after from.", param="to")
