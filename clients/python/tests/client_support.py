@@ -24,6 +24,12 @@ def used(base_url: str, api_key: str, meter: str = "apiCalls") -> int:
     return int(answer.json()["usage"][meter])
 
 
+def recording_client() -> tuple[httpx.Client, list[httpx.Request]]:
+    """An httpx client for `Tally(http_client=...)` that keeps every request it sends."""
+    sent: list[httpx.Request] = []
+    return httpx.Client(event_hooks={"request": [sent.append]}), sent
+
+
 def request_ids(sent: list[httpx.Request]) -> list[str]:
     """The `id` of each authorize request an event hook saw."""
     return [json.loads(request.content)["id"] for request in sent]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx2 as httpx
 import pytest
-from client_support import fault_proxy, request_ids, unavailable, used
+from client_support import fault_proxy, recording_client, request_ids, unavailable, used
 from conftest import API_CALLS
 from tally_client import (
     Decision,
@@ -100,8 +100,7 @@ def test_calls_share_one_kept_alive_connection(app, customer, tmp_path):
 def test_a_retry_reuses_the_id_so_the_call_counts_once(live_server, customer, fault):
     """Tally served the call but its answer never came (lost, or past the timeout): the
     retry sends the same id, Tally answers it as a duplicate, and it counts once."""
-    sent: list[httpx.Request] = []
-    http = httpx.Client(event_hooks={"request": [sent.append]})
+    http, sent = recording_client()
     with fault_proxy(live_server.port) as proxy, \
             Tally(proxy.url, customer.api_key, http_client=http, timeout=0.5) as tally:
         if fault == "lost":
@@ -115,8 +114,7 @@ def test_a_retry_reuses_the_id_so_the_call_counts_once(live_server, customer, fa
 
 
 def test_a_503_with_retry_after_is_waited_for_when_allowed(live_server, customer):
-    sent: list[httpx.Request] = []
-    http = httpx.Client(event_hooks={"request": [sent.append]})
+    http, sent = recording_client()
     with fault_proxy(live_server.port) as proxy:
         proxy.canned.append(unavailable(retry_after=1))
         with Tally(proxy.url, customer.api_key, http_client=http,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx2 as httpx
 import pytest
-from client_support import fault_proxy, unavailable, used
+from client_support import fault_proxy, recording_client, unavailable, used
 from tally_client import BufferFull, Event, EventsRejected, Tally, TallyError, TallyUnavailable
 
 from tests.support.localstripe import free_port
@@ -33,8 +33,7 @@ def wait_until(condition, timeout: float = 20.0) -> bool:
 
 def test_events_leave_in_batches_and_count(live_server, make_customer):
     alice, bob = make_customer("Alice"), make_customer("Bob")
-    sent: list[httpx.Request] = []
-    http = httpx.Client(event_hooks={"request": [sent.append]})
+    http, sent = recording_client()
     with Tally(live_server.url, alice.api_key, http_client=http, batch_size=100,
                flush_interval=3600) as tally:
         tally.ingest([Event("api_call") for _ in range(250)])
@@ -76,8 +75,7 @@ def test_an_exit_while_tally_is_away_says_what_was_lost(customer):
 
 
 def test_a_lost_answer_is_retried_and_counted_once(live_server, customer):
-    sent: list[httpx.Request] = []
-    http = httpx.Client(event_hooks={"request": [sent.append]})
+    http, sent = recording_client()
     with fault_proxy(live_server.port) as proxy, \
             Tally(proxy.url, customer.api_key, http_client=http) as tally:
         proxy.lose_answers = 1
@@ -89,8 +87,7 @@ def test_a_lost_answer_is_retried_and_counted_once(live_server, customer):
 
 
 def test_a_503_retry_after_is_waited_for(live_server, customer):
-    sent: list[httpx.Request] = []
-    http = httpx.Client(event_hooks={"request": [sent.append]})
+    http, sent = recording_client()
     with fault_proxy(live_server.port) as proxy:
         proxy.canned.append(unavailable(retry_after=1))
         with Tally(proxy.url, customer.api_key, http_client=http) as tally:
