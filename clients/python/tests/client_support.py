@@ -16,6 +16,8 @@ from contextlib import contextmanager, suppress
 
 import httpx2 as httpx
 
+API_CALLS = 5  # the free plan's monthly apiCalls in these tests (conftest's plans file)
+
 
 def used(base_url: str, api_key: str, meter: str = "apiCalls") -> int:
     """What Tally counted this month on a meter, read from the API as a customer would."""

@@ -6,19 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from client_support import API_CALLS
 
 from tests.conftest import (  # noqa: F401  (fixtures)
     app,
     backend,
-    client,
     customer,
     live_server,
     localstripe_url,
     make_customer,
     write_plans,
 )
-
-API_CALLS = 5  # the free plan's monthly apiCalls in these tests
 
 
 @pytest.fixture

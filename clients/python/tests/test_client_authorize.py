@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx2 as httpx
 import pytest
-from client_support import fault_proxy, recording_client, request_ids, unavailable, used
-from conftest import API_CALLS
+from client_support import API_CALLS, fault_proxy, recording_client, request_ids, unavailable, used
 from tally_client import (
     Decision,
     InvalidRequest,

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_support import used
-from conftest import API_CALLS
+from client_support import API_CALLS, used
 from tally_client import AsyncTally, Charge, Event, RequestInfo, Tally
 from tally_client.middleware import ASGIMiddleware, WSGIMiddleware
 from werkzeug.test import Client
