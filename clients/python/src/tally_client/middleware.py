@@ -137,6 +137,9 @@ class WSGIMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         headers = {name[5:].replace("_", "-").lower(): value for name, value in environ.items()
                    if name.startswith("HTTP_")}
+        for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):  # the two headers WSGI keeps apart
+            if environ.get(name):
+                headers[name.replace("_", "-").lower()] = environ[name]
         charge = self.gate.meter(RequestInfo(environ.get("REQUEST_METHOD", "GET"),
                                              environ.get("PATH_INFO", "/"), headers, environ))
         if charge is None:
