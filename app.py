@@ -20,11 +20,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config
 import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
 from extensions import csrf, db, limiter, login_manager, migrate
-from interfaces import cli
+from interfaces import cli, jobs
 from services import uow
 from services.billing import gateway as stripe_gateway
 from services.billing import plans
-from services.notifications import outbox
 from views import (
     api,
     api_docs,
@@ -76,7 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     uow.init_app(app)  # first after_request hook, so it runs last: the request's one commit
-    outbox.init_app(app)
+    jobs.init_app(app)  # after-commit delivery of the outbox
     migrate.init_app(app, db)
     csrf.init_app(app)
     # Registered before the limiter: after_request hooks run in reverse order, so this one

@@ -1,22 +1,46 @@
-"""CLI commands: `flask --app app seed-demo`, `flask --app app create-staff`."""
+"""CLI commands (`flask --app app seed-demo`, ...), each one unit of work."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import click
 from flask import Flask
 
-from interfaces import staff_cli
-from services import idempotency
+from interfaces import jobs, staff_cli
+from services import idempotency, uow
 from services.errors import TallyError
 from services.identity import accounts
-from services.notifications import outbox
 from services.usage import period_close
+
+# Commands that frame their own units of work (a loop, a server of requests).
+_OWN_UNITS = ("deliver-outbox", "mcp")
+
+
+def _as_unit(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """A command is one unit of work: it commits when it ends, or rolls back if it fails."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with uow.unit():
+            return callback(*args, **kwargs)
+
+    return run
 
 
 def init_app(app: Flask) -> None:
+    before = set(app.cli.commands)
+    _register(app)
+    for name in set(app.cli.commands) - before - set(_OWN_UNITS):
+        command = app.cli.commands[name]
+        command.callback = _as_unit(command.callback)  # type: ignore[arg-type]
+
+
+def _register(app: Flask) -> None:
     staff_cli.init_app(app)  # reconcile, credit-grants, staff-permission
 
     @app.cli.command("seed-demo")
@@ -48,7 +72,7 @@ def init_app(app: Flask) -> None:
         with --loop as a service.
         """
         while True:
-            click.echo(json.dumps(outbox.deliver_due().as_dict()))
+            click.echo(json.dumps(jobs.deliver_outbox().as_dict()))
             if not loop:
                 return
             time.sleep(every)

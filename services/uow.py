@@ -10,6 +10,8 @@ they raise a `TallyError` to refuse, and whoever started the operation decides.
   has run, so what those hooks write (the stored `Idempotency-Key` answer, the audit
   row of an action taken while viewing as a customer) commits with the work or not at
   all. A view that catches a refusal to show it beside a form calls `rollback()`.
+- **Locks**: `lock(Model, id)` is the one way to lock a row for the rest of the
+  operation (an account's money, a customer's invoice numbers).
 - **Everything else** (CLI commands, jobs, tests): `with unit(): ...`, or `commit()` /
   `rollback()` at the boundary of each batch of a batched job.
 
@@ -30,10 +32,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response
-from sqlalchemy import event
+from sqlalchemy import event, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from extensions import db
@@ -41,6 +44,7 @@ from extensions import db
 _WROTE = "tally_uow_wrote"  # session.info: this transaction has written or locked a row
 _QUEUED = "tally_uow_queued"  # session.info: this transaction wrote outbox rows
 _commit_hooks: list[Callable[[], None]] = []
+_Row = TypeVar("_Row")
 
 
 class WriteBeforeNetworkCall(RuntimeError):
@@ -100,6 +104,25 @@ def assert_no_writes(what: str) -> None:
         raise WriteBeforeNetworkCall(
             f"{what} inside a transaction that has already written or locked rows; make the "
             "call first, then write (services/uow.py)")
+
+
+def lock(model: type[_Row], key: str) -> _Row | None:
+    """Lock one row until the operation ends and read it fresh (None if there is none).
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite has no row locks, so a no-op UPDATE takes
+    the database's write lock first (pysqlite begins the transaction only at a write).
+    Either way no other writer changes the row until the commit, so what the operation
+    reads of it stays exact.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    column = table.primary_key.columns.values()[0]
+    if db.session.get_bind().dialect.name == "sqlite":
+        other = next(c for c in table.columns if not c.primary_key and not c.foreign_keys)
+        db.session.execute(sa_update(model).where(column == key).values({other.name: other})
+                           .execution_options(synchronize_session=False))
+    return db.session.execute(
+        select(model).where(column == key).with_for_update()
+        .execution_options(populate_existing=True)).scalar_one_or_none()
 
 
 # Tracking writes ------------------------------------------------------------------

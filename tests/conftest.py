@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from extensions import db
+from services import uow
 from services.identity import accounts
 from tests.support.localstripe import (
     STRIPE_JS_PATH,
@@ -139,7 +140,8 @@ def make_customer(app: Flask):
         n = next(counter)
         email = f"{name.lower().replace(' ', '')}{n}@example.com"
         with app.app_context():
-            result = accounts.sign_up(email=email, password=PASSWORD, name=f"{name} {n}")
+            with uow.unit():
+                result = accounts.sign_up(email=email, password=PASSWORD, name=f"{name} {n}")
             account_id = result.account.id
             db.session.remove()
         return Customer(email, PASSWORD, account_id, result.api_key)

@@ -34,7 +34,7 @@ from services.errors import TallyError, Unauthorized
 from services.identity import accounts
 from services.staff import impersonation
 from services.staff.audit import Actor
-from services.staff.console import PERMISSION_IMPERSONATE_WRITE
+from services.staff.rules import PERMISSION_IMPERSONATE_WRITE
 from views.errors import FAVICON_ENDPOINT, error_response, wants_json
 from views.htmx import is_htmx
 

@@ -37,7 +37,7 @@ from services.errors import InvalidInput, TallyError
 from services.ledger import grants
 from services.money import format_money, parse_major
 from services.pagination import parse_limit
-from services.staff import audit, impersonation
+from services.staff import audit, impersonation, rules
 from services.staff import console as staff
 from services.usage import rating
 from views.htmx import render_page
@@ -261,7 +261,7 @@ def change_plan(account_id: str):
 def assign_price_plan(account_id: str):
     def run(form: PricePlanForm, account: Account) -> str:
         changed = rating.assign(actor(), account, form.price_plan.data or None,
-                                staff.check_reason(form.reason.data))
+                                rules.check_reason(form.reason.data))
         if changed.price_plan_id is None:
             return f"{changed.name} has no usage pricing now."
         return f"{changed.name} is on the price plan {rating.get_price_plan(changed.price_plan_id).name} now."
@@ -434,13 +434,9 @@ def webhook(event_id: str):
 @staff_page
 def replay_webhook(event_id: str):
     ConfirmForm().validate_on_submit()
-    try:
-        outcome = staff.replay_webhook(actor(), event_id)
-    except TallyError as exc:
-        uow.rollback()  # a refusal changes nothing
-        if exc.status == 404:
-            raise
-        flash(f"Replay failed: {exc.message}", "error")
+    outcome = staff.replay_webhook(actor(), event_id)
+    if outcome.status == "error":
+        flash(f"Replay failed: {outcome.detail}", "error")
     else:
         detail = f" ({outcome.detail})" if outcome.detail else ""
         flash({"duplicate": "Already processed: nothing to do, nothing changed.",

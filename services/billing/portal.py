@@ -11,6 +11,7 @@ from typing import Any
 from flask import current_app
 
 from services.billing.gateway import gateway
+from services.billing.urls import check_url
 from services.errors import InvalidInput
 
 CANCEL_MODES = ("at_period_end", "immediately")
@@ -99,7 +100,6 @@ def _params(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     if "default_return_url" in body:
         url = body["default_return_url"]
         if url is not None:
-            from services.billing.subscriptions import check_url
             check_url(url, "default_return_url")
         params["default_return_url"] = url or ""
     if "active" in body and not creating:

@@ -21,7 +21,6 @@ older `incomplete` over a later state) and the invoice is mirrored once per Stri
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select
@@ -30,10 +29,10 @@ from extensions import db
 from models import Account, Subscription
 from models.base import utcnow
 from models.billing import INVOICE_RENEWAL
-from services.billing import invoices, plans
+from services.billing import customers, invoices, plans, portal
 from services.billing.gateway import PaymentIntentInfo, SubscriptionInfo, gateway
+from services.billing.urls import check_url
 from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed
-from services.ledger.topups import ensure_stripe_customer
 
 ACTIVE = ("active", "trialing")
 LIVE = (*ACTIVE, "past_due")
@@ -116,7 +115,7 @@ def start(account: Account, payment_method_id: object, plan_name: str = "pro") -
     if existing is not None and existing.status in LIVE:
         raise Conflict(f"This account already has a {existing.plan} subscription.",
                        code="already_subscribed")
-    customer = ensure_stripe_customer(account.customer)
+    customer = customers.stripe_id(account.customer)
     try:
         gateway().attach_default_payment_method(customer, payment_method_id)
     except PaymentFailed as exc:  # Stripe declines some cards when they are attached
@@ -125,6 +124,7 @@ def start(account: Account, payment_method_id: object, plan_name: str = "pro") -
         customer=customer, price=price_id(plan),
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
         idempotency_key=f"tally-sub-{account.id}-{payment_method_id}")
+    customers.remember(account.customer, customer)
     subscription = apply(info)
     if info.latest_invoice:
         mirror_invoice(info.latest_invoice)
@@ -310,11 +310,14 @@ def checkout_url(account: Account, price: object, success_url: object, cancel_ur
     for name, url in (("successUrl", success_url), ("cancelUrl", cancel_url)):
         check_url(url, name)
     plan = paid_plan(plan_name)
-    return gateway().create_checkout_session(
-        customer=ensure_stripe_customer(account.customer), price=price_id(plan),
+    customer = customers.stripe_id(account.customer)
+    url = gateway().create_checkout_session(
+        customer=customer, price=price_id(plan),
         success_url=str(success_url), cancel_url=str(cancel_url),
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
         idempotency_key=f"tally-checkout-{account.id}-{utcnow().timestamp():.0f}")
+    customers.remember(account.customer, customer)
+    return url
 
 
 def complete_checkout(session_id: str) -> Subscription | None:
@@ -323,15 +326,9 @@ def complete_checkout(session_id: str) -> Subscription | None:
 
 
 def portal_url(account: Account, return_url: object) -> str:
-    from services.billing import portal
-
     check_url(return_url, "returnUrl")
-    return gateway().create_portal_session(
-        customer=ensure_stripe_customer(account.customer), return_url=str(return_url),
-        configuration=portal.default_configuration_id())
-
-
-def check_url(url: object, param: str) -> None:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
-        raise InvalidInput(f"{param} must be an absolute http(s) URL.", param=param)
+    customer = customers.stripe_id(account.customer)
+    url = gateway().create_portal_session(customer=customer, return_url=str(return_url),
+                                          configuration=portal.default_configuration_id())
+    customers.remember(account.customer, customer)
+    return url

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
-from models import Account, LedgerEntry, Meter, PriceCharge, PricePlan, UsageCharge
+from models import Account, Meter, PriceCharge, PricePlan, UsageCharge
 from models.base import utcnow
 from models.ledger import KIND_USAGE
 from models.pricing import PRICING_MODELS
@@ -237,7 +237,7 @@ def accrue(account: Account, increments: list[Increment], *, enforce: bool,
     if enforce and total > 0:
         # One conditional UPDATE: the row lock serialises concurrent callers, so the
         # available credit can never be spent twice.
-        stmt = stmt.where(Account.balance - Account.pending_usage >= total)
+        stmt = stmt.where(Account.available_balance >= total)
     taken = db.session.execute(stmt.values(pending_usage=Account.pending_usage + total)
                                .returning(Account.spend_cap)).first()
     label = meter_defs.label(first.meter)
@@ -288,11 +288,21 @@ def spend(account: Account, period: periods.Period) -> Spend:
                  account.price_plan_id is not None)
 
 
-def available_credit(account: Account) -> int:
-    return account.balance - account.pending_usage
-
-
 # Posting closed days --------------------------------------------------------------------
+
+
+def _mark_posted(account: Account, meter_id: str, day: datetime, *, amount: int,
+                 already: int) -> None:
+    """The day's charge is on the ledger up to `amount`: no longer pending."""
+    moved = db.session.execute(
+        update(UsageCharge).where(UsageCharge.account_id == account.id,
+                                  UsageCharge.meter_id == meter_id, UsageCharge.day == day,
+                                  UsageCharge.posted == already)
+        .values(posted=amount)).rowcount
+    if moved != 1:
+        raise RuntimeError("usage charge changed while posting; retry")
+    db.session.execute(update(Account).where(Account.id == account.id)
+                       .values(pending_usage=Account.pending_usage - (amount - already)))
 
 
 def post_closed_days(account: Account, now: datetime | None = None) -> int:
@@ -308,23 +318,12 @@ def post_closed_days(account: Account, now: datetime | None = None) -> int:
         delta, already = row.amount - row.posted, row.posted
         meter, day = meters[row.meter_id], row.day
         local_day = day.astimezone(periods.zone(account.time_zone))
-
-        def bookkeeping(entry: LedgerEntry, meter_id=row.meter_id, day=day, amount=row.amount,
-                        delta=delta, already=already) -> None:
-            moved = db.session.execute(
-                update(UsageCharge).where(UsageCharge.account_id == account.id,
-                                          UsageCharge.meter_id == meter_id, UsageCharge.day == day,
-                                          UsageCharge.posted == already)
-                .values(posted=amount)).rowcount
-            if moved != 1:
-                raise RuntimeError("usage charge changed while posting; retry")
-            db.session.execute(update(Account).where(Account.id == account.id)
-                               .values(pending_usage=Account.pending_usage - delta))
-
         result = ledger.post_entry(
             account.id, -delta, kind=KIND_USAGE, source=USAGE_SOURCE,
             source_id=f"{account.id}:{meter.id}:{day:%Y-%m-%dT%H:%M}:{already}",
-            description=f"{meter.name} usage on {local_day:%b %-d}", on_posted=bookkeeping,
+            description=f"{meter.name} usage on {local_day:%b %-d}",
             meta={"meter": meter.name, "day": local_day.date().isoformat()})
+        if result.posted:
+            _mark_posted(account, row.meter_id, day, amount=row.amount, already=already)
         posted += int(result.posted)
     return posted

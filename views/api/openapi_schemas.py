@@ -16,7 +16,7 @@ from models.ledger import KINDS as LEDGER_KINDS
 from models.pricing import PRICING_MODELS
 from models.usage import AGGREGATIONS
 from services.money import SUPPORTED_CURRENCIES
-from services.staff.console import MAX_REASON_LENGTH, MIN_REASON_LENGTH
+from services.staff.rules import MAX_REASON_LENGTH, MIN_REASON_LENGTH
 
 Schema = dict[str, Any]
 

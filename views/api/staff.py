@@ -19,6 +19,7 @@ from models.keys import KIND_ACCOUNT
 from services.errors import InvalidInput, NotFound
 from services.ledger import grants
 from services.staff import console as staff
+from services.staff import rules
 from services.usage.events import parse_timestamp
 from views.api import ACCOUNT_KEY, STAFF_KEY, bp, current_key, json_body, key_required, staff_actor
 from views.api.lists import list_response, page_args
@@ -134,11 +135,9 @@ def grant_credit(account_id: str):
         raise InvalidInput("amount is required: minor units (cents), e.g. 2500 for 25.00.",
                            param="amount")
     # The first bad field in the order the request documents them: amount, then reason.
-    staff.check_amount(body["amount"], positive=True)
+    rules.check_amount(body["amount"], positive=True)
     result = grants.grant(
         staff_actor(), staff.get_account(account_id).id, body["amount"], body.get("reason"),
         effective_from=_optional_time(body, "effective_from"),
-        expires_at=_optional_time(body, "expires_at"),
-        idempotency_key=request.headers.get("Idempotency-Key"))
-    return jsonify(grant_json(result.grant) | {"balance": result.balance}), (
-        201 if result.created else 200)
+        expires_at=_optional_time(body, "expires_at"))
+    return jsonify(grant_json(result.grant) | {"balance": result.balance}), 201
