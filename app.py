@@ -78,6 +78,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     jobs.init_app(app)  # after-commit delivery of the outbox
     migrate.init_app(app, db)
     csrf.init_app(app)
+    request_guard.init_app(app)  # NUL in the address or a form is a 400, not a database error
+    # User loader (impersonation-aware), banner, expiry, and the read-only guard, which
+    # must run before any other hook or view acts on a request.
+    web_session.init_app(app)
     # Registered before the limiter: after_request hooks run in reverse order, so this one
     # sees the headers Flask-Limiter adds, which include Retry-After on every answer.
     app.after_request(_retry_after_only_when_refused)
@@ -94,8 +98,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api.bp)
     csrf.exempt(webhooks.bp)
     errors.init_app(app)
-    request_guard.init_app(app)  # NUL in the address or a form is a 400, not a database error
-    web_session.init_app(app)  # user loader (impersonation-aware), banner, expiry
     cli.init_app(app)
 
     filters.init_app(app)

@@ -22,7 +22,7 @@ from services import uow
 from services.errors import TallyError
 from services.identity import accounts
 from views.forms import LoginForm, PasswordChangeForm, SignupForm
-from views.session import same_site_path, sensitive_action, true_user
+from views.session import audit_as, current_impersonation, same_site_path, true_user
 
 bp = Blueprint("auth", __name__)
 
@@ -127,7 +127,7 @@ def account():
 
 @bp.post("/account/password")
 @login_required
-@sensitive_action("password.change")
+@audit_as("password.change")
 def change_password():
     """A new password ends every other session; this one continues, renewed."""
     form = PasswordChangeForm()
@@ -139,7 +139,8 @@ def change_password():
             uow.rollback()  # a refusal changes nothing
             getattr(form, exc.param or "current_password").errors = [exc.message]
         else:
-            _start_session(user)
+            if current_impersonation() is None:  # staff keep their own session, never the customer's
+                _start_session(user)
             flash("Password changed. Every other session has been logged out.")
             return redirect(url_for("auth.account"), code=303)
     return render_template("auth/account.html", form=form), 400

@@ -8,14 +8,9 @@ from models.keys import KIND_ACCOUNT, KIND_USAGE
 from services.errors import InvalidInput
 from services.identity import keys
 from views.htmx import render_page
-from views.session import current_account, customer_page, sensitive_action
+from views.session import audit_as, current_account, customer_page
 
 bp = Blueprint("keys", __name__)
-
-
-def _key_prefixes() -> dict:
-    """What an audited key change looked like before and after (prefixes only)."""
-    return {"keys": [k.prefix for k in keys.list_keys(current_account().id)]}
 
 
 @bp.get("/keys")
@@ -33,7 +28,7 @@ def _panel(new_key=None, status: int = 200, error: str | None = None):
 
 @bp.post("/keys")
 @customer_page
-@sensitive_action("key.create", snapshot=_key_prefixes)
+@audit_as("key.create")
 def create():
     """A new usage key (for product servers) or account key; shown once."""
     kind = request.form.get("kind", KIND_USAGE)
@@ -49,7 +44,7 @@ def create():
 
 @bp.post("/keys/<key_id>/revoke")
 @customer_page
-@sensitive_action("key.revoke", snapshot=_key_prefixes)
+@audit_as("key.revoke")
 def revoke(key_id: str):
     keys.revoke(keys.get_account_key(current_account().id, key_id))
     return _panel()
@@ -57,7 +52,7 @@ def revoke(key_id: str):
 
 @bp.post("/keys/<key_id>/rotate")
 @customer_page
-@sensitive_action("key.rotate", snapshot=_key_prefixes)
+@audit_as("key.rotate")
 def rotate(key_id: str):
     issued = keys.rotate(keys.get_account_key(current_account().id, key_id))
     return _panel(new_key=issued)

@@ -19,7 +19,7 @@ from services.staff import audit
 from services.usage import periods, rating, settings
 from views.forms import TopUpForm, UsageSettingsForm
 from views.htmx import render_page
-from views.session import current_account, customer_page, sensitive_action
+from views.session import audit_as, current_account, customer_page
 
 bp = Blueprint("pages", __name__)
 
@@ -62,7 +62,7 @@ def topup():
 
 @bp.post("/topup/intent")
 @customer_page
-@sensitive_action("topup.intent")
+@audit_as("topup.intent")
 def topup_intent():
     """Step 1 for Stripe.js: validate the amount and create the PaymentIntent."""
     account = current_account()
@@ -78,7 +78,7 @@ def topup_intent():
 
 @bp.post("/topup/confirm")
 @customer_page
-@sensitive_action("topup.confirm", snapshot=lambda: {"balance": current_account().balance})
+@audit_as("topup.confirm")
 def topup_confirm():
     """Step 2, after `confirmCardPayment`: credit the PaymentIntent (exactly once)."""
     credit = topups.credit_payment_intent(request.form.get("payment_intent_id"),
@@ -178,7 +178,7 @@ def _spend_cap(field: Any, currency: str) -> int | None:
 
 @bp.post("/usage/settings")
 @customer_page
-@sensitive_action("settings.update", snapshot=lambda: settings.as_dict(current_account()))
+@audit_as("settings.update")
 def usage_settings():
     """The same service as POST /v1/billing/settings; errors show beside their field."""
     account = current_account()

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from flask import (
     Flask,
     abort,
+    current_app,
     flash,
     g,
     make_response,
@@ -29,7 +30,6 @@ from extensions import db, login_manager
 from models import Account, Impersonation, User
 from models.audit import VIA_CONSOLE, VIA_IMPERSONATION
 from models.base import utcnow
-from services import uow
 from services.errors import TallyError, Unauthorized
 from services.identity import accounts
 from services.staff import impersonation
@@ -170,46 +170,33 @@ def end_impersonation() -> str | None:
     return session.pop(IMPERSONATION_KEY, None)
 
 
-def sensitive_action(action: str, snapshot: Callable[[], dict[str, Any]] | None = None):
-    """For views that move money or secrets. Not impersonating: does nothing. Viewing as a
-    customer: refused (403 `impersonation_read_only`) unless the staff member holds
-    `impersonate_write`; then the action runs and is audited with both identities (and
-    `snapshot()` taken before and after, when given). Refusals are audited too."""
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The only changes a read-only view may make: leaving it.
+EXITS = frozenset({"staff.stop_impersonation", "auth.logout"})
+
+
+def audit_as(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Name a view's action in the audit log while viewing as a customer (default: its
+    endpoint, such as `billing.cancel`). Only a name: every change is refused or audited
+    whether or not its view carries this."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            running = current_impersonation()
-            if running is None:
-                return view(*args, **kwargs)
-            who = actor(VIA_IMPERSONATION)
-            account_id = g.account.id if "account" in g else None
-            assert who.staff is not None
-            try:
-                impersonation.check_write(who.staff, action)
-            except impersonation.ReadOnly as refusal:
-                impersonation.record_action(who, running, action, outcome="refused",
-                                            account_id=account_id)
-                return _refusal(refusal)
-            before = snapshot() if snapshot else None
-            try:
-                response = make_response(view(*args, **kwargs))
-            except Exception as exc:
-                uow.rollback()
-                impersonation.record_action(
-                    who, running, action, outcome="failed", account_id=account_id, before=before,
-                    detail={"error": getattr(exc, "code", type(exc).__name__)})
-                raise
-            ok = response.status_code < 400
-            impersonation.record_action(
-                who, running, action, outcome="done" if ok else "failed", account_id=account_id,
-                before=before, after=snapshot() if snapshot and ok else None,
-                detail={"status": response.status_code})
-            return response
-
-        return wrapper
+        view.audit_action = action  # type: ignore[attr-defined]  (functools.wraps copies it)
+        return view
 
     return decorate
+
+
+def _action_name() -> str:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "audit_action", None) or request.endpoint or "request"
+
+
+def _impersonated_account_id() -> str | None:
+    try:
+        return accounts.primary_account(current_user._get_current_object()).id
+    except TallyError:
+        return None
 
 
 def _refusal(refusal: TallyError):
@@ -222,23 +209,81 @@ def _refusal(refusal: TallyError):
     return error_response(refusal)
 
 
+def _guard_change(running: Impersonation):
+    """A change asked for while viewing as the customer, on any route: refused (and
+    audited) without `impersonate_write`; with it, the view runs and `_audit_change`
+    records it with both identities and the account's state before and after."""
+    who = actor(VIA_IMPERSONATION)
+    assert who.staff is not None
+    action, account_id = _action_name(), _impersonated_account_id()
+    detail = {"method": request.method, "path": request.full_path.rstrip("?")[:500],
+              "endpoint": request.endpoint}
+    try:
+        impersonation.check_write(who.staff, action)
+    except impersonation.ReadOnly as refusal:
+        impersonation.record_action(who, running, action, outcome="refused",
+                                    account_id=account_id, detail=detail)
+        return _refusal(refusal)  # the request's boundary commits the refusal's audit row
+    g.impersonation_change = (who, running, action, account_id, detail,
+                              impersonation.account_state(account_id))
+    return None
+
+
+def _audit_after(response):
+    """After a request while viewing as the customer: the change it made (see
+    `_guard_change`), or the page it looked at (folded per path and minute). The row joins
+    the request's transaction, so it commits with the work (services/uow.py commits last);
+    a failed action was rolled back already, and its row commits alone."""
+    change = g.pop("impersonation_change", None)
+    if change is not None:
+        who, running, action, account_id, detail, before = change
+        ok = response.status_code < 400
+        impersonation.record_action(
+            who, running, action, outcome="done" if ok else "failed", account_id=account_id,
+            before=before, after=impersonation.account_state(account_id),
+            detail={**detail, "status": response.status_code})
+        return response
+    running = g.pop("impersonation_viewed", None)
+    if running is not None:
+        impersonation.record_view(actor(VIA_IMPERSONATION), running,
+                                  request.full_path.rstrip("?"), _fetched_as(response))
+    return response
+
+
+def _fetched_as(response) -> str:
+    if response.mimetype == "application/pdf":
+        return "pdf"
+    if request.headers.get("HX-Request") == "true":
+        return "htmx"
+    if response.is_json or wants_json():
+        return "json"
+    return "page"
+
+
 def _guard_impersonation():
-    """Before each request: audit pages opened while viewing as a customer, and end a view
-    that was stopped elsewhere or ran out (back to the staff console)."""
+    """Before every request, on every blueprint: while viewing as a customer, a read is
+    recorded (after it is answered) and anything else is refused unless the staff member
+    holds `impersonate_write` (only the exits, Stop and Log out, pass). A view that was
+    stopped elsewhere or ran out ends here (back to the staff console)."""
     impersonation_id = session.get(IMPERSONATION_KEY)
-    if not impersonation_id or request.endpoint in ("static", FAVICON_ENDPOINT) or request.blueprint in (
-            "api", "webhooks"):
+    if not impersonation_id or request.endpoint in ("static", FAVICON_ENDPOINT):
         return None
     running = current_impersonation()
-    if running is not None and request.endpoint == "auth.logout":
-        impersonation.end(running.id, actor(VIA_IMPERSONATION))  # logging out stops the view
-        end_impersonation()
-        return None
     if running is not None:
-        if (request.method == "GET" and request.headers.get("HX-Request") != "true"
-                and request.blueprint != "staff" and not wants_json()):
-            impersonation.record_view(actor(VIA_IMPERSONATION), running,
-                                      request.full_path.rstrip("?"))
+        if request.url_rule is None:  # no such route or method: no view runs, nothing changes
+            return None
+        if request.method in READ_METHODS:
+            if request.blueprint != "staff":  # the console is the staff member's own page
+                g.impersonation_viewed = running
+            return None
+        if request.endpoint == "auth.logout":
+            impersonation.end(running.id, actor(VIA_IMPERSONATION))  # logging out stops the view
+            end_impersonation()
+            return None
+        if request.endpoint in EXITS:
+            return None
+        return _guard_change(running)
+    if request.blueprint in ("api", "webhooks"):
         return None
     end_impersonation()
     staff = true_user()
@@ -288,7 +333,10 @@ def _impersonation_context() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
+    """Call right after CSRFProtect and before the limiter and the blueprints' own hooks:
+    the impersonation guard must run before anything else acts on a request."""
     login_manager.user_loader(load_user)
     login_manager.unauthorized_handler(_unauthorized)
     app.before_request(_guard_impersonation)
+    app.after_request(_audit_after)
     app.context_processor(_impersonation_context)

@@ -17,6 +17,11 @@ Why each patch exists:
 * ``Charge._raise_failure`` raises Stripe's card-error shape (type ``card_error``,
   ``decline_code``, ``payment_intent``); localstripe's is an ``invalid_request_error``
   without them. The ``stripe`` library raises ``CardError`` for either (402).
+* ``Idempotency-Key`` headers over 255 characters are refused with Stripe's 400
+  ``invalid_request_error`` (localstripe ignores the header; Stripe does not, and a key
+  Tally derives from a client's own key must stay within the limit).
+* ``GET /_ext/store`` (test-only, secret key): a digest of every object in the store, so a
+  test can check that a request it expects to change nothing at Stripe changed nothing.
 * Endpoints under ``/js.stripe.com/tally/`` back the Stripe.js overrides in
   ``stripe_js_ext.js`` (localstripe's own ``confirmCardPayment`` ignores the card data it
   is given). Paths under ``/js.stripe.com/`` skip localstripe's API-key check, like the
@@ -40,7 +45,9 @@ needs the secret key.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -289,9 +296,42 @@ async def extended_stripe_js(request: web.Request) -> web.Response:
     )
 
 
+MAX_IDEMPOTENCY_KEY = 255  # Stripe's limit on Idempotency-Key
+
+
+@web.middleware
+async def idempotency_key_limit(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    """Stripe refuses an ``Idempotency-Key`` longer than 255 characters; so does this."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        return web.json_response({"error": {
+            "type": "invalid_request_error",
+            "message": f"Keys for idempotent requests can only be {MAX_IDEMPOTENCY_KEY} "
+                       "characters long and cannot contain whitespace.",
+        }}, status=400)
+    return await handler(request)
+
+
+async def store_digest(request: web.Request) -> web.Response:
+    """``GET /_ext/store``: ``{"objects": {"<kind>:<id>": sha256 of the object}}`` (test-only;
+    localstripe's auth middleware asks for the secret key)."""
+    objects = {}
+    for key, obj in list(resources.store.items()):
+        try:
+            data: Any = obj._export()
+        except Exception:  # an object that cannot export itself alone is still compared
+            data = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+        text = json.dumps(data, sort_keys=True, default=str)
+        objects[key] = hashlib.sha256(text.encode()).hexdigest()
+    return web.json_response({"objects": objects})
+
+
 def add_routes(app: web.Application) -> None:
-    """The routes that answer something else than JSON, so cannot go through ``extra_apis``:
-    the extended Stripe.js and the hosted Checkout and portal pages."""
+    """The routes that answer something else than JSON, so cannot go through ``extra_apis``
+    (the extended Stripe.js, the hosted Checkout and portal pages, the store digest), and
+    the Idempotency-Key check."""
+    app.middlewares.append(idempotency_key_limit)
+    app.router.add_get("/_ext/store", store_digest)
     app.router.add_get(JS_PATH, extended_stripe_js)
     checkout.add_page_routes(app)
     portal.add_page_routes(app)

@@ -3,18 +3,21 @@
 
 The browser session keeps only the id of an `Impersonation` row; whether it is still
 running (not stopped, not expired) is decided here on every request. The audit log
-always records the true user (the staff member) beside the customer user.
+always records the true user (the staff member) beside the customer user. Which requests
+are refused is decided before any view runs (views/session.py): every one that is not a
+read, whatever its route.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from extensions import db
-from models import Impersonation, User
+from models import Account, ApiKey, AuditEvent, Impersonation, Subscription, User
 from models.base import utcnow
 from services.errors import Forbidden, NotFound
 from services.staff import audit
@@ -24,22 +27,13 @@ from services.staff.rules import PERMISSION_IMPERSONATE_WRITE, check_reason, req
 ENDED_STOPPED = "stopped"
 ENDED_EXPIRED = "expired"
 
-# What each guarded action is called in the refusal message.
-ACTION_LABELS = {
-    "topup.intent": "Topping up credit",
-    "topup.confirm": "Topping up credit",
-    "key.create": "Creating an API key",
-    "key.rotate": "Rotating an API key",
-    "key.revoke": "Revoking an API key",
-    "settings.update": "Changing billing settings",
-    "plan.change": "Changing the plan",
-    "card.update": "Entering a card",
-    "portal.open": "Opening the billing portal",
-}
+VIEW_ACTION = "impersonation.view"
+# Looks at the same page within this long are one audit row (htmx polls, reloads).
+VIEW_FOLD = timedelta(minutes=1)
 
 
 class ReadOnly(Forbidden):
-    """A money or secret action, refused while viewing as a customer."""
+    """Any change, refused while viewing as a customer without `impersonate_write`."""
 
     title = "Read-only while viewing as a customer"
     code = "impersonation_read_only"
@@ -114,29 +108,65 @@ def end(impersonation_id: str, actor: Actor, *, why: str = ENDED_STOPPED) -> Imp
 
 
 def check_write(staff: User, action: str) -> None:
-    """The one policy for money and secret actions while viewing as a customer."""
+    """The one policy for changes while viewing as a customer: none without the permission."""
     if PERMISSION_IMPERSONATE_WRITE in (staff.permissions or []):
         return
-    what = ACTION_LABELS.get(action, "This action")
     raise ReadOnly(
-        f"{what} is not allowed while you view as a customer: staff access is read-only. "
-        f"Stop viewing as the customer, or ask an administrator for the "
+        "Changes are not allowed while you view as a customer: staff access is read-only. "
+        "Stop viewing as the customer, or ask an administrator for the "
         f"{PERMISSION_IMPERSONATE_WRITE} permission.",
         extra={"action": action})
 
 
-def record_view(actor: Actor, impersonation: Impersonation, path: str) -> None:
-    """A page the staff member opened while viewing as the customer."""
-    audit.record_now(actor, "impersonation.view", customer_id=impersonation.customer_id,
-                     meta={"impersonation_id": impersonation.id, "path": path[:500]})
+def account_state(account_id: str | None) -> dict[str, Any] | None:
+    """What a customer's action can change, for the before/after of an audited action:
+    money, plan, settings, the active keys (prefixes only) and the subscription."""
+    account = db.session.get(Account, account_id, populate_existing=True) if account_id else None
+    if account is None:
+        return None
+    subscription = db.session.execute(
+        select(Subscription).where(Subscription.account_id == account.id)
+        .order_by(Subscription.created_at.desc()).limit(1)).scalar_one_or_none()
+    return {
+        "balance": account.balance, "pending_usage": account.pending_usage,
+        "currency": account.currency, "tier": account.tier,
+        "price_plan_id": account.price_plan_id, "time_zone": account.time_zone,
+        "spend_cap": account.spend_cap, "alert_thresholds": list(account.alert_thresholds or []),
+        "keys": list(db.session.execute(
+            select(ApiKey.prefix).where(ApiKey.account_id == account.id,
+                                        ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at, ApiKey.id)).scalars()),
+        "subscription": None if subscription is None else {
+            "id": subscription.id, "plan": subscription.plan, "status": subscription.status,
+            "cancel_at_period_end": subscription.cancel_at_period_end},
+    }
+
+
+def record_view(actor: Actor, impersonation: Impersonation, path: str, fetched: str) -> bool:
+    """A page the staff member opened while viewing as the customer, however it was
+    fetched (`page`, `htmx`, `json`, `pdf`...). The same path looked at again within
+    VIEW_FOLD is folded into the row already there. True when a row was added (to the
+    operation's transaction)."""
+    path = path[:500]
+    since = utcnow() - VIEW_FOLD
+    recent = db.session.execute(
+        select(AuditEvent.meta).where(
+            AuditEvent.customer_id == impersonation.customer_id,
+            AuditEvent.action == VIEW_ACTION, AuditEvent.created_at >= since)).scalars()
+    if any(meta.get("impersonation_id") == impersonation.id and meta.get("path") == path
+           for meta in recent):
+        return False
+    audit.record(actor, VIEW_ACTION, customer_id=impersonation.customer_id,
+                 meta={"impersonation_id": impersonation.id, "path": path, "fetched": fetched})
+    return True
 
 
 def record_action(actor: Actor, impersonation: Impersonation, action: str, *, outcome: str,
                   account_id: str | None = None, before: dict | None = None,
                   after: dict | None = None, detail: dict | None = None) -> None:
-    """A guarded action while viewing as the customer: done, failed or refused."""
-    audit.record_now(actor, action, customer_id=impersonation.customer_id, account_id=account_id,
+    """A change asked for while viewing as the customer: done, failed or refused (added to
+    the operation's transaction, committed at its boundary)."""
+    audit.record(actor, action, customer_id=impersonation.customer_id, account_id=account_id,
                      reason=impersonation.reason, before=before, after=after,
                      meta={"impersonation_id": impersonation.id, "outcome": outcome,
                            **(detail or {})})
-

@@ -112,3 +112,12 @@ def simulate_renewal(
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return dict(json.load(response))
+
+
+def stripe_objects(base_url: str, secret_key: str = "sk_test_tally") -> dict[str, str]:
+    """``GET /_ext/store``: every object at the simulator, as ``{"<kind>:<id>": digest}``;
+    equal before and after a request when the request changed nothing at Stripe."""
+    request = urllib.request.Request(f"{base_url}/_ext/store",
+                                     headers={"Authorization": f"Bearer {secret_key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.load(response)["objects"])

@@ -29,3 +29,13 @@ def snapshot(app: Flask) -> dict:
             select(User.id, User.password_hash, User.permissions).order_by(User.id)).all()
         db.session.remove()
     return state
+
+
+def database_rows(app: Flask, *, without: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """Every row of every table (but `without`), in a stable order: equal before and after
+    a request when the request changed nothing at all."""
+    with app.app_context():
+        rows = {t.name: sorted(tuple(map(repr, row)) for row in db.session.execute(select(t)))
+                for t in db.metadata.sorted_tables if t.name not in without}
+        db.session.remove()
+    return rows
