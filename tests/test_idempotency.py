@@ -129,6 +129,70 @@ def test_errors_are_replayed_too_and_other_accounts_are_independent(client, make
     assert one["key"]["id"] != two["key"]["id"]
 
 
+def usage_key(client, customer) -> dict[str, str]:
+    made = client.post("/v1/keys", headers=customer.headers, json={"kind": "usage", "name": "server"})
+    return {"X-Api-Key": made.get_json()["api_key"]}
+
+
+def test_an_answer_is_replayed_only_to_the_credential_scope_that_earned_it(app, client, customer,
+                                                                          backend):
+    """A usage key that sends an account key's Idempotency-Key and body gets its own 403,
+    not the account key's client secret or portal URL."""
+    usage = usage_key(client, customer)
+    secret = client.post("/v1/billing/payment-intents", json={"amount": 2500},
+                         headers=with_key(customer.headers, "topup-1"))
+    assert secret.status_code == 200 and secret.get_json()["client_secret"]
+    stolen = client.post("/v1/billing/payment-intents", json={"amount": 2500},
+                         headers=with_key(usage, "topup-1"))
+    assert stolen.status_code == 403 and error_code(stolen) == "key_scope"
+    assert REPLAYED not in stolen.headers and "client_secret" not in stolen.get_json()
+    portal = client.post("/v1/billing/portal", json={"returnUrl": "https://example.com/back"},
+                         headers=with_key(customer.headers, "portal-1"))
+    assert portal.status_code == 200 and portal.get_json()["url"]
+    stolen = client.post("/v1/billing/portal", json={"returnUrl": "https://example.com/back"},
+                         headers=with_key(usage, "portal-1"))
+    assert stolen.status_code == 403 and "url" not in stolen.get_json()
+    # The owner's retry still gets its own answer.
+    again = client.post("/v1/billing/payment-intents", json={"amount": 2500},
+                        headers=with_key(customer.headers, "topup-1"))
+    assert again.headers[REPLAYED] == "true" and again.get_data() == secret.get_data()
+
+
+def test_a_refusal_earned_by_one_scope_is_never_handed_to_another(app, client, customer, backend):
+    """A usage key's 403 is not stored, so the account key with the same Idempotency-Key and
+    body runs; and the two scopes of one account each keep their own answers."""
+    usage = usage_key(client, customer)
+    refused = client.post("/v1/keys", json={"name": "ci"}, headers=with_key(usage, "k-shared"))
+    assert refused.status_code == 403 and error_code(refused) == "key_scope"
+    made = client.post("/v1/keys", json={"name": "ci"}, headers=with_key(customer.headers, "k-shared"))
+    assert made.status_code == 201 and REPLAYED not in made.headers
+    events = {"id": "evt-scope-1", "event_name": "api_call"}
+    by_usage = client.post("/v1/events", json=events, headers=with_key(usage, "batch-1"))
+    by_account = client.post("/v1/events", json=events, headers=with_key(customer.headers, "batch-1"))
+    assert REPLAYED not in by_account.headers  # not the usage key's stored answer
+    assert by_usage.get_json()["accepted"] == 1 and by_account.get_json()["duplicates"] == 1
+    with app.app_context():
+        owners = set(db.session.execute(select(IdempotencyRecord.owner)).scalars())
+        db.session.remove()
+    assert owners == {f"account:{customer.account_id}:account_key",
+                      f"account:{customer.account_id}:usage_key"}
+
+
+def test_a_payment_intents_client_secret_is_never_stored(app, client, customer, backend):
+    first = client.post("/v1/billing/payment-intents", json={"amount": 2500},
+                        headers=with_key(customer.headers, "topup-secret"))
+    secret = first.get_json()["client_secret"]
+    assert secret and "_secret_" in secret
+    with app.app_context():
+        [body] = db.session.execute(select(IdempotencyRecord.body)).scalars().all()
+        db.session.remove()
+    assert secret not in body and json.loads(body)["client_secret"] is None
+    # A replay reads it again from Stripe, for this account's own PaymentIntent.
+    again = client.post("/v1/billing/payment-intents", json={"amount": 2500},
+                        headers=with_key(customer.headers, "topup-secret"))
+    assert again.headers[REPLAYED] == "true" and again.get_json()["client_secret"] == secret
+
+
 def test_key_length_and_a_bad_api_key(client, customer, backend):
     too_long = client.post("/v1/keys", headers=with_key(customer.headers, "x" * 256), json={})
     assert too_long.status_code == 400 and error_code(too_long) == "invalid_request"

@@ -92,6 +92,17 @@ def start_top_up(account: Account, amount: object, idempotency_key: str | None =
     return StartedTopUp(intent.id, intent.client_secret or "", intent.amount, intent.currency)
 
 
+def client_secret(account: Account, payment_intent_id: str) -> str | None:
+    """The client secret of a PaymentIntent made for this account's Stripe customer (a
+    top-up's or a subscription's first payment), read from Stripe: an `Idempotency-Key`
+    replay answers it without the idempotency store ever keeping it. None otherwise."""
+    expected = account.customer.stripe_customer_id
+    if not expected or not _PI_RE.match(payment_intent_id):
+        return None
+    intent = gateway().retrieve_payment_intent(payment_intent_id)
+    return intent.client_secret if intent.customer == expected else None
+
+
 def credit_payment_intent(payment_intent_id: object, *, account_id: str | None = None) -> Credit:
     """Credit a succeeded PaymentIntent to the account Tally created it for, exactly once.
 

@@ -82,6 +82,10 @@ def key_required(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., An
                 raise Forbidden(_SCOPE_MESSAGES[key.kind], code="key_scope")
             if key.account_id is not None:
                 g.account = key_account(key)
+            # Only now, with the key and its scope checked, may a stored answer be replayed.
+            replay = idempotency.claim(key)
+            if replay is not None:
+                return replay
             return view(*args, **kwargs)
 
         return wrapper
@@ -134,7 +138,7 @@ def _body_is_a_json_object() -> None:
 
 
 def key_owner(key: ApiKey) -> str:
-    """Whose limits and idempotency keys a request uses: its account, or the staff user."""
+    """Whose rate limits a request uses: its account, or the staff user."""
     return f"account:{key.account_id}" if key.account_id else f"user:{key.user_id}"
 
 

@@ -11,7 +11,6 @@ from models.keys import KIND_ACCOUNT, KIND_USAGE
 from services.errors import InvalidInput
 from services.identity import keys
 from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
-from views.api.idempotency import never_store
 from views.api.lists import list_response, page_args
 
 
@@ -36,13 +35,13 @@ def list_keys():
 @bp.post("/keys")
 @key_required(*ACCOUNT_KEY)
 def create_key():
-    """`{"kind": "usage" | "account", "name"}`; the key is in this answer only."""
+    """`{"kind": "usage" | "account", "name"}`; the key is in this answer only (the
+    idempotency store never keeps `api_key`)."""
     body = json_body()
     kind = body.get("kind", KIND_USAGE)
     if kind not in (KIND_ACCOUNT, KIND_USAGE):
         raise InvalidInput("kind must be usage or account.", param="kind")
     issued = keys.issue_key(account=account(), kind=kind, name=keys.clean_name(body.get("name"), kind))
-    never_store("api_key")
     return jsonify(api_key=issued.plaintext, key=key_json(issued.key)), 201
 
 
@@ -55,7 +54,6 @@ def rotate_key():
     if not isinstance(key_id, str):
         raise InvalidInput("key_id must be a string such as key_...", param="key_id")
     issued = keys.rotate(keys.get_account_key(account().id, key_id))
-    never_store("api_key")
     return jsonify(api_key=issued.plaintext, key=key_json(issued.key))
 
 
