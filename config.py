@@ -15,6 +15,7 @@ from typing import Any
 DEFAULT_TOPUP_MIN = 500
 DEFAULT_TOPUP_MAX = 100_000
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+DEFAULT_MAX_EVENT_PROPERTIES_BYTES = 4096
 
 
 def normalise_database_url(url: str) -> str:
@@ -91,6 +92,11 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "OUTBOX_DELIVERY": _choice(env, "TALLY_OUTBOX_DELIVERY", ("thread", "inline", "off"), "thread"),
         # Failed logins allowed per client IP and, separately, per email address.
         "LOGIN_RATE_LIMIT": env.get("TALLY_LOGIN_LIMIT") or "10/minute",
+        # Sign-up attempts allowed per client IP.
+        "SIGNUP_RATE_LIMIT": env.get("TALLY_SIGNUP_LIMIT") or "10/hour",
+        # A usage event whose properties (as compact JSON) are larger is rejected.
+        "MAX_EVENT_PROPERTIES_BYTES": _int(env, "TALLY_MAX_EVENT_PROPERTIES_BYTES",
+                                           DEFAULT_MAX_EVENT_PROPERTIES_BYTES),
         # Bodies over this size are refused with 413 before anything reads them.
         "MAX_CONTENT_LENGTH": _int(env, "TALLY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         # Trust X-Forwarded-* from this many proxies (0 = served directly).

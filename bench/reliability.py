@@ -63,6 +63,22 @@ SCENARIOS = [
       ("lowest credit available seen", "lowest_available_credit_seen"),
       ("credit left", "credit_left"), ("**times overdrawn**", "overdrawn"),
       ("**debits not matching metered usage**", "debits_not_matching_usage")]),
+    ("hostile_client", "A hostile client's disk cost",
+     "A client with a key sends batches of 1,000 events no meter reads (1.9 KB of properties "
+     "each) and batches of metered events with properties over the 4 KiB bound, every request "
+     "with its own `Idempotency-Key`, then metered events with properties of exactly 4 KiB "
+     "that do not compress; then it signs up again and again from one address. The database "
+     "(every table, its indexes and TOAST) is measured between the phases.",
+     [("gunicorn workers", "gunicorn_workers"), ("junk events sent", "junk_events"),
+      ("junk requests", "junk_requests"), ("junk bytes sent", "junk_bytes_sent"),
+      ("**events stored for junk**", "events_stored_for_junk"),
+      ("bytes the database grew by for junk (stored answers of at most 64 KiB)",
+       "junk_bytes_stored"),
+      ("metered events stored", "metered_events"), ("properties bound (bytes)", "properties_bound"),
+      ("bytes on disk per metered event", "bytes_per_metered_event"),
+      ("sign-ups tried from one address", "signups_attempted"),
+      ("refused with 429", "signups_refused_429"), ("sign-ups allowed an hour", "signups_per_hour"),
+      ("**accounts opened**", "accounts_opened")]),
     ("rate_limit_window", "Rate limits across workers",
      "6 clients call `POST /v1/authorize` as fast as they can for 70 seconds against 4 workers "
      "sharing Redis. For every requestsPerMinute + 1 calls allowed, the span from the first "

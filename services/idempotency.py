@@ -31,6 +31,11 @@ TTL = timedelta(hours=24)
 # A request still "running" after this long died with its worker (gunicorn kills a request
 # long before); a retry may then take the key over instead of waiting out the TTL.
 ABANDONED_AFTER = timedelta(minutes=5)
+# Answers larger than this are not kept: the key is released and a retry runs again. Only a
+# large /v1/events batch answers that much (one `rejected` item per event), and event ids
+# make that retry count nothing twice; a stored copy of it would let a hostile client turn
+# junk it sends into disk Tally keeps for a day.
+MAX_STORED_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,9 @@ def _take_over(record: IdempotencyRecord, now: datetime) -> bool:
 
 def finish(record_id: int, status: int, body: str, content_type: str) -> None:
     """Store the answer in the request's own transaction, so it commits with the work it
-    describes; or release the key on a 5xx (the work was rolled back) so a retry runs."""
-    if status >= 500:
+    describes; or release the key on a 5xx (the work was rolled back), or for an answer over
+    MAX_STORED_BODY, so a retry runs."""
+    if status >= 500 or len(body.encode()) > MAX_STORED_BODY:
         db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
     else:
         db.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(

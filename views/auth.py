@@ -84,7 +84,21 @@ def login():
     return render_template("auth/login.html", form=form, error=error), status
 
 
+SIGNUP_THROTTLED = "Too many sign-ups from your network. Try again later."
+
+
+def _signup_limit() -> str:
+    return str(current_app.config["SIGNUP_RATE_LIMIT"])
+
+
+def _signup_throttled(_limit: RequestLimit):
+    return make_response(render_template("auth/signup.html", form=SignupForm(),
+                                         error=SIGNUP_THROTTLED), 429)
+
+
 @bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(_signup_limit, key_func=get_remote_address, scope="signup-ip", methods=["POST"],
+               on_breach=_signup_throttled)
 def signup():
     form = SignupForm()
     if form.validate_on_submit():

@@ -66,6 +66,7 @@ def _contributions(event: EventIn) -> list[Contribution]:
                            f"check it. Meters read: {', '.join(known)}.",
                            code="unknown_event_name", param="event_name")
     try:
+        meter_defs.check_properties_size(event.properties)
         return meter_defs.contributions(meters, event.properties)
     except Rejected as rejection:
         raise InvalidInput(rejection.message, code=rejection.code, param="properties") from None

@@ -146,6 +146,22 @@ def _integer(properties: dict[str, Any], name: str, *, default: int | None = Non
     return value
 
 
+def check_properties_size(properties: dict[str, Any]) -> None:
+    """Rejected when `properties`, as compact JSON, is over MAX_EVENT_PROPERTIES_BYTES
+    (TALLY_MAX_EVENT_PROPERTIES_BYTES): an event is stored with its properties, so this
+    bounds what one event can cost on disk."""
+    limit = current_app.config["MAX_EVENT_PROPERTIES_BYTES"]
+    try:
+        size = len(json.dumps(properties, separators=(",", ":"), ensure_ascii=False)
+                   .encode("utf-8", "surrogatepass"))
+    except RecursionError:
+        size = limit + 1
+    if size > limit:
+        raise Rejected("properties_too_large",
+                       f"properties must be at most {limit:,} bytes as JSON (this is {size:,}); "
+                       "nothing was stored.")
+
+
 def contributions(meters: list[Meter], properties: dict[str, Any]) -> list[Contribution]:
     """What one event adds to each of its meters; Rejected if a property is unusable.
 

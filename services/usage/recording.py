@@ -168,13 +168,19 @@ def ingest(account: Account, body: object, now: datetime | None = None) -> Inges
 
 def _contributions(event: EventIn, by_name: dict[str, list[Meter]],
                    now: datetime) -> list[Contribution]:
-    """What the event adds to each meter, or Rejected (too old, in the future, malformed)."""
+    """What the event adds to each meter, or Rejected (too old, in the future, malformed,
+    read by no meter, properties too large): a rejected event is not stored."""
     if event.timestamp < now - MAX_AGE:
         raise Rejected("timestamp_too_old", "Events older than 35 days are not accepted.")
     if event.timestamp > now + MAX_AHEAD:
         raise Rejected("timestamp_in_future",
                        "Events more than 5 minutes in the future are not accepted.")
-    return meter_defs.contributions(by_name.get(event.event_name, []), event.properties)
+    meters = by_name.get(event.event_name)
+    if not meters:  # stored, it would cost disk and count for nothing
+        raise Rejected("unknown_event_name", f"No meter reads event_name {event.event_name!r}; "
+                       "nothing was stored (GET /v1/meters).")
+    meter_defs.check_properties_size(event.properties)
+    return meter_defs.contributions(meters, event.properties)
 
 
 # Time zone changes ------------------------------------------------------------

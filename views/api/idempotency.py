@@ -6,8 +6,8 @@ kept per credential scope (an account's account keys, its usage keys, a staff us
 staff keys), so two scopes never share an answer: a usage key sending an account key's
 Idempotency-Key gets its own 403, never the account key's stored answer. A retry in the
 same scope gets the stored first answer with `Idempotent-Replayed: true`. After the view,
-the answer is stored in the request's transaction, so it commits with the work (a 5xx
-releases the key instead).
+the answer is stored in the request's transaction, so it commits with the work (a 5xx, or
+an answer too large to keep, releases the key instead).
 
 Secrets are never stored: an API key is shown once (a replay answers `api_key: null`),
 and a PaymentIntent's client secret is read again from Stripe for the replay.

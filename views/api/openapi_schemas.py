@@ -242,13 +242,19 @@ SCHEMAS: dict[str, Schema] = {
     }, {
         "timestamp": string("RFC 3339; default now; at most 35 days old or 5 minutes ahead.",
                             format="date-time"),
-        "properties": nullable(obj(description="e.g. {\"tokens\": 812}", examples=[{"tokens": 812}])),
+        "properties": nullable(obj(description="e.g. {\"tokens\": 812}; at most "
+                                   "TALLY_MAX_EVENT_PROPERTIES_BYTES (4 KiB) as compact JSON.",
+                                   examples=[{"tokens": 812}])),
     }),
     "EventBatch": obj({"events": array(ref("Event"), minItems=1, maxItems=1000)}),
     "IngestResult": obj({
         "accepted": integer(minimum=0), "duplicates": integer(minimum=0),
         "rejected": array(obj({"index": integer(minimum=0), "id": string(), "code": string(),
-                               "message": string()}), "Events refused one by one; the rest count."),
+                               "message": string()}),
+                       "Events refused one by one, and not stored; the rest count. Codes: "
+                       "unknown_event_name (no meter reads it), properties_too_large, "
+                       "missing_property, invalid_property, timestamp_too_old, "
+                       "timestamp_in_future."),
     }),
     "Usage": obj({
         "period": string(examples=["2026-01"]), "period_start": TIME, "period_end": TIME,
