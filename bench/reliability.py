@@ -67,7 +67,8 @@ SCENARIOS = [
      "A client with a key sends batches of 1,000 events no meter reads (1.9 KB of properties "
      "each) and batches of metered events with properties over the 4 KiB bound, every request "
      "with its own `Idempotency-Key`, then metered events with properties of exactly 4 KiB "
-     "that do not compress; then it signs up again and again from one address. The database "
+     "that do not compress; then it signs up again and again from one address and follows "
+     "the link of every sign-up email it gets. The database "
      "(every table, its indexes and TOAST) is measured between the phases.",
      [("gunicorn workers", "gunicorn_workers"), ("junk events sent", "junk_events"),
       ("junk requests", "junk_requests"), ("junk bytes sent", "junk_bytes_sent"),

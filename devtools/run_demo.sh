@@ -27,7 +27,7 @@ if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
     sleep 0.1
   done
   echo "Demo mode: no STRIPE_SECRET_KEY, so payments go to localstripe on $STRIPE_API_BASE (test mode)."
-  # Emails (invoices staff resend) land as .eml files here instead of a mail server.
+  # Emails (sign-up links, invoices staff resend) land as .eml files here instead of a mail server.
   export SMTP_URL="${SMTP_URL:-file://$PWD/instance/outbox}"
 fi
 

@@ -5,6 +5,9 @@ helpers to sign up customers and log in.
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import json
 import os
 import re
@@ -193,3 +196,44 @@ def live_server(app: Flask, localstripe_url: str) -> Iterator[LiveServer]:
     register_webhook(localstripe_url, server.url + "/v1/billing/webhook", WEBHOOK_SECRET)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives; yields the
+    controller (`.port`) and the inbox (`.messages`)."""
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list[email.message.EmailMessage] = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(email.message_from_bytes(envelope.content,
+                                                          policy=email.policy.default))
+            return "250 OK"
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, inbox
+    controller.stop()
+
+
+@pytest.fixture
+def mail(app: Flask, smtp_server):
+    """The app's email delivered to a real SMTP server on loopback; yields its inbox."""
+    controller, inbox = smtp_server
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{controller.port}"
+    return inbox
+
+
+def text_of(message: email.message.EmailMessage) -> str:
+    return message.get_body(("plain",)).get_content()
+
+
+def signup_link(message: email.message.EmailMessage) -> str:
+    """The path (with its token) of the link in a sign-up email."""
+    match = re.search(r"https?://[^/\s]+(/signup/confirm\?token=\S+)", text_of(message))
+    assert match, text_of(message)
+    return match.group(1)

@@ -112,7 +112,7 @@ def signup_post(client, n: int, address: str):
 
 
 @pytest.mark.parametrize("app_config", [{"SIGNUP_RATE_LIMIT": "3/hour"}])
-def test_sign_up_is_throttled_per_client_address(app, client):
+def test_sign_up_is_throttled_per_client_address(app, client, mail):
     answers = [signup_post(client, n, "198.51.100.7").status_code for n in range(5)]
     assert answers == [400, 400, 400, 429, 429]
     throttled = signup_post(client, 9, "198.51.100.7").get_data(as_text=True)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from app import create_app
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, login, signup_link
 from tests.support.staff import make_staff, staff_login
 from tests.support.state import snapshot
 
@@ -160,6 +161,51 @@ def test_failed_logins_are_throttled_per_ip(app, make_customer):
     assert attempt(client, victim.email, victim.password, ip="192.0.2.1").status_code == 303
 
 
+def owners_browser(app, customer, ip: str):
+    """The owner's own browser: it has logged in before (and logged out since)."""
+    browser = app.test_client()
+    assert attempt(browser, customer.email, customer.password, ip).status_code == 303
+    assert browser.get_cookie("tally_device", path="/login") is not None
+    browser.post("/logout", data={"csrf_token": csrf_token(browser.get("/").get_data(as_text=True))})
+    return browser
+
+
+@pytest.mark.parametrize("shared_address", [False, True], ids=["elsewhere", "behind-the-same-nat"])
+def test_an_attacker_cannot_lock_the_owner_out(app, customer, shared_address):
+    home = "192.0.2.10"
+    browser = owners_browser(app, customer, home)
+    for n in range(30):  # wrong passwords for the owner's email, from everywhere
+        attacker = app.test_client()
+        attempt(attacker, customer.email, "wrong-password", home if shared_address else f"198.51.100.{n}")
+    # Guessing stays slow: a new browser is refused, even with the right password...
+    stranger = attempt(app.test_client(), customer.email, customer.password, "203.0.113.50")
+    assert stranger.status_code == 429
+    # ...but the owner's own browser logs in.
+    assert attempt(browser, customer.email, customer.password, home).status_code == 303
+    assert browser.get("/").status_code == 200
+
+
+def test_a_known_browser_guessing_is_throttled_too(app, customer, make_customer):
+    browser = owners_browser(app, customer, "192.0.2.10")
+    for _ in range(10):
+        assert attempt(browser, customer.email, "wrong-password", "192.0.2.10").status_code == 400
+    assert attempt(browser, customer.email, customer.password, "192.0.2.10").status_code == 429
+    # The device cookie speaks for its own user only: for another account, this browser is a
+    # stranger, held by the per-email limit like any other.
+    other = make_customer("Other")
+    for n in range(10):
+        attempt(app.test_client(), other.email, "wrong-password", f"198.51.100.{n}")
+    assert attempt(browser, other.email, other.password, "192.0.2.11").status_code == 429
+
+
+def test_a_forged_device_cookie_counts_for_nothing(app, customer):
+    for n in range(10):
+        attempt(app.test_client(), customer.email, "wrong-password", f"198.51.100.{n}")
+    forger = app.test_client()
+    forger.set_cookie("tally_device", '{"u": "usr_x", "d": "y"}', path="/login")
+    assert attempt(forger, customer.email, customer.password, "203.0.113.8").status_code == 429
+
+
 def test_successful_logins_do_not_count(app, customer):
     client = app.test_client()
     for _ in range(12):
@@ -243,16 +289,20 @@ def test_the_password_page_needs_a_login(client):
 # Logs -----------------------------------------------------------------------------
 
 
-def test_api_keys_and_other_secrets_never_reach_the_logs(app, client, customer, caplog):
+def test_api_keys_and_other_secrets_never_reach_the_logs(app, client, customer, caplog, mail):
     """Every logger at DEBUG (SQL statements and their parameters included) while keys are
     made, shown, used, refused and rotated, Stripe is called and people log in: no record
     holds a key, a password or a Stripe secret."""
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")  # SQLAlchemy sets WARN itself
     keys = [customer.api_key]
-    signup = client.post("/signup", data={
+    assert client.post("/signup", data={
         "email": "logs@example.com", "password": "long-enough-password", "name": "Logs",
-        "csrf_token": csrf_token(client.get("/signup").get_data(as_text=True))})
+        "csrf_token": csrf_token(client.get("/signup").get_data(as_text=True))}).status_code == 200
+    link = signup_link(mail.messages[-1])
+    signup = client.post("/signup/confirm", data={
+        "token": unquote(link.split("token=")[1]),
+        "csrf_token": csrf_token(client.get(link).get_data(as_text=True))})
     keys.append(signup.get_data(as_text=True).split('data-testid="new-api-key">')[1].split("<")[0])
     created = client.post("/v1/keys", json={"kind": "usage"}, headers=customer.headers).get_json()
     keys.append(created["api_key"])

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.message
-import email.policy
 from datetime import timedelta
 
 import pytest
@@ -15,7 +12,6 @@ from models import Account, Invoice, LedgerEntry, Subscription
 from models.base import utcnow
 from services.ledger import entries as ledger
 from tests.conftest import login
-from tests.support.localstripe import free_port
 from tests.support.staff import (
     audit_rows,
     customer_id_of,
@@ -266,27 +262,6 @@ def test_resend_invoice_says_when_no_email_is_set_up(app, client, staff, custome
                         data={"resend-csrf_token": csrf, "resend-reason": "Customer lost it"})
     assert "No such invoice" in wrong.get_data(as_text=True)
     assert audit_rows(app, action="invoice.resend") == []
-
-
-@pytest.fixture
-def smtp_server():
-    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
-    from aiosmtpd.controller import Controller
-
-    class Inbox:
-        def __init__(self) -> None:
-            self.messages: list[email.message.EmailMessage] = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(email.message_from_bytes(envelope.content,
-                                                          policy=email.policy.default))
-            return "250 OK"
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, inbox
-    controller.stop()
 
 
 def test_resend_invoice_emails_the_pdf_and_is_audited(app, client, staff, customer, smtp_server):

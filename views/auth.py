@@ -1,4 +1,4 @@
-"""Log in (throttled), sign up, log out, and change the password."""
+"""Log in (throttled), sign up (by email), log out, and change the password."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ from extensions import limiter
 from services import uow
 from services.errors import TallyError
 from services.identity import accounts
-from views.forms import LoginForm, PasswordChangeForm, SignupForm
+from services.identity import signup as signup_service
+from services.notifications import email_configured
+from views import devices
+from views.forms import ConfirmSignupForm, LoginForm, PasswordChangeForm, SignupForm
 from views.session import audit_as, current_impersonation, same_site_path, true_user
 
 bp = Blueprint("auth", __name__)
@@ -42,7 +45,10 @@ def _start_session(user) -> None:
 
 
 # Login throttling: failed attempts (any answer but the redirect of a success) count per
-# client IP and per email address; over the limit, the form says so, with a 429.
+# client IP and per email address, so guessing stays slow however many addresses guess; a
+# browser the person has logged in from before (views/devices.py) is spared those two,
+# which an attacker elsewhere can fill, and counts per device instead. Over a limit, the
+# form says so, with a 429.
 
 
 def _login_limit() -> str:
@@ -63,9 +69,11 @@ def _failed(response) -> bool:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, key_func=get_remote_address, scope="login-ip", methods=["POST"],
-               deduct_when=_failed, on_breach=_throttled)
+               deduct_when=_failed, on_breach=_throttled, exempt_when=devices.known)
 @limiter.limit(_login_limit, key_func=_login_email, scope="login-email", methods=["POST"],
-               deduct_when=_failed, on_breach=_throttled)
+               deduct_when=_failed, on_breach=_throttled, exempt_when=devices.known)
+@limiter.limit(_login_limit, key_func=devices.device_key, scope="login-device", methods=["POST"],
+               deduct_when=_failed, on_breach=_throttled, exempt_when=devices.unknown)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("pages.dashboard"))
@@ -79,10 +87,13 @@ def login():
             error = exc.message
         else:
             _start_session(user)
-            return redirect(_safe_next(request.args.get("next")), code=303)
+            return devices.remember(redirect(_safe_next(request.args.get("next")), code=303), user)
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form, error=error), status
 
+
+# Sign-up: every valid form gets the same answer ("check your email") and an email; the
+# account is created from the link in it (services/identity/signup.py).
 
 SIGNUP_THROTTLED = "Too many sign-ups from your network. Try again later."
 
@@ -93,7 +104,7 @@ def _signup_limit() -> str:
 
 def _signup_throttled(_limit: RequestLimit):
     return make_response(render_template("auth/signup.html", form=SignupForm(),
-                                         error=SIGNUP_THROTTLED), 429)
+                                         error=SIGNUP_THROTTLED, available=email_configured()), 429)
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -101,24 +112,57 @@ def _signup_throttled(_limit: RequestLimit):
                on_breach=_signup_throttled)
 def signup():
     form = SignupForm()
+    status, error = 200, None
     if form.validate_on_submit():
         try:
-            result = accounts.sign_up(email=form.email.data, password=form.password.data,
-                                      name=form.name.data)
+            email = signup_service.request(
+                email=form.email.data, password=form.password.data, name=form.name.data,
+                confirm_url=lambda token: url_for("auth.signup_confirm", token=token, _external=True),
+                login_url=url_for("auth.login", _external=True))
         except TallyError as exc:
             uow.rollback()  # a refusal changes nothing
             field = getattr(form, exc.param or "", None)
             if field is not None:
                 field.errors = [*field.errors, exc.message]
             else:
-                form.form_errors.append(exc.message)
+                error = exc.message
+            status = exc.status if field is None else 400
         else:
-            _start_session(result.user)
-            # The key is shown in this response only; it is never stored in clear.
-            return render_template("auth/welcome.html", api_key=result.api_key,
-                                   account=result.account)
-    status = 400 if request.method == "POST" else 200
-    return render_template("auth/signup.html", form=form), status
+            return render_template("auth/check_email.html", email=email, outbox=_demo_outbox())
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/signup.html", form=form, error=error,
+                           available=email_configured()), status
+
+
+def _demo_outbox() -> str | None:
+    """Where a demo Tally (SMTP_URL=file://...) writes its email, to say so on the page."""
+    url = str(current_app.config.get("SMTP_URL") or "")
+    return url.removeprefix("file://") if url.startswith("file://") else None
+
+
+@bp.route("/signup/confirm", methods=["GET", "POST"])
+def signup_confirm():
+    """The link in the sign-up email: a page with one button (GET changes nothing, so a
+    mail scanner opening the link creates nothing); the button creates the account, logs
+    the person in and shows the first API key once."""
+    token = request.values.get("token", "")
+    form = ConfirmSignupForm()
+    try:
+        pending = signup_service.read(token)
+        if form.validate_on_submit():
+            result = signup_service.complete(token)
+        else:
+            return render_template("auth/confirm_signup.html", form=form, token=token,
+                                   pending=pending), 400 if request.method == "POST" else 200
+    except TallyError as exc:
+        uow.rollback()  # a refusal changes nothing
+        return render_template("auth/confirm_signup.html", form=form, token=token, pending=None,
+                               error=exc, taken=exc.code == "email_taken"), exc.status
+    _start_session(result.user)
+    # The key is shown in this response only; it is never stored in clear.
+    return devices.remember(make_response(render_template(
+        "auth/welcome.html", api_key=result.api_key, account=result.account)), result.user)
 
 
 @bp.post("/logout")

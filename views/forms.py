@@ -17,6 +17,10 @@ class SignupForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Choose a password.")])
 
 
+class ConfirmSignupForm(FlaskForm):
+    """Just the CSRF token: the button that finishes a sign-up from its email link."""
+
+
 class TopUpForm(FlaskForm):
     """The amount step of a top-up; the card is collected by Stripe.js."""
 

@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Account, Customer, User
@@ -50,24 +51,44 @@ def check_password_rules(password: str) -> None:
                            param="password")
 
 
-def sign_up(*, email: str, password: str, name: str) -> SignUp:
-    """Create a customer, its Free account, its first user and first API key."""
-    email = normalise_email(email)
-    check_password_rules(password)
-    name = (name or "").strip()
+def check_name(name: object) -> str:
+    name = name.strip() if isinstance(name, str) else ""
     if not name:
         raise InvalidInput("Enter your company or project name.", param="name")
     if len(name) > 200:
         raise InvalidInput("Use at most 200 characters for the name.", param="name")
-    if _find_user(email) is not None:
-        raise Conflict("An account with this email already exists; log in instead.",
-                       code="email_taken", param="email")
+    return name
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def sign_up(*, email: str, password: str, name: str) -> SignUp:
+    """Create a customer, its Free account, its first user and first API key at once (the
+    demo and tests; people sign up through services/identity/signup.py, by email)."""
+    email = normalise_email(email)
+    check_password_rules(password)
+    return create_customer_user(email=email, name=check_name(name),
+                                password_hash=hash_password(password))
+
+
+def create_customer_user(*, email: str, name: str, password_hash: str) -> SignUp:
+    """A customer, its Free account, its first user and first API key (the caller commits);
+    a Conflict `email_taken` when a user has the email (the unique index decides races)."""
+    taken = Conflict("An account with this email already exists; log in instead.",
+                     code="email_taken", param="email")
+    if find_user(email) is not None:
+        raise taken
     customer = Customer(name=name, primary_email=email)
     account = Account(customer=customer, name=name,
                       currency=current_app.config["DEFAULT_CURRENCY"])
-    user = User(email=email, name=name, password_hash=_hasher.hash(password), customer=customer)
+    user = User(email=email, name=name, password_hash=password_hash, customer=customer)
     db.session.add_all([customer, account, user])
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same email, signed up at the same moment
+        raise taken from None
     issued = keys.issue_key(account=account)
     return SignUp(user, account, issued.plaintext)
 
@@ -77,7 +98,7 @@ def authenticate(email: str, password: str) -> User:
         email = normalise_email(email)
     except InvalidInput:
         email = ""
-    user = _find_user(email) if email else None
+    user = find_user(email) if email else None
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
     except (VerificationError, InvalidHashError):
@@ -89,7 +110,7 @@ def authenticate(email: str, password: str) -> User:
     return user
 
 
-def _find_user(email: str) -> User | None:
+def find_user(email: str) -> User | None:
     return db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
 
 
@@ -149,7 +170,7 @@ def get_account(account_id: str) -> Account:
 
 def seed_demo() -> dict[str, str]:
     """Create (or find) the demo customer; issue a fresh key each call."""
-    user = _find_user(DEMO_EMAIL)
+    user = find_user(DEMO_EMAIL)
     if user is None:
         signup = sign_up(email=DEMO_EMAIL, password=DEMO_PASSWORD, name="Demo Co")
         return {"email": DEMO_EMAIL, "password": DEMO_PASSWORD,
@@ -164,7 +185,7 @@ def create_staff(*, email: str, password: str, name: str = "") -> dict[str, str]
     """Create a support-staff user, or re-key an existing one, and issue a staff key."""
     email = normalise_email(email)
     check_password_rules(password)
-    user = _find_user(email)
+    user = find_user(email)
     if user is not None and not user.is_staff:
         raise Conflict("A customer user already has this email.", code="email_taken",
                        param="email")

@@ -12,14 +12,19 @@ accounts it can open are bounded per address (TALLY_SIGNUP_LIMIT).
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import http.cookiejar
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -80,22 +85,54 @@ def post_batches(url: str, key: str, batches: list[list[dict]], tag: str) -> lis
         return list(pool.map(post, range(len(batches))))
 
 
-def sign_up(url: str, n: int) -> int:
-    """One sign-up through the form, as a browser would (cookie, CSRF token)."""
+def browser() -> tuple[urllib.request.OpenerDirector, Callable[[str], str]]:
+    """A cookie-keeping client, and a function that reads a page's CSRF token."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    page = opener.open(url + "/signup", timeout=30).read().decode()
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"name": f"Hostile {n}", "email": f"hostile{n}@example.com",
-                                   "password": "hostile-password-1", "csrf_token": csrf}).encode()
+
+    def token(url: str) -> str:
+        page = opener.open(url, timeout=30).read().decode()
+        return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+    return opener, token
+
+
+def post_form(opener: urllib.request.OpenerDirector, url: str, fields: dict[str, str]) -> int:
     try:
-        with opener.open(url + "/signup", data=form, timeout=30) as response:
+        with opener.open(url, data=urllib.parse.urlencode(fields).encode(), timeout=30) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
 
 
-def test_a_hostile_clients_disk_cost_is_bounded(app, backend, deployment, customer):
-    env = {**deployment.env, "TALLY_SIGNUP_LIMIT": f"{SIGNUPS_PER_HOUR}/hour"}
+def sign_up(url: str, n: int) -> int:
+    """One sign-up through the form, as a browser would (cookie, CSRF token)."""
+    opener, token = browser()
+    return post_form(opener, url + "/signup", {
+        "name": f"Hostile {n}", "email": f"hostile{n}@example.com",
+        "password": "hostile-password-1", "csrf_token": token(url + "/signup")})
+
+
+def confirm_every_link(outbox: Path, expected: int) -> list[int]:
+    """Follow the link of every sign-up email in the outbox folder, as their recipient
+    would, once the `expected` emails are there (the workers send them after the commit)."""
+    deadline = time.monotonic() + 60
+    while len(list(outbox.glob("*.eml"))) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    statuses = []
+    for eml in sorted(outbox.glob("*.eml")):
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        link = re.search(r"https?://\S+/signup/confirm\?token=\S+",
+                         message.get_body(("plain",)).get_content()).group(0)
+        opener, token = browser()
+        statuses.append(post_form(opener, link.split("?")[0], {
+            "token": urllib.parse.unquote(link.split("token=")[1]), "csrf_token": token(link)}))
+    return statuses
+
+
+def test_a_hostile_clients_disk_cost_is_bounded(app, backend, deployment, customer, tmp_path):
+    outbox = tmp_path / "outbox"
+    env = {**deployment.env, "TALLY_SIGNUP_LIMIT": f"{SIGNUPS_PER_HOUR}/hour",
+           "SMTP_URL": f"file://{outbox}"}
     url_db = deployment.database_url
     junk_batches = [[{"id": f"junk-{b}-{i}", "event_name": f"page_view_{i % 7}",
                       "properties": properties(i, 1900)} for i in range(1000)]
@@ -131,9 +168,11 @@ def test_a_hostile_clients_disk_cost_is_bounded(app, backend, deployment, custom
 
         customers_before = count_rows(url_db, "customers")
         statuses = [sign_up(server.url, n) for n in range(scaled(4) * SIGNUPS_PER_HOUR)]
+        assert statuses == [200] * SIGNUPS_PER_HOUR + [429] * (len(statuses) - SIGNUPS_PER_HOUR)
+        assert count_rows(url_db, "customers") == customers_before  # nothing before the link
+        assert confirm_every_link(outbox, SIGNUPS_PER_HOUR) == [200] * SIGNUPS_PER_HOUR
         opened = count_rows(url_db, "customers") - customers_before
-        assert statuses.count(429) == len(statuses) - SIGNUPS_PER_HOUR
-        assert opened <= SIGNUPS_PER_HOUR
+        assert opened == SIGNUPS_PER_HOUR
 
     sent = sum(len(json.dumps({"events": b})) for b in junk_batches + oversized)
     write_figures("hostile_client", {

@@ -94,3 +94,21 @@ def balance(base_url: str, api_key: str) -> int:
     status, body = api_get(base_url, "/v1/billing/balance", api_key)
     assert status == 200, body
     return int(body["balance"])
+
+
+def open_sign_up_link(page: Any, inbox: Any) -> None:
+    """After the sign-up form: the page says to check the email; open the link in the
+    email that arrived (tests/conftest.py `mail`)."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    link = re.search(r"https?://\S+/signup/confirm\?token=\S+",
+                     inbox.messages[-1].get_body(("plain",)).get_content()).group(0)
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Finish creating your account")).to_be_visible()
+
+
+def finish_sign_up(page: Any, inbox: Any) -> None:
+    """Open the emailed link and press its button: the account is created."""
+    open_sign_up_link(page, inbox)
+    page.get_by_role("button", name="Create my account").click()

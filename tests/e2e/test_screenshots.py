@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import DECLINED, DESKTOP, PAY, PHONE, SCREENSHOTS, VISA, fill_card
+from tests.e2e.helpers import (
+    DECLINED,
+    DESKTOP,
+    PAY,
+    PHONE,
+    SCREENSHOTS,
+    VISA,
+    fill_card,
+    open_sign_up_link,
+)
 
 OVERFLOW = """() => {
   const width = document.documentElement.clientWidth;
@@ -30,7 +39,7 @@ def shoot(page: Any, name: str, size: str) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(("size", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)])
-def test_screenshots(new_page, size, viewport):
+def test_screenshots(new_page, mail, size, viewport):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = new_page(viewport=viewport)
 
@@ -44,6 +53,11 @@ def test_screenshots(new_page, size, viewport):
     shoot(page, "02-signup", size)
     page.get_by_label("Password").fill("difference-engine-1843")
     page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    shoot(page, "02b-signup-check-email", size)
+    open_sign_up_link(page, mail)
+    shoot(page, "02c-signup-confirm", size)
+    page.get_by_role("button", name="Create my account").click()
     expect(page.get_by_test_id("new-api-key")).to_be_visible()
     shoot(page, "03-welcome-key", size)
 

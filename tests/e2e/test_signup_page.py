@@ -1,4 +1,5 @@
-"""Sign-up in Chromium: the form, the first API key shown once, then the dashboard."""
+"""Sign-up in Chromium: the form, the link in the email, the first API key shown once, then
+the dashboard."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import api_get
+from tests.e2e.helpers import api_get, finish_sign_up
 
 
 @pytest.mark.e2e
-def test_sign_up_shows_first_key_once_then_dashboard(page, live_server):
+def test_sign_up_shows_first_key_once_then_dashboard(page, live_server, mail):
     page.goto("/login")
     page.get_by_role("link", name="Create an account").click()
     expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
@@ -27,6 +28,8 @@ def test_sign_up_shows_first_key_once_then_dashboard(page, live_server):
 
     page.get_by_label("Password").fill("difference-engine-1843")
     page.get_by_role("button", name="Create account").click()
+    expect(page.locator("body")).to_contain_text("ada@example.com")
+    finish_sign_up(page, mail)
 
     expect(page.get_by_role("heading", name="Welcome to Tally")).to_be_visible()
     expect(page.get_by_text("Analytical Engines")).to_be_visible()
