@@ -86,3 +86,16 @@ def parse_major(text: str, currency: str, *, param: str = "amount") -> int:
             f"Use at most {exp} decimal places for {currency.upper()}.", param=param
         )
     return int(minor)
+
+
+def parse_signed_major(text: str, currency: str, *, param: str = "amount") -> int:
+    """One optional sign (`-5.00` takes away, `5.00` or `+5.00` adds), then an amount as
+    `parse_major` reads it. Any other sign (`+-5`, `--5`, `$-5`, `5-`) is refused, never
+    read as one of the two."""
+    cleaned = (text or "").strip()
+    signs = cleaned.count("+") + cleaned.count("-")
+    if signs > 1 or (signs == 1 and cleaned[0] not in "+-"):
+        raise InvalidInput("Use one sign at most, before the amount: -5.00 takes credit away, "
+                           "5.00 adds it.", param=param)
+    amount = parse_major(cleaned.lstrip("+-"), currency, param=param)
+    return -amount if cleaned.startswith("-") else amount

@@ -20,6 +20,7 @@ from tests.support.staff import (
     token,
     user_id_of,
 )
+from tests.support.state import snapshot
 
 STAFF_PAGES = ("/staff/", "/staff/customers/{customer}", "/staff/audit", "/staff/audit.csv",
                "/staff/webhooks", "/staff/webhooks/evt_x")
@@ -190,6 +191,26 @@ def test_adjust_balance_both_ways_never_below_zero(app, client, staff, customer,
     rows = audit_rows(app, action="balance.adjust")
     assert [(r.before, r.after) for r in rows] == [
         ({"balance": 0}, {"balance": 1000}), ({"balance": 1000}, {"balance": 550})]
+
+
+@pytest.mark.money
+def test_an_adjustment_takes_one_plain_sign_and_nothing_else(app, client, staff, customer, backend):
+    """`+-5` once posted +5.00 and `--5` -5.00: any amount that is not one optional sign
+    followed by an amount is refused beside the field, and nothing is posted."""
+    staff_login(client, staff)
+    assert post_action(client, customer.account_id, "adjust", amount="+20.00",
+                       reason="Plus sign").status_code == 303
+    before = snapshot(app) | {"audit_events": None}  # each form fetch records a look
+    for typed in ("+-5", "--5", "-+5", "++5", "- -5", "$-5", "5-", "-5-", "+-$5"):
+        refused = post_action(client, customer.account_id, "adjust", amount=typed, reason="Typo")
+        assert refused.status_code == 400, typed
+        assert "one sign at most" in refused.get_data(as_text=True), typed
+    assert snapshot(app) | {"audit_events": None} == before
+    assert post_action(client, customer.account_id, "adjust", amount="-$5",
+                       reason="Minus before the symbol").status_code == 303
+    with app.app_context():
+        assert ledger.current_balance(customer.account_id) == 1500
+        db.session.remove()
 
 
 def test_change_plan_and_the_subscription_guard(app, client, staff, customer):

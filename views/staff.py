@@ -35,7 +35,7 @@ from services import uow
 from services.billing import plans
 from services.errors import InvalidInput, TallyError
 from services.ledger import grants
-from services.money import format_money, parse_major
+from services.money import format_money, parse_major, parse_signed_major
 from services.pagination import parse_limit
 from services.staff import audit, impersonation, rules
 from services.staff import console as staff
@@ -236,9 +236,7 @@ def grant(account_id: str):
 @staff_page
 def adjust(account_id: str):
     def run(form: AdjustForm, account: Account) -> str:
-        text = (form.amount.data or "").strip()
-        sign = -1 if text.startswith("-") else 1
-        amount = sign * parse_major(text.lstrip("+-"), account.currency)
+        amount = parse_signed_major(form.amount.data, account.currency)
         result = staff.adjust_balance(actor(), account.id, amount, form.reason.data)
         return (f"Adjusted {account.name} by {_money(result.amount, account)}. "
                 f"Balance: {_money(result.balance, account)}.")
