@@ -23,7 +23,8 @@ class CreditGrant(db.Model):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)  # minor units, > 0
     currency: Mapped[str] = mapped_column(String(3))
-    reason: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)  # why, for the audit log (staff only)
+    note: Mapped[str | None] = mapped_column(Text)  # what the customer reads, if anything
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     granted_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))

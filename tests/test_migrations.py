@@ -29,3 +29,40 @@ def test_upgrade_matches_models_and_downgrades_cleanly(app, backend):
         with db.engine.connect() as connection:
             tables = set(db.inspect(connection).get_table_names()) - {"alembic_version"}
         assert tables == set()
+
+
+def test_ledger_entries_keep_no_staff_reason_after_the_upgrade(app, backend):
+    """Grants and adjustments posted before credit_grants.note said "Credit from Tally:
+    <the staff's reason>"; the migration leaves the neutral description."""
+    with app.app_context():
+        if backend == "postgresql":
+            db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        else:
+            db.drop_all()
+        db.session.commit()
+        upgrade(revision="943eecc32038")
+        now = "2026-11-01 10:00:00+00:00"
+        with db.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO customers (id, name, primary_email, invoice_seq, created_at) "
+                "VALUES ('cust_m', 'M', 'm@example.com', 0, :now)"), {"now": now})
+            connection.execute(text(
+                "INSERT INTO accounts (id, customer_id, name, tier, currency, balance, time_zone, "
+                "alert_thresholds, pending_usage, created_at) VALUES ('acct_m', 'cust_m', 'M', "
+                "'free', 'usd', 0, 'UTC', '[80, 100]', 0, :now)"), {"now": now})
+            for n, (kind, source, description) in enumerate([
+                    ("grant", "credit_grant", "Credit from Tally: QA goodwill credit"),
+                    ("adjustment", "staff_adjustment", "Adjustment by Tally support: fraud review"),
+                    ("topup", "stripe_payment_intent", "Paid by card")]):
+                connection.execute(text(
+                    "INSERT INTO ledger_entries (account_id, amount, currency, kind, source, "
+                    "source_id, description, created_at, meta) VALUES ('acct_m', 100, 'usd', "
+                    ":kind, :source, :n, :description, :now, '{}')"),
+                    {"kind": kind, "source": source, "n": str(n), "description": description,
+                     "now": now})
+        upgrade()
+        with db.engine.connect() as connection:
+            descriptions = list(connection.execute(text(
+                "SELECT description FROM ledger_entries ORDER BY source_id")).scalars())
+        assert descriptions == ["Credit from Tally", "Adjustment by Tally support", "Paid by card"]
+        db.session.remove()

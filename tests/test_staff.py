@@ -10,7 +10,9 @@ from sqlalchemy import select
 from extensions import db
 from models import Account, Invoice, LedgerEntry, Subscription
 from models.base import utcnow
+from services import uow
 from services.ledger import entries as ledger
+from services.ledger import grants
 from tests.conftest import login
 from tests.support.staff import (
     audit_rows,
@@ -191,6 +193,61 @@ def test_adjust_balance_both_ways_never_below_zero(app, client, staff, customer,
     rows = audit_rows(app, action="balance.adjust")
     assert [(r.before, r.after) for r in rows] == [
         ({"balance": 0}, {"balance": 1000}), ({"balance": 1000}, {"balance": 550})]
+
+
+def customer_sees(app, customer) -> str:
+    """Everything the customer can read about their ledger: dashboard, activity, API."""
+    web = app.test_client()
+    login(web, customer)
+    pages = web.get("/").get_data(as_text=True) + web.get("/activity").get_data(as_text=True)
+    api = web.get("/v1/billing/ledger", headers=customer.headers).get_data(as_text=True)
+    grants = web.get(f"/v1/accounts/{customer.account_id}/credits",
+                     headers=customer.headers).get_data(as_text=True)
+    return pages + api + grants
+
+
+def test_the_customer_sees_the_note_never_the_internal_reason(app, client, staff, customer):
+    staff_login(client, staff)
+    assert post_action(client, customer.account_id, "grant", amount="25.00",
+                       reason="QA goodwill credit", note="Sorry about the outage").status_code == 303
+    assert post_action(client, customer.account_id, "grant", amount="5.00",
+                       reason="Internal: tester account top-up").status_code == 303
+    assert post_action(client, customer.account_id, "adjust", amount="-2.00",
+                       reason="Clawback, ticket 77 (fraud review)",
+                       note="Correction of a duplicate credit").status_code == 303
+    assert post_action(client, customer.account_id, "adjust", amount="1.00",
+                       reason="Rounding fix per finance").status_code == 303
+    seen = customer_sees(app, customer)
+    for internal in ("QA goodwill credit", "tester account", "Clawback", "fraud review", "finance"):
+        assert internal not in seen, internal
+    for shown in ("Credit from Tally: Sorry about the outage", "Credit from Tally",
+                  "Adjustment by Tally support: Correction of a duplicate credit",
+                  "Adjustment by Tally support"):
+        assert shown in seen, shown
+    # Staff and the audit log keep the reasons.
+    staff_view = client.get(f"/v1/accounts/{customer.account_id}/credits", headers=staff.headers)
+    assert {g["reason"] for g in staff_view.get_json()["data"]} == {
+        "QA goodwill credit", "Internal: tester account top-up"}
+    assert {r.reason for r in audit_rows(app, action="balance.adjust")} == {
+        "Clawback, ticket 77 (fraud review)", "Rounding fix per finance"}
+    assert [r.meta["note"] for r in audit_rows(app, action="credit.grant")] == [
+        "Sorry about the outage", None]
+
+
+def test_a_scheduled_grant_shows_its_note_when_it_posts(app, client, staff, customer):
+    later = (utcnow() + timedelta(hours=1)).isoformat()
+    created = client.post(f"/v1/accounts/{customer.account_id}/credits", headers=staff.headers,
+                          json={"amount": 700, "reason": "Partner deal #12 (internal)",
+                                "note": "Welcome credit", "effective_from": later})
+    assert created.status_code == 201 and created.get_json()["note"] == "Welcome credit"
+    with app.app_context(), uow.unit():
+        assert grants.post_due(now=utcnow() + timedelta(hours=2)) == 1
+    ledger_entries = client.get("/v1/billing/ledger", headers=customer.headers).get_json()["data"]
+    assert [e["description"] for e in ledger_entries] == ["Credit from Tally: Welcome credit"]
+    assert "Partner deal" not in customer_sees(app, customer)
+    too_long = client.post(f"/v1/accounts/{customer.account_id}/credits", headers=staff.headers,
+                           json={"amount": 700, "reason": "Long note", "note": "x" * 201})
+    assert too_long.status_code == 400 and too_long.get_json()["param"] == "note"
 
 
 @pytest.mark.money

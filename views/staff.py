@@ -80,16 +80,23 @@ class ImpersonateForm(FlaskForm):
     reason = _reason()
 
 
+def _note() -> StringField:
+    return StringField("Note for the customer (optional)", validators=[
+        Optional(), Length(max=rules.MAX_NOTE_LENGTH)])
+
+
 class GrantForm(FlaskForm):
     amount = StringField("Amount", validators=[DataRequired("Enter an amount, e.g. 25.00.")])
     expires_on = DateField("Expires after (optional)", validators=[Optional()])
     reason = _reason()
+    note = _note()
 
 
 class AdjustForm(FlaskForm):
     amount = StringField("Amount (negative to debit)",
                          validators=[DataRequired("Enter an amount, e.g. -5.00 or 5.00.")])
     reason = _reason()
+    note = _note()
 
 
 class PlanForm(FlaskForm):
@@ -223,7 +230,7 @@ def grant(account_id: str):
     def run(form: GrantForm, account: Account) -> str:
         amount = parse_major(form.amount.data, account.currency)
         result = grants.grant(actor(), account.id, amount, form.reason.data,
-                              expires_at=_end_of_day(form.expires_on.data))
+                              note=form.note.data, expires_at=_end_of_day(form.expires_on.data))
         expiry = (f", expiring after {form.expires_on.data:%b %-d, %Y}"
                   if form.expires_on.data else "")
         return (f"Granted {_money(amount, account)} to {account.name}{expiry}. "
@@ -237,7 +244,8 @@ def grant(account_id: str):
 def adjust(account_id: str):
     def run(form: AdjustForm, account: Account) -> str:
         amount = parse_signed_major(form.amount.data, account.currency)
-        result = staff.adjust_balance(actor(), account.id, amount, form.reason.data)
+        result = staff.adjust_balance(actor(), account.id, amount, form.reason.data,
+                                      note=form.note.data)
         return (f"Adjusted {account.name} by {_money(result.amount, account)}. "
                 f"Balance: {_money(result.balance, account)}.")
 

@@ -9,6 +9,15 @@ from services.ledger.entries import Posting, lock_account, post_entry
 from services.staff import audit
 from services.staff.audit import Actor
 
+GRANT_DESCRIPTION = "Credit from Tally"
+ADJUSTMENT_DESCRIPTION = "Adjustment by Tally support"
+
+
+def customer_description(neutral: str, note: str | None) -> str:
+    """What the customer's ledger says of money staff moved: a neutral description, and the
+    staff's note for the customer if any. Never the reason, which is for the audit log."""
+    return f"{neutral}: {note}" if note else neutral
+
 
 def post_audited(actor: Actor, account: Account, amount: int, *, kind: str, source: str,
                  source_id: str, description: str, action: str, reason: str,

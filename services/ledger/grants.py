@@ -28,11 +28,11 @@ from models.ledger import KIND_EXPIRY, KIND_GRANT, KIND_USAGE
 from services.errors import InvalidInput
 from services.identity.accounts import get_account
 from services.ledger import entries as ledger
-from services.ledger.audited import post_audited
+from services.ledger.audited import GRANT_DESCRIPTION, customer_description, post_audited
 from services.pagination import Page, paginate
 from services.staff import audit
 from services.staff.audit import Actor
-from services.staff.rules import check_amount, check_reason, require_staff
+from services.staff.rules import check_amount, check_note, check_reason, require_staff
 from services.usage import periods
 
 SOURCE = "credit_grant"
@@ -45,14 +45,16 @@ class GrantResult:
 
 
 def grant(actor: Actor, account_id: str, amount: object, reason: object, *,
-          effective_from: datetime | None = None, expires_at: datetime | None = None,
-          now: datetime | None = None) -> GrantResult:
+          note: object = None, effective_from: datetime | None = None,
+          expires_at: datetime | None = None, now: datetime | None = None) -> GrantResult:
     """Give an account credit: posted now (with its audit row), or scheduled for
     `effective_from`. A retried request is answered once by its Idempotency-Key
-    (services/idempotency.py), never granted twice."""
+    (services/idempotency.py), never granted twice. `reason` is for the audit log; the
+    customer's ledger shows "Credit from Tally" and `note`, when staff give one."""
     require_staff(actor.staff)
     reason = check_reason(reason)
     amount = check_amount(amount, positive=True)
+    note = check_note(note)
     account = get_account(account_id)
     now = now or utcnow()
     starts = effective_from or now
@@ -60,11 +62,11 @@ def grant(actor: Actor, account_id: str, amount: object, reason: object, *,
         raise InvalidInput("expires_at must be later than effective_from and than now.",
                            param="expires_at")
     row = CreditGrant(id=public_id("grant"), account_id=account.id, amount=amount,
-                      currency=account.currency, reason=reason, effective_from=starts,
+                      currency=account.currency, reason=reason, note=note, effective_from=starts,
                       expires_at=expires_at, granted_by_id=actor.staff.id if actor.staff else None,
                       created_at=now)
     db.session.add(row)
-    meta = {"grant_id": row.id, "effective_from": starts, "expires_at": expires_at}
+    meta = {"grant_id": row.id, "effective_from": starts, "expires_at": expires_at, "note": note}
     if starts > now:
         audit.record(actor, "credit.grant", customer_id=account.customer_id, account_id=account.id,
                      reason=reason, meta={**meta, "amount": amount, "currency": account.currency,
@@ -73,7 +75,7 @@ def grant(actor: Actor, account_id: str, amount: object, reason: object, *,
     row.posted_at = now
     posting = post_audited(
         actor, account, amount, kind=KIND_GRANT, source=SOURCE, source_id=row.id,
-        description=f"Credit from Tally: {reason}"[:255], action="credit.grant",
+        description=customer_description(GRANT_DESCRIPTION, note), action="credit.grant",
         reason=reason, meta=meta)
     return GrantResult(row, posting.balance)
 
@@ -101,7 +103,7 @@ def post_due(now: datetime | None = None) -> int:
         row.posted_at = now  # committed with the entry, or rolled back with it
         posting = ledger.post_entry(row.account_id, row.amount, kind=KIND_GRANT, source=SOURCE,
                                     source_id=row.id, currency=row.currency,
-                                    description=f"Credit from Tally: {row.reason}"[:255],
+                                    description=customer_description(GRANT_DESCRIPTION, row.note),
                                     meta={"grant_id": row.id})
         posted += posting.posted
     return posted

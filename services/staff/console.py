@@ -37,7 +37,7 @@ from services.billing import plans, webhooks
 from services.errors import Conflict, InvalidInput, NotFound, TallyError, Unavailable
 from services.identity import accounts, keys
 from services.ledger import entries as ledger
-from services.ledger.audited import post_audited
+from services.ledger.audited import ADJUSTMENT_DESCRIPTION, customer_description, post_audited
 from services.money import check_currency, format_money
 from services.pagination import Page, paginate
 from services.staff import audit
@@ -45,6 +45,7 @@ from services.staff.audit import Actor
 from services.staff.rules import (
     PERMISSIONS,
     check_amount,
+    check_note,
     check_reason,
     require_staff,
 )
@@ -256,20 +257,21 @@ class Adjustment:
 
 
 def adjust_balance(actor: Actor, account_id: str, amount: object, reason: object,
-                   *, adjustment_id: str | None = None) -> Adjustment:
+                   *, note: object = None, adjustment_id: str | None = None) -> Adjustment:
     """A signed `adjustment` entry. A debit may not take the available credit (balance
     less rated usage not yet posted, which is owed too) below zero."""
     require_staff(actor.staff)
     amount = check_amount(amount, positive=False)  # the form's order: amount, then reason
     reason = check_reason(reason)
+    note = check_note(note)
     account = get_account(account_id)
     if amount < 0:
         _refuse_overdraw(account, amount)
     source_id = adjustment_id or public_id("adj")
     posting = post_audited(
         actor, account, amount, kind=KIND_ADJUSTMENT, source=ADJUSTMENT_SOURCE,
-        source_id=source_id, description=f"Adjustment by Tally support: {reason}"[:255],
-        action="balance.adjust", reason=reason, allow_negative=False)
+        source_id=source_id, description=customer_description(ADJUSTMENT_DESCRIPTION, note),
+        action="balance.adjust", reason=reason, allow_negative=False, meta={"note": note})
     if not posting.posted:
         raise Conflict("This adjustment was already posted.", code="duplicate_adjustment")
     return Adjustment(source_id, amount, posting.balance, posting.currency)

@@ -10,6 +10,7 @@ PERMISSIONS = (PERMISSION_IMPERSONATE_WRITE,)
 MIN_REASON_LENGTH = 3  # after runs of spaces become one
 MAX_REASON_LENGTH = 500
 MAX_STAFF_AMOUNT = 10**9  # 10,000,000.00 in a two-decimal currency: a typo guard
+MAX_NOTE_LENGTH = 200
 
 
 def require_staff(user: User | None) -> User:
@@ -29,6 +30,18 @@ def check_reason(reason: object) -> str:
     if len(text) > MAX_REASON_LENGTH:
         raise InvalidInput(f"Keep the reason under {MAX_REASON_LENGTH} characters.", param="reason")
     return text
+
+
+def check_note(note: object) -> str | None:
+    """The optional note the customer reads beside a grant or adjustment (never the
+    reason, which is for the audit log); None when empty."""
+    if note is not None and not isinstance(note, str):
+        raise InvalidInput("note must be a string.", param="note")
+    text = " ".join((note or "").split())
+    if len(text) > MAX_NOTE_LENGTH:
+        raise InvalidInput(f"Keep the note for the customer under {MAX_NOTE_LENGTH} characters.",
+                           param="note")
+    return text or None
 
 
 def check_amount(amount: object, *, positive: bool, param: str = "amount") -> int:

@@ -110,7 +110,12 @@ def api_key(**extra: Schema) -> Schema:
 def credit_grant(**extra: Schema) -> Schema:
     return obj({
         "id": string(examples=["grant_..."]), "object": const("credit_grant"), "account_id": ACCOUNT_ID,
-        "amount": MONEY, "currency": CURRENCY, "reason": string(examples=["Goodwill for the outage"]),
+        "amount": MONEY, "currency": CURRENCY,
+        "reason": string("Why, for the audit log. An account key reading its own grants gets "
+                         "what its ledger says instead (the note, or \"Credit from Tally\").",
+                         examples=["Goodwill for the outage"]),
+        "note": nullable(string("What the customer reads beside the credit, if staff gave it.",
+                                maxLength=200, examples=["Sorry about the outage"])),
         "status": enum("active", "scheduled", "expired"), "effective_from": OPTIONAL_TIME,
         "expires_at": OPTIONAL_TIME, "expired_amount": integer(minimum=0),
         "remaining": nullable(integer("What is left of the grant, in the list; null while "
@@ -393,7 +398,10 @@ SCHEMAS: dict[str, Schema] = {
                                "reason": string(REASON, minLength=MIN_REASON_LENGTH,
                                                  maxLength=MAX_REASON_LENGTH,
                                                  examples=["Goodwill for the outage"])},
-                              {"effective_from": nullable(string(format="date-time")),
+                              {"note": nullable(string(
+                                  "Shown to the customer beside the credit (the reason is not).",
+                                  maxLength=200)),
+                               "effective_from": nullable(string(format="date-time")),
                                "expires_at": nullable(string(format="date-time"))}),
 
     # Stripe Customer Portal configurations (Stripe's own object)

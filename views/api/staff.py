@@ -18,6 +18,7 @@ from models import Account, CreditGrant, Customer
 from models.keys import KIND_ACCOUNT
 from services.errors import InvalidInput, NotFound
 from services.ledger import grants
+from services.ledger.audited import GRANT_DESCRIPTION, customer_description
 from services.staff import console as staff
 from services.staff import rules
 from services.usage.events import parse_timestamp
@@ -51,10 +52,15 @@ def account_json(account: Account) -> dict[str, Any]:
     }
 
 
-def grant_json(grant: CreditGrant, remaining: int | None = None) -> dict[str, Any]:
+def grant_json(grant: CreditGrant, remaining: int | None = None, *,
+               for_customer: bool = False) -> dict[str, Any]:
+    """`for_customer` (an account key reading its own grants): `reason` is what the
+    customer's ledger says (the note, or "Credit from Tally"), never the staff's reason."""
+    reason = (customer_description(GRANT_DESCRIPTION, grant.note) if for_customer
+              else grant.reason)
     return {
         "id": grant.id, "object": "credit_grant", "account_id": grant.account_id,
-        "amount": grant.amount, "currency": grant.currency, "reason": grant.reason,
+        "amount": grant.amount, "currency": grant.currency, "reason": reason, "note": grant.note,
         "status": grant.status, "effective_from": _iso(grant.effective_from),
         "expires_at": _iso(grant.expires_at), "expired_amount": grant.expired_amount,
         "remaining": remaining, "created_at": _iso(grant.created_at),
@@ -117,8 +123,9 @@ def list_credits(account_id: str):
         raise NotFound(f"No such account: {account_id}", param="account_id")
     account = staff.get_account(account_id)
     left = grants.remaining(account.id)
+    for_customer = current_key().kind == KIND_ACCOUNT
     return list_response(grants.list_for(account.id, **page_args()),
-                         lambda g: grant_json(g, left.get(g.id)))
+                         lambda g: grant_json(g, left.get(g.id), for_customer=for_customer))
 
 
 def _optional_time(body: dict[str, Any], name: str) -> datetime | None:
@@ -129,7 +136,8 @@ def _optional_time(body: dict[str, Any], name: str) -> datetime | None:
 @bp.post("/accounts/<account_id>/credits", endpoint="staff_grant_credit")
 @key_required(*STAFF_KEY)
 def grant_credit(account_id: str):
-    """`{amount, reason, effective_from?, expires_at?}`; optional header `Idempotency-Key`."""
+    """`{amount, reason, note?, effective_from?, expires_at?}`; optional header
+    `Idempotency-Key`. `reason` is for the audit log; `note` is what the customer reads."""
     body = json_body()
     if "amount" not in body:
         raise InvalidInput("amount is required: minor units (cents), e.g. 2500 for 25.00.",
@@ -138,6 +146,6 @@ def grant_credit(account_id: str):
     rules.check_amount(body["amount"], positive=True)
     result = grants.grant(
         staff_actor(), staff.get_account(account_id).id, body["amount"], body.get("reason"),
-        effective_from=_optional_time(body, "effective_from"),
+        note=body.get("note"), effective_from=_optional_time(body, "effective_from"),
         expires_at=_optional_time(body, "expires_at"))
     return jsonify(grant_json(result.grant) | {"balance": result.balance}), 201
