@@ -141,6 +141,10 @@ def _security_headers(response):
         f"form-action 'self' https://checkout.stripe.com https://billing.stripe.com {stripe_api}"
     )
     response.headers.setdefault("Content-Security-Policy", csp)
+    if request.endpoint not in ("static", errors.FAVICON_ENDPOINT):
+        # Pages and API answers hold balances, keys and CSRF tokens: no shared cache, and no
+        # back button, may keep one. Static files keep their own caching.
+        response.headers["Cache-Control"] = "no-store"
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")

@@ -60,6 +60,28 @@ def test_pages_carry_no_inline_script_for_the_policy_to_block(client, customer):
         assert not re.search(r"\son[a-z]+=", html), f"an inline event handler on {path}"
 
 
+def test_authenticated_pages_and_api_answers_are_never_cached(app, client, customer):
+    """A shared cache or the back button must not keep a balance, a key or a CSRF token."""
+    login(client, customer)
+    answers = {path: client.get(path) for path in (
+        "/", "/keys", "/activity", "/usage", "/plans", "/billing/invoices", "/account", "/topup")}
+    answers["htmx /"] = client.get("/", headers={"HX-Request": "true", "HX-Target": "balance"})
+    api = app.test_client()
+    for path in ("/v1/me", "/v1/billing/balance", "/v1/keys", "/v1/billing/ledger", "/v1/nope"):
+        answers[path] = api.get(path, headers=customer.headers)
+    answers["POST /v1/keys"] = api.post("/v1/keys", headers=customer.headers, json={"name": "k"})
+    answers["401"] = api.get("/v1/me")
+    desk = app.test_client()
+    staff_login(desk, make_staff(app))
+    answers["/staff/"] = desk.get("/staff/")
+    answers["/staff/audit.csv"] = desk.get("/staff/audit.csv")
+    for where, response in answers.items():
+        assert response.status_code < 500, where
+        assert response.headers.get("Cache-Control") == "no-store", where
+    # Static files keep their own caching.
+    assert "no-store" not in client.get("/static/tally.css").headers.get("Cache-Control", "")
+
+
 def test_hsts_only_over_https(app, client):
     assert "Strict-Transport-Security" not in client.get("/login").headers
     secure = client.get("/login", base_url="https://tally.example")
