@@ -11,7 +11,9 @@ from typing import Any
 import click
 from flask import Flask
 
+from extensions import db
 from interfaces import jobs, staff_cli
+from models import roles
 from services import idempotency, uow
 from services.errors import TallyError
 from services.identity import accounts
@@ -91,6 +93,18 @@ def _register(app: Flask) -> None:
         from interfaces import mcp_server  # the mcp package loads only for this command
 
         mcp_server.run(app, api_key, transport=transport, host=host, port=port)
+
+    @app.cli.command("grant-app-role")
+    @click.argument("role")
+    def grant_app_role(role: str) -> None:
+        """PostgreSQL, as the tables' owner: let ROLE read and write every table but the
+        audit log, which it may only read and insert into. Run after each migration."""
+        try:
+            given = roles.grant_app_role(db.session.connection(), role)  # one unit: the command
+        except (LookupError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(json.dumps({"role": role, "tables": len(given),
+                               "audit_events": given.get("audit_events")}))
 
     @app.cli.command("create-staff")
     @click.option("--email", required=True)

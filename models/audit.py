@@ -1,8 +1,9 @@
 """The staff audit log (append-only) and impersonation sessions.
 
 `AuditEvent` rows are only ever inserted: the app has no update or delete path, the ORM
-refuses one (below), and the database refuses one too (a trigger created with the
-table on SQLite and PostgreSQL, and by the migration).
+refuses one (below), and the database refuses one too (triggers created with the
+table on SQLite and PostgreSQL, and by the migrations; on PostgreSQL TRUNCATE too). The
+app may also run as a role that can only read and insert here (models/roles.py).
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ POSTGRESQL_TRIGGERS = (
     "$$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$",
     "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
     "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+    # TRUNCATE removes rows without a row trigger firing: a statement trigger refuses it.
+    "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
 )
 for _sql in SQLITE_TRIGGERS:
     event.listen(AuditEvent.__table__, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
