@@ -194,6 +194,35 @@ def test_webhook_with_bad_or_stale_signature_is_400_and_stores_nothing(
     assert balance_of(client, customer) == 0
 
 
+UNREADABLE = [
+    ("nested 100,000 deep",
+     b'{"id": "evt_deep", "type": "x", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ("nested in the object", b'{"id": "evt_deep2", "type": "invoice.paid", "data": {"object": '
+     + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"}}"),
+    ("a list", b'[{"id": "evt_1", "type": "invoice.paid"}]'),
+    ("not json", b"id=evt_1&type=invoice.paid"),
+    ("no id", b'{"type": "invoice.paid", "data": {"object": {}}}'),
+    ("an object for an id", b'{"id": {"evt": 1}, "type": "invoice.paid"}'),
+    ("an id too long to store", b'{"id": "evt_' + b"x" * 300 + b'", "type": "invoice.paid"}'),
+    ("a NUL in the id", b'{"id": "evt_\\u0000", "type": "invoice.paid"}'),
+    ("a type too long to store", b'{"id": "evt_2", "type": "' + b"t" * 200 + b'"}'),
+    ("data not an object", b'{"id": "evt_3", "type": "invoice.paid", "data": [1]}'),
+]
+
+
+@pytest.mark.money  # PostgreSQL refuses what SQLite stores (NUL, over-long text)
+@pytest.mark.parametrize(("label", "payload"), UNREADABLE, ids=[u[0] for u in UNREADABLE])
+def test_a_signed_body_tally_cannot_read_is_a_400_and_stores_nothing(app, client, backend, label,
+                                                                     payload):
+    from models import WebhookEvent
+
+    response = deliver(client, payload)
+    assert response.status_code == 400, (label, response.get_data()[:300])
+    assert response.get_json()["code"] == "invalid_payload"
+    with app.app_context():
+        assert db.session.query(WebhookEvent).count() == 0
+
+
 def test_unknown_event_types_are_stored_and_acknowledged(app, client):
     payload = b'{"id": "evt_unknown_1", "type": "customer.created", "data": {"object": {"id": "cus_1"}}}'
     response = deliver(client, payload)

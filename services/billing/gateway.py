@@ -8,6 +8,7 @@ calls go to localstripe; unset, they go to Stripe.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,14 +267,33 @@ class StripeGateway:
                 "The Stripe-Signature header does not match this payload, or is too old.",
                 code="invalid_signature",
             ) from exc
-        try:
-            event = json.loads(payload)
-            obj = event.get("data", {}).get("object", {}) or {}
-            return VerifiedEvent(str(event["id"]), str(event["type"]), obj.get("id"),
-                                 payload.decode("utf-8"))
-        except (ValueError, KeyError, AttributeError) as exc:
-            raise InvalidInput("The webhook payload is not a Stripe event.",
-                               code="invalid_payload") from exc
+        return _read_event(payload)
+
+
+# What Tally stores of an event: ids and types as Stripe writes them, within their columns.
+_EVENT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+_EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,100}")
+
+
+def _read_event(payload: bytes) -> VerifiedEvent:
+    """A signed body as an event, or a 400 `invalid_payload` (stored nothing): anything Tally
+    cannot parse, however deep it nests, and any id or type it could not store."""
+    try:
+        event = json.loads(payload)
+        data = event.get("data", {})
+        obj = (data.get("object") or {}) if isinstance(data, dict) else None
+        if not isinstance(obj, dict):
+            raise ValueError("data.object is not an object")
+        event_id, event_type, object_id = event["id"], event["type"], obj.get("id")
+        if not (isinstance(event_id, str) and _EVENT_ID.fullmatch(event_id)
+                and isinstance(event_type, str) and _EVENT_TYPE.fullmatch(event_type)):
+            raise ValueError("not a Stripe event id and type")
+        return VerifiedEvent(event_id, event_type,
+                             object_id if isinstance(object_id, str) else None,
+                             payload.decode("utf-8"))
+    except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as exc:
+        raise InvalidInput("The webhook payload is not a Stripe event.",
+                           code="invalid_payload") from exc
 
 
 def _intent_info(intent: Any) -> PaymentIntentInfo:
