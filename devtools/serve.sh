@@ -29,9 +29,5 @@ if [ -n "${DATABASE_MIGRATION_URL:-}" ]; then
 else
   .venv/bin/flask --app app db upgrade
 fi
-# --preload imports the app once in the master; workers fork from it (less memory, and a
-# worker restarted after a crash starts at once). Access logs hold no secrets: API keys
-# travel in headers, never in URLs.
-exec .venv/bin/gunicorn 'app:create_app()' --preload \
-  --workers "${WEB_CONCURRENCY:-4}" --bind "${BIND:-127.0.0.1:${PORT:-8000}}" \
-  --timeout "${GUNICORN_TIMEOUT:-30}" --graceful-timeout 30 --access-logfile - --error-logfile -
+# gunicorn.conf.py: threaded workers (WEB_CONCURRENCY x WEB_THREADS), --preload, BIND, logs.
+exec .venv/bin/gunicorn --config gunicorn.conf.py
