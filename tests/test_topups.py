@@ -6,7 +6,7 @@ import pytest
 
 from extensions import db
 from services.ledger import entries as ledger
-from tests.conftest import WEBHOOK_SECRET
+from tests.conftest import WEBHOOK_SECRET, login
 from tests.support.payments import pay
 from tests.support.stripe_events import event_payload, signature_header
 
@@ -16,6 +16,30 @@ pytestmark = pytest.mark.money
 def create_intent(client, customer, amount=2500):
     return client.post("/v1/billing/payment-intents", json={"amount": amount},
                        headers=customer.headers)
+
+
+def test_the_longest_idempotency_key_a_client_may_send_still_reaches_stripe(
+        client, customer, stripe_client):
+    """Tally's Stripe key for a top-up is `tally-topup-<account>-<the client's key>`: with a
+    client key of 255 characters that was 293, and Stripe (the simulator too) refuses keys
+    over 255. The top-up must still work, and two long keys stay two PaymentIntents."""
+    first, second = "k" * 254 + "1", "k" * 254 + "2"
+    made = [client.post("/v1/billing/payment-intents", json={"amount": 2500},
+                        headers=customer.headers | {"Idempotency-Key": key})
+            for key in (first, second)]
+    assert [m.status_code for m in made] == [200, 200], [m.get_json() for m in made]
+    ids = [m.get_json()["payment_intent_id"] for m in made]
+    assert ids[0] != ids[1]
+    assert pay(stripe_client, ids[0]) == "succeeded"
+    confirmed = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                            json={"payment_intent_id": ids[0]})
+    assert confirmed.get_json()["credited"] is True and balance_of(client, customer) == 2500
+    # The page's top-up passes the header on too, unchecked in length before.
+    web = client.application.test_client()
+    token = login(web, customer)
+    page = web.post("/topup/intent", data={"amount": "25.00", "csrf_token": token},
+                    headers={"Accept": "application/json", "Idempotency-Key": "p" * 1000})
+    assert page.status_code == 200 and page.get_json()["payment_intent_id"].startswith("pi_")
 
 
 def balance_of(client, customer) -> int:

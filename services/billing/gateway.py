@@ -7,6 +7,7 @@ calls go to localstripe; unset, they go to Stripe.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -66,6 +67,20 @@ class VerifiedEvent:
     payload: str
 
 
+MAX_IDEMPOTENCY_KEY = 255  # Stripe refuses longer Idempotency-Key headers
+
+
+def idempotency(key: str) -> dict[str, str]:
+    """A call's request options with `key` as Stripe's idempotency key. A key longer than
+    Stripe takes (one a client's own 255-character Idempotency-Key went into) keeps its
+    start and ends in the SHA-256 of the whole key: the same key stays the same, and two
+    keys stay two."""
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        key = f"{key[:MAX_IDEMPOTENCY_KEY - len(digest) - 1]}-{digest}"
+    return {"idempotency_key": key}
+
+
 class StripeGateway:
     def __init__(self, secret_key: str, api_base: str = "", webhook_secret: str = "") -> None:
         self.configured = bool(secret_key)
@@ -94,7 +109,7 @@ class StripeGateway:
         with _translated_errors():
             customer = self.client.v1.customers.create(
                 params={"name": name, "email": email, "metadata": metadata},
-                options={"idempotency_key": idempotency_key},
+                options=idempotency(idempotency_key),
             )
         return customer.id
 
@@ -118,7 +133,7 @@ class StripeGateway:
                     "metadata": metadata,
                     "payment_method_types": ["card"],
                 },
-                options={"idempotency_key": idempotency_key},
+                options=idempotency(idempotency_key),
             )
         return _intent_info(intent)
 
@@ -146,7 +161,7 @@ class StripeGateway:
                 params={"unit_amount": amount, "currency": currency, "lookup_key": lookup_key,
                         "recurring": {"interval": interval},
                         "product_data": {"name": product_name}},
-                options={"idempotency_key": f"tally-price-{lookup_key}"})
+                options=idempotency(f"tally-price-{lookup_key}"))
         return price.id
 
     def create_subscription(self, *, customer: str, price: str, metadata: dict[str, str],
@@ -154,7 +169,7 @@ class StripeGateway:
         with _translated_errors():
             sub = self.client.v1.subscriptions.create(
                 params={"customer": customer, "items": [{"price": price}], "metadata": metadata},
-                options={"idempotency_key": idempotency_key})
+                options=idempotency(idempotency_key))
         return _subscription_info(sub)
 
     def retrieve_subscription(self, subscription_id: str) -> SubscriptionInfo:
@@ -214,7 +229,7 @@ class StripeGateway:
                         "success_url": success_url, "cancel_url": cancel_url,
                         "client_reference_id": metadata.get("tally_account_id"),
                         "metadata": metadata, "subscription_data": {"metadata": metadata}},
-                options={"idempotency_key": idempotency_key})
+                options=idempotency(idempotency_key))
         return str(session.url)
 
     def checkout_session_subscription(self, session_id: str) -> str | None:
