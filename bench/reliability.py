@@ -92,6 +92,60 @@ SCENARIOS = [
 ]
 
 
+# What the hostile-input, impersonation and credential tests prove on every `make test`
+# (not figures of a run: each line is a test that fails if the promise breaks).
+TRUST_SECTION = [
+    "## Hostile input, impersonation and credentials",
+    "",
+    "Proven on every test run (`make test`); each test was seen to fail with its fix reverted.",
+    "",
+    "- **View as customer is read-only for every route** "
+    "(`tests/test_impersonation_default_deny.py`): the app's url_map is walked, so a route "
+    "added later is covered without being listed anywhere (a test adds one and sees it "
+    "refused). Every route with a method other than GET, HEAD or OPTIONS, on every "
+    "blueprint, is sent while a staff member without `impersonate_write` views as a "
+    "customer who has a live Stripe subscription: each answers 403 "
+    "`impersonation_read_only`, every database row and every object at the Stripe simulator "
+    "is unchanged, and each refusal is in the audit log with both identities, method and "
+    "path. Only Stop and Log out pass. With `impersonate_write`, billing actions run and are "
+    "audited with the account's state before and after. Pages opened meanwhile are recorded "
+    "however they are fetched (page, htmx, JSON, PDF), folded per path and minute.",
+    "- **Credentials stay in their lane** (`tests/test_idempotency.py`): a usage key sending "
+    "an account key's `Idempotency-Key` and body gets its own 403, never the stored client "
+    "secret or portal URL; a usage key's 403 is never handed to the account key; the store "
+    "is keyed per credential scope; a PaymentIntent's client secret is never in the store.",
+    "- **Hostile input** (`tests/test_hostile_input.py`, `tests/test_ingest_bounds.py`, "
+    "`tests/test_topups.py`, `tests/test_staff.py`): every `/v1` POST and DELETE, walked from "
+    "the url_map, answers junk bodies with a 4xx in the error shape and stores nothing; bad "
+    "amounts are 400s naming `amount`; bodies over the limit are 413s. Events no meter reads "
+    "and properties over 4 KiB are rejected one by one and not stored; a signed webhook "
+    "nested 100,000 deep (or with an id or type Tally cannot store) is a 400 that stores "
+    "nothing; a staff adjustment of `+-5` or `--5` is refused; a 255-character "
+    "`Idempotency-Key` still reaches Stripe within its 255-character limit.",
+    "- **A hostile client's disk cost** (`tests/chaos/test_chaos_hostile.py`, figures "
+    "above): junk stores no event, a metered event costs at most its bound, sign-ups are "
+    "throttled per address.",
+    "- **Nobody is locked out** (`tests/test_security.py`, `tests/test_auth.py`): after 30 "
+    "wrong passwords for the owner's email from 30 addresses (or from the owner's own "
+    "address), a new browser is refused even with the right password, and the owner's own "
+    "browser logs in; a known browser guessing is throttled per device. Sign-up answers the "
+    "same page for a new and a taken email, creates nothing before the emailed link, and "
+    "tells the real owner by email (a real SMTP server on loopback).",
+    "- **Nothing kept where it should not be** (`tests/test_security.py`, "
+    "`tests/test_staff.py`): pages and API answers carry `Cache-Control: no-store`; the "
+    "customer's ledger and API show a staff note or a neutral text, never the internal "
+    "reason.",
+    "- **The audit log stays** (`tests/test_audit_role.py`, PostgreSQL): `TRUNCATE`, "
+    "`UPDATE` and `DELETE` are refused by triggers (schema from the models and from the "
+    "migrations); the app runs as a role that can only read and insert there, and "
+    "`make serve` migrates as the owner and serves as that role.",
+    "- **Slow clients** (`tests/test_slow_clients.py`): with twelve connections trickling "
+    "their headers and never finishing, `make serve`'s 4 workers answer other requests, and "
+    "none of the slow connections was dropped or answered meanwhile.",
+    "",
+]
+
+
 def run_chaos(db_url: str, scale: float, figures: Path) -> tuple[int, str, float]:
     env = {**os.environ, "TEST_DATABASE_URL": db_url, "TEST_REDIS_URL": _common.REDIS_URL,
            "TALLY_CHAOS_SCALE": str(scale), "TALLY_CHAOS_FIGURES": str(figures)}
@@ -142,18 +196,16 @@ def render(figures: Path, scale: float, passed: bool, summary: str, seconds: flo
             lines.append(f"| {label} | {shown} |")
         lines.append("")
     lines += [
+        *TRUST_SECTION,
         "## Also proven on every test run",
         "",
         "- Key rotation across workers (`tests/test_multiworker.py`): after each of 5 rotations "
         "returns, 16 concurrent calls over 4 workers (and over 2 servers) see the old key "
         "refused and the new one accepted.",
-        "- Hostile input (`tests/test_hostile_input.py`): every `/v1` POST and DELETE, walked "
-        "from the url_map, answers junk bodies with a 4xx in the error shape and stores nothing; "
-        "bad amounts are 400s naming `amount`; bodies over the limit are 413s.",
         "- Security (`tests/test_security.py`, `tests/test_authorization_matrix.py`): CSP, "
-        "HSTS, CSRF on every form route, login throttling, sessions ended at logout and "
-        "password change, API keys in no log record, and every object route as owner, other "
-        "customer, staff and anonymous.",
+        "HSTS, CSRF on every form route, sessions ended at logout and password change, API "
+        "keys in no log record, and every object route as owner, other customer, staff and "
+        "anonymous.",
         "",
     ]
     return "\n".join(lines)

@@ -14,13 +14,18 @@ from extensions import db
 pytestmark = pytest.mark.money  # runs on PostgreSQL too
 
 
+def empty_database(backend: str) -> None:
+    """No tables at all (in the app context), for the migrations to build them."""
+    if backend == "postgresql":
+        db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    else:
+        db.drop_all()
+    db.session.commit()
+
+
 def test_upgrade_matches_models_and_downgrades_cleanly(app, backend):
     with app.app_context():
-        if backend == "postgresql":
-            db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        else:
-            db.drop_all()
-        db.session.commit()
+        empty_database(backend)
         upgrade()
         with db.engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
@@ -35,11 +40,7 @@ def test_ledger_entries_keep_no_staff_reason_after_the_upgrade(app, backend):
     """Grants and adjustments posted before credit_grants.note said "Credit from Tally:
     <the staff's reason>"; the migration leaves the neutral description."""
     with app.app_context():
-        if backend == "postgresql":
-            db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        else:
-            db.drop_all()
-        db.session.commit()
+        empty_database(backend)
         upgrade(revision="943eecc32038")
         now = "2026-11-01 10:00:00+00:00"
         with db.engine.begin() as connection:
