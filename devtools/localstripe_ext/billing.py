@@ -3,8 +3,9 @@
 Prices: ``POST/GET /v1/prices``, ``GET/POST /v1/prices/{id}``. localstripe only knows the
 legacy Plans, and its subscriptions and invoices are built on them, so every recurring
 Price is backed by a localstripe Plan with the *same id* (``price_...``). Subscriptions
-then accept ``items[][price]`` (translated to ``plan``), and subscription items and
-invoice lines carry a ``price`` next to localstripe's ``plan``.
+then accept ``items[][price]`` (translated to ``plan``), and subscription items carry a
+``price`` next to localstripe's ``plan`` (invoice lines name it in ``pricing``, see
+``api_version.py``).
 
 Patches to localstripe's Subscription, each because Stripe does it and Tally relies on it:
 
@@ -27,10 +28,11 @@ Patches to localstripe's Subscription, each because Stripe does it and Tally rel
   the PaymentIntent ``requires_payment_method``, as on Stripe, where localstripe
   cancelled the subscription at once (the app decides: cancel it, or retry);
 * periods honour ``interval_count`` and move on with the renewal simulator;
-* objects carry ``current_period_start``/``_end`` on the item too (newer API versions have
-  them only there), ``currency``, ``billing_cycle_anchor``, ``cancellation_details``.
+* items carry ``current_period_start``/``_end`` (API version 2026-10-28.endive has them only
+  there), subscriptions ``currency``, ``billing_cycle_anchor``, ``cancellation_details``.
 
-Invoices: finalized invoices get a ``number``, ``invoice.finalized`` is emitted, every
+Invoices: finalized invoices get a ``number`` and every invoice Stripe's ``billing_reason``,
+``POST /v1/invoices/{id}/void`` voids an open one, ``invoice.finalized`` is emitted, every
 ``invoice.payment_succeeded`` is followed by ``invoice.paid`` (Stripe sends both), a failed
 payment emits ``invoice.payment_failed``, subscription lines are described as Stripe does
 (``1 \u00d7 Tally Pro (at $49.00 / month)``, with a multiplication sign), and
