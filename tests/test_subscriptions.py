@@ -323,7 +323,7 @@ def test_stripes_invoice_number_beside_tallys_and_the_first_invoice_is_not_a_ren
         db.session.remove()
     html = console.get(f"/staff/customers/{customer_id}").get_data(as_text=True)
     for number in (first_at_stripe.number, renewal_at_stripe["number"]):
-        assert f"Stripe <code>{number}</code>" in html
+        assert f"Stripe <code class=\"invoice-number\">{number}</code>" in html
     assert html.count('<span class="muted">subscription</span>') == 1
     assert html.count('<span class="muted">subscription renewal</span>') == 1
 
