@@ -17,6 +17,7 @@ from extensions import db
 from models.base import utcnow
 from services.billing import subscriptions
 from tests.conftest import WEBHOOK_SECRET, login
+from tests.support import stripe_events
 from tests.support.stripe_events import event_payload, signature_header
 from tests.support.threads import at_once
 from tests.test_concurrency import post
@@ -37,12 +38,8 @@ def upgrade(client, customer, stripe_client) -> dict:
     return response.get_json()
 
 
-def deliver(client, payload: bytes):
-    response = client.post("/v1/billing/webhook", data=payload, headers={
-        "Stripe-Signature": signature_header(payload, WEBHOOK_SECRET),
-        "Content-Type": "application/json"})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
+def deliver(client, payload: bytes) -> dict:
+    return stripe_events.deliver(client, payload, WEBHOOK_SECRET)
 
 
 def subscription(client, customer) -> dict:

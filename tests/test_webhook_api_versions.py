@@ -20,7 +20,7 @@ from services.stripe_gateway import API_VERSION
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.localstripe import simulate_renewal
 from tests.support.staff import make_staff, staff_login
-from tests.support.stripe_events import event_payload, signature_header
+from tests.support.stripe_events import deliver, event_payload
 
 pytestmark = pytest.mark.money
 
@@ -28,12 +28,7 @@ OLD_VERSION = "2020-08-27"
 
 
 def post_event(client, event: dict) -> dict:
-    payload = json.dumps(event).encode()
-    response = client.post("/v1/billing/webhook", data=payload, headers={
-        "Stripe-Signature": signature_header(payload, WEBHOOK_SECRET),
-        "Content-Type": "application/json"})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
+    return deliver(client, json.dumps(event).encode(), WEBHOOK_SECRET)
 
 
 def subscribed(client, customer) -> str:
