@@ -4,6 +4,7 @@ Checkout and Customer Portal pages."""
 
 from __future__ import annotations
 
+import ast
 import json
 import threading
 import time
@@ -221,6 +222,28 @@ def test_answers_in_the_pinned_api_version_only(client: stripe.StripeClient, bas
                                                          r"2026-10-28\.endive") as refused:
         older.v1.payment_intents.retrieve(pi.id)
     assert refused.value.http_status == 400 and refused.value.param == "Stripe-Version"
+
+
+def test_the_app_never_imports_the_simulator() -> None:
+    """It is test support: a separate process the app reaches over HTTP only."""
+    root = Path(__file__).resolve().parents[1]
+    app_files = [root / "app.py", root / "config.py", root / "extensions.py",
+                 *[f for part in ("models", "services", "views") for f in (root / part).rglob("*.py")]]
+    imports = []
+    for path in app_files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            imports += [f"{path.relative_to(root)}: {n}" for n in names
+                        if n.split(".")[0] in ("localstripe", "devtools")]
+    assert len(app_files) > 20 and imports == []
+
+
+def test_endpoints_the_version_removed_are_gone(client: stripe.StripeClient) -> None:
+    customer = client.v1.customers.create().id
+    with pytest.raises(stripe.InvalidRequestError, match="create_preview") as gone:
+        client.raw_request("get", "/v1/invoices/upcoming", customer=customer)
+    assert gone.value.http_status == 404
 
 
 def test_stripes_test_payment_method_ids_become_new_payment_methods(

@@ -300,7 +300,15 @@ def _retrieve_payment_method(cls: type[PaymentMethod], id: str) -> PaymentMethod
         no_such("PaymentMethod", id, "payment_method")
 
 
+def removed_upcoming_invoice(**params: Any) -> None:
+    """``GET /v1/invoices/upcoming`` is gone since 2025-03-31 (localstripe still serves it)."""
+    fail("Unrecognized request URL (GET: /v1/invoices/upcoming). The upcoming invoice "
+         "endpoint was removed in API version 2025-03-31.basil: use POST "
+         "/v1/invoices/create_preview.", status=404)
+
+
 ROUTES = [
+    ("GET", "/v1/invoices/upcoming", removed_upcoming_invoice),
     ("GET", "/v1/invoice_payments", list_invoice_payments),
     ("GET", "/v1/invoice_payments/{id}", retrieve_invoice_payment),
 ]
