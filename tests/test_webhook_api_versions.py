@@ -133,6 +133,22 @@ def test_an_event_tally_cannot_read_is_recorded_with_an_error_not_ignored(
     assert post_event(client, event)["status"] == "refused"
 
 
+def test_a_stored_event_that_is_not_an_event_is_refused_on_replay(app):
+    """A row stored before its payload could be checked (or by hand): replaying it records
+    why instead of failing."""
+    from services.billing import webhooks
+
+    with app.app_context():
+        db.session.add(WebhookEvent(id="evt_by_hand", type="invoice.paid", payload="not json"))
+        db.session.commit()
+        outcome = webhooks.process("evt_by_hand")
+        assert (outcome.status, outcome.type) == ("refused", "invoice.paid")
+        assert "data.object is not an invoice" in outcome.detail
+        assert db.session.get(WebhookEvent, "evt_by_hand").last_error.startswith(
+            "unsupported_event_shape: ")
+        db.session.remove()
+
+
 def test_the_inbox_shows_the_pinned_version_and_each_events(app, client, customer, localstripe_url):
     sub_id = subscribed(client, customer)
     pinned = json.loads(event_payload(localstripe_url, "customer.subscription.created", sub_id))

@@ -17,7 +17,7 @@ from models import WebhookEvent
 from models.base import utcnow
 from services.billing import subscriptions
 from services.billing.gateway import API_VERSION, gateway, parse_event
-from services.errors import NotFound, TallyError
+from services.errors import InvalidInput, NotFound, TallyError
 from services.ledger import topups
 
 
@@ -107,19 +107,21 @@ def process(event_id: str) -> Outcome:
         raise NotFound(f"No such event: {event_id}")
     if row.processed_at is not None and row.last_error is None:
         return Outcome(row.id, row.type, "duplicate")
-    handler = HANDLERS.get(row.type)
-    event = parse_event(row.payload)
+    event_type, handler = row.type, HANDLERS.get(row.type)
     row.attempts += 1
     db.session.commit()
     if handler is None:
         _finish(event_id, error=None)
-        return Outcome(event_id, row.type, "ignored", "no handler for this event type")
-    object_id = event.object_id(handler.object_type)
+        return Outcome(event_id, event_type, "ignored", "no handler for this event type")
+    try:
+        object_id = parse_event(row.payload).object_id(handler.object_type)
+    except InvalidInput:  # stored before it could be checked, or not JSON at all
+        object_id = None
     if object_id is None:
         # Retrying cannot help: record why, so the inbox lists it under "Failed".
-        message = unreadable(event.type, handler.object_type, event.api_version)
+        message = unreadable(event_type, handler.object_type, row.api_version)
         _finish(event_id, error=f"unsupported_event_shape: {message}")
-        return Outcome(event_id, event.type, "refused", message)
+        return Outcome(event_id, event_type, "refused", message)
     try:
         detail = handler.run(object_id)
     except TallyError as exc:
@@ -128,17 +130,18 @@ def process(event_id: str) -> Outcome:
             _record_error(event_id, exc.message)
             raise
         _finish(event_id, error=f"{exc.code}: {exc.message}")
-        return Outcome(event_id, event.type, "refused", exc.message)
+        return Outcome(event_id, event_type, "refused", exc.message)
     except Exception as exc:
         db.session.rollback()
         _record_error(event_id, repr(exc))
         raise
     _finish(event_id, error=None)
-    return Outcome(event_id, event.type, "processed", detail)
+    return Outcome(event_id, event_type, "processed", detail)
 
 
 def unreadable(event_type: str, object_type: str, api_version: str | None) -> str:
-    return (f"Tally cannot read this {event_type} event: its data.object is not a "
+    article = "an" if object_type[0] in "aeiou" else "a"
+    return (f"Tally cannot read this {event_type} event: its data.object is not {article} "
             f"{object_type} with an id (event API version {api_version or 'not given'}; Tally "
             f"reads Stripe in {API_VERSION}). Nothing was done. Send snapshot events (not thin "
             f"events) to this endpoint.")

@@ -140,7 +140,7 @@ def seed_console(app, customer: Any, staff: Any) -> None:
             id="evt_1ThinEvent", type="invoice.paid", api_version=None, attempts=1,
             payload=json.dumps({"id": "evt_1ThinEvent", "object": "v2.core.event"}),
             processed_at=utcnow(), last_error="unsupported_event_shape: Tally cannot read this "
-            "invoice.paid event: its data.object is not a invoice with an id (event API version "
+            "invoice.paid event: its data.object is not an invoice with an id (event API version "
             f"not given; Tally reads Stripe in {API_VERSION}). Nothing was done. Send snapshot "
             "events (not thin events) to this endpoint."))
         db.session.add(WebhookEvent(id="evt_1FailedDelivery", type="invoice.paid",
