@@ -6,7 +6,7 @@ rendered the event in (the webhook endpoint's); the staff inbox shows it beside 
 Tally reads. Events stored before keep theirs: it is read from their payloads here.
 
 Revision ID: c4e8a1f2b3d5
-Revises: 6d2a1c0e9b41
+Revises: 943eecc32038
 Create Date: 2026-11-24 10:00:00.000000
 
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'c4e8a1f2b3d5'
-down_revision = '6d2a1c0e9b41'
+down_revision = '943eecc32038'
 branch_labels = None
 depends_on = None
 
