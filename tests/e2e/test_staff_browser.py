@@ -154,6 +154,7 @@ def seed_console(app, customer: Any, staff: Any) -> None:
             invoices.issue(account, kind=kind, source_id=stripe_id, currency="usd",
                            lines=[invoices.Line("1 \u00d7 Tally Pro (at $49.00 / month)", 4900)],
                            paid_at=utcnow(), stripe_invoice_number=number)
+        db.session.commit()  # services leave committing to the operation (services/uow.py)
         db.session.remove()
 
 
