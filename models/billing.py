@@ -31,8 +31,12 @@ class Subscription(db.Model):
 
 
 INVOICE_RECEIPT = "receipt"  # a card top-up
-INVOICE_RENEWAL = "renewal"  # a subscription invoice paid at Stripe
+INVOICE_SUBSCRIPTION = "subscription"  # a subscription's first invoice, paid at Stripe
+INVOICE_RENEWAL = "renewal"  # the invoice of a later period, paid at Stripe
 INVOICE_STATEMENT = "usage_statement"  # a month of rated usage drawn from credit
+INVOICE_KINDS = (INVOICE_RECEIPT, INVOICE_SUBSCRIPTION, INVOICE_RENEWAL, INVOICE_STATEMENT)
+INVOICE_KIND_LABELS = {INVOICE_RECEIPT: "Top-up receipt", INVOICE_SUBSCRIPTION: "Subscription",
+                       INVOICE_RENEWAL: "Subscription renewal", INVOICE_STATEMENT: "Usage statement"}
 
 
 class Invoice(db.Model):
@@ -48,6 +52,8 @@ class Invoice(db.Model):
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     number: Mapped[str] = mapped_column(String(40))
+    # Stripe's number for the same invoice (subscription invoices), so support can match them.
+    stripe_invoice_number: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(20))
     source_id: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="paid")

@@ -115,14 +115,8 @@
       status.classList.add("ok");
       amountInput.value = "";  // paid: a second click must not pay the same amount again
       labelPay();
-      // Show the new balance at once, without relying on htmx: a page script can break
-      // htmx here (localstripe's fake Stripe.js declares a global `class Element`, which
-      // shadows the DOM's Element, so htmx processes no element on this page). htmx, when
-      // it works, then refreshes the balance from the server as well.
-      document.querySelectorAll("[data-testid=balance]").forEach((el) => {
-        el.textContent = credit.body.balance_display;
-      });
-      if (window.htmx) window.htmx.trigger(document.body, "balance-changed");
+      // The balance card (hx-trigger "balance-changed from:body") reloads from the server.
+      window.htmx.trigger(document.body, "balance-changed");
     } catch (err) {
       status.textContent = "Something went wrong; nothing was credited twice. Try again.";
     } finally {

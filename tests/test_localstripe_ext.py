@@ -4,6 +4,7 @@ Checkout and Customer Portal pages."""
 
 from __future__ import annotations
 
+import ast
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -210,6 +212,58 @@ def test_register_webhook_helper(base_url: str) -> None:
         register_webhook(base_url, "not-a-url", "whsec_x", id="unused")
 
 
+def test_answers_in_the_pinned_api_version_only(client: stripe.StripeClient, base_url: str) -> None:
+    pi = payment_intent(client)
+    event = client.v1.events.list(params={"limit": 100}).data[-1]
+    assert event.api_version == "2026-10-28.endive" == stripe.api_version
+    older = stripe.StripeClient("sk_test_x", base_addresses={"api": base_url},
+                                stripe_version="2020-08-27", max_network_retries=0)
+    with pytest.raises(stripe.InvalidRequestError, match=r"only in Stripe API version "
+                                                         r"2026-10-28\.endive") as refused:
+        older.v1.payment_intents.retrieve(pi.id)
+    assert refused.value.http_status == 400 and refused.value.param == "Stripe-Version"
+
+
+def test_the_app_never_imports_the_simulator() -> None:
+    """It is test support: a separate process the app reaches over HTTP only."""
+    root = Path(__file__).resolve().parents[1]
+    app_files = [root / "app.py", root / "config.py", root / "extensions.py",
+                 *[f for part in ("models", "services", "views") for f in (root / part).rglob("*.py")]]
+    imports = []
+    for path in app_files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            imports += [f"{path.relative_to(root)}: {n}" for n in names
+                        if n.split(".")[0] in ("localstripe", "devtools")]
+    assert len(app_files) > 20 and imports == []
+
+
+def test_endpoints_the_version_removed_are_gone(client: stripe.StripeClient) -> None:
+    customer = client.v1.customers.create().id
+    with pytest.raises(stripe.InvalidRequestError, match="create_preview") as gone:
+        client.raw_request("get", "/v1/invoices/upcoming", customer=customer)
+    assert gone.value.http_status == 404
+
+
+def test_stripes_test_payment_method_ids_become_new_payment_methods(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create().id
+    attached = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer})
+    assert attached.id.startswith("pm_") and attached.id != "pm_card_visa"
+    assert (attached.customer, attached.card.last4) == (customer, "4242")
+    # The test id itself is not the customer's: Stripe makes a new card each time.
+    with pytest.raises(stripe.InvalidRequestError, match="pm_card_visa"):
+        client.v1.customers.update(customer, params={
+            "invoice_settings": {"default_payment_method": "pm_card_visa"}})
+    three_d = client.v1.payment_methods.attach("pm_card_threeDSecure2Required",
+                                               params={"customer": customer})
+    assert three_d.card.last4 == "3220"
+    with pytest.raises(stripe.InvalidRequestError, match="No such PaymentMethod"):
+        client.v1.payment_methods.attach("pm_card_nope", params={"customer": customer})
+
+
 # --- Stripe.js in Chromium ---------------------------------------------------------------
 
 PAGE = """<!doctype html>
@@ -333,6 +387,14 @@ def test_confirm_card_payment(
             assert error["type"] == "invalid_request_error"
             assert error["message"].startswith("We are unable to authenticate")
     assert client.v1.payment_intents.retrieve(pi.id).status == status
+
+
+@pytest.mark.e2e
+def test_stripe_js_adds_only_stripe_to_the_page(page: Any) -> None:
+    """Real Stripe.js adds only `Stripe`; localstripe's script alone also declares a global
+    `class Element`, which hid the DOM's `Element` from every script on the page."""
+    assert page.evaluate("document.body instanceof Element && Element === window.Element")
+    assert page.evaluate("typeof Stripe === 'function' && typeof openModal === 'undefined'")
 
 
 @pytest.mark.e2e
@@ -465,6 +527,11 @@ def subscribe(client: stripe.StripeClient, price: str | None = None, **params: A
         "metadata": {"tally_account_id": "acc_1"}, **params})
 
 
+def period_end(sub: Any) -> int:
+    """Where API version 2026-10-28.endive keeps a subscription's period: on its item."""
+    return int(sub["items"].data[0].current_period_end)
+
+
 def events_about(client: stripe.StripeClient, type: str, object_id: str) -> list[stripe.Event]:
     listed = client.v1.events.list(params={"type": type, "limit": 100}).data
     return [e for e in listed if e.data.object.id == object_id]
@@ -519,15 +586,29 @@ def test_subscription_with_a_price_item(client: stripe.StripeClient) -> None:
     item = sub["items"].data[0]
     assert isinstance(item.price, stripe.Price) and item.price.id == price.id
     assert item.price.unit_amount == 4900 and item.plan.id == price.id
-    assert sub.current_period_start < sub.current_period_end
-    assert (item.current_period_start, item.current_period_end) == (
-        sub.current_period_start, sub.current_period_end)
+    # Since API version 2025-03-31 the period is on the item only.
+    assert item.current_period_start < item.current_period_end
+    assert "current_period_start" not in sub and "plan" not in sub
     assert (sub.cancel_at_period_end, sub.cancel_at) == (False, None)
     invoice = sub.latest_invoice
     assert isinstance(invoice, stripe.Invoice)
-    assert (invoice.status, invoice.amount_paid, invoice.subscription) == ("paid", 4900, sub.id)
-    assert invoice.number and invoice.lines.data[0].price.id == price.id
-    assert invoice.lines.data[0].description == "1 \u00d7 Tally Pro (at $49.00 / month)"
+    assert (invoice.status, invoice.amount_paid, invoice.billing_reason) == (
+        "paid", 4900, "subscription_create")
+    assert invoice.parent is not None and invoice.parent.type == "subscription_details"
+    assert invoice.parent.subscription_details.subscription == sub.id
+    assert "subscription" not in invoice and "payment_intent" not in invoice
+    line = invoice.lines.data[0]
+    assert invoice.number and line.pricing.price_details.price == price.id
+    assert line.pricing.unit_amount_decimal == Decimal(4900) and "price" not in line
+    assert line.parent.type == "subscription_item_details"
+    assert line.parent.subscription_item_details.subscription == sub.id
+    assert line.description == "1 \u00d7 Tally Pro (at $49.00 / month)"
+    # What paid it is an invoice payment, not the invoice's (gone) payment_intent.
+    payments = client.v1.invoice_payments.list(params={"invoice": invoice.id}).data
+    assert [(p.status, p.is_default, p.amount_paid) for p in payments] == [("paid", True, 4900)]
+    paid_by = client.v1.payment_intents.retrieve(str(payments[0].payment.payment_intent))
+    assert paid_by.status == "succeeded" and "invoice" not in paid_by
+    assert client.v1.invoice_payments.retrieve(payments[0].id).to_dict() == payments[0].to_dict()
     # Stripe sends invoice.paid with every invoice.payment_succeeded.
     assert events_about(client, "invoice.paid", invoice.id)
     assert events_about(client, "invoice.payment_succeeded", invoice.id)
@@ -547,7 +628,7 @@ def test_cancel_at_period_end_and_back_emit_updated(client: stripe.StripeClient)
 
     cancelling = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
     assert cancelling.cancel_at_period_end is True and cancelling.status == "active"
-    assert cancelling.cancel_at == sub.current_period_end and cancelling.canceled_at
+    assert cancelling.cancel_at == period_end(sub) and cancelling.canceled_at
     resumed = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": False})
     assert (resumed.cancel_at_period_end, resumed.cancel_at, resumed.canceled_at) == (
         False, None, None)
@@ -555,7 +636,7 @@ def test_cancel_at_period_end_and_back_emit_updated(client: stripe.StripeClient)
     updated = events_about(client, "customer.subscription.updated", sub.id)
     assert [(e.data.object.cancel_at_period_end, e.data.previous_attributes.cancel_at_period_end)
             for e in updated] == [(True, False), (False, True)]
-    assert updated[0].data.object.cancel_at == sub.current_period_end
+    assert updated[0].data.object.cancel_at == period_end(sub)
     assert updated[0].data.object["items"].data[0].price.object == "price"
     assert not events_about(client, "customer.subscription.updated", subscribe(client).id)
 
@@ -598,9 +679,11 @@ def test_default_incomplete_waits_for_stripe_js(client: stripe.StripeClient, bas
         "customer": customer, "items": [{"price": monthly_price(client).id}],
         "payment_behavior": "default_incomplete",
         "payment_settings": {"save_default_payment_method": "on_subscription"},
-        "expand": ["latest_invoice.payment_intent"]})
+        "expand": ["latest_invoice"]})
     assert sub.status == "incomplete" and sub.latest_invoice.status == "open"
-    intent = sub.latest_invoice.payment_intent
+    payment = client.v1.invoice_payments.list(params={"invoice": sub.latest_invoice.id}).data[0]
+    assert (payment.status, payment.amount_paid, payment.amount_requested) == ("open", None, 4900)
+    intent = client.v1.payment_intents.retrieve(str(payment.payment.payment_intent))
     assert intent.status == "requires_payment_method"
 
     status, body = post_json(
@@ -615,6 +698,45 @@ def test_default_incomplete_waits_for_stripe_js(client: stripe.StripeClient, bas
         client, "customer.subscription.updated", sub.id)] == [("active", "incomplete")]
 
 
+def test_voiding_the_open_first_invoice_after_failed_3d_secure(
+    client: stripe.StripeClient,
+) -> None:
+    customer, _ = paying_customer(client, THREE_D_SECURE)
+    sub = client.v1.subscriptions.create(params={
+        "customer": customer, "items": [{"price": monthly_price(client).id}]})
+    assert sub.status == "incomplete"
+    payment = client.v1.invoice_payments.list(params={"invoice": sub.latest_invoice}).data[0]
+    intent = client.v1.payment_intents.retrieve(str(payment.payment.payment_intent))
+    assert intent.status == "requires_action"
+    client.raw_request("post", f"/v1/payment_intents/{intent.id}/_authenticate",
+                       client_secret=intent.client_secret, success="false")
+    invoice = client.v1.invoices.retrieve(str(sub.latest_invoice))
+    assert (invoice.status, invoice.amount_remaining) == ("open", 4900)  # still owed
+    assert client.v1.subscriptions.retrieve(sub.id).status == "incomplete"
+
+    voided = client.v1.invoices.void_invoice(invoice.id)
+
+    assert (voided.status, voided.amount_remaining) == ("void", 0)
+    assert voided.status_transitions.voided_at
+    assert client.v1.payment_intents.retrieve(intent.id).status == "canceled"
+    assert [p.status for p in client.v1.invoice_payments.list(
+        params={"invoice": invoice.id}).data] == ["canceled"]
+    assert client.v1.subscriptions.retrieve(sub.id).status == "incomplete_expired"
+    assert events_about(client, "invoice.voided", invoice.id)
+    with pytest.raises(stripe.InvalidRequestError, match="only void an open invoice"):
+        client.v1.invoices.void_invoice(invoice.id)
+
+
+def test_voiding_keeps_a_canceled_subscription_canceled(client: stripe.StripeClient) -> None:
+    customer, _ = paying_customer(client, "4000000000000341")  # the first charge is declined
+    sub = client.v1.subscriptions.create(params={
+        "customer": customer, "items": [{"price": monthly_price(client).id}]})
+    assert sub.status == "incomplete"
+    client.v1.subscriptions.cancel(sub.id)
+    assert client.v1.invoices.void_invoice(str(sub.latest_invoice)).status == "void"
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+
+
 # --- The renewal simulator ---------------------------------------------------------------
 
 
@@ -625,18 +747,18 @@ def test_renewal_failed_then_paid(client: stripe.StripeClient, base_url: str) ->
 
     assert failed["object"] == "invoice" and failed["id"].startswith("in_")
     assert (failed["status"], failed["amount_due"], failed["amount_paid"]) == ("open", 4900, 0)
-    assert (failed["customer"], failed["subscription"], failed["currency"]) == (
-        sub.customer, sub.id, "usd")
+    assert (failed["customer"], failed["currency"]) == (sub.customer, "usd")
+    assert failed["parent"]["subscription_details"]["subscription"] == sub.id
     assert (failed["period_start"], failed["billing_reason"]) == (
-        sub.current_period_end, "subscription_cycle")
+        period_end(sub), "subscription_cycle")
     line = failed["lines"]["data"][0]
-    assert line["amount"] == 4900 and line["price"]["id"] == sub["items"].data[0].price.id
-    assert line["period"]["start"] == sub.current_period_end
+    assert line["amount"] == 4900
+    assert line["pricing"]["price_details"]["price"] == sub["items"].data[0].price.id
+    assert line["period"]["start"] == period_end(sub)
     assert line["description"] == "1 \u00d7 Tally Pro (at $49.00 / month)"
     past_due = client.v1.subscriptions.retrieve(sub.id)
     assert past_due.status == "past_due" and past_due.latest_invoice == failed["id"]
-    assert past_due.current_period_start == sub.current_period_end
-    assert past_due["items"].data[0].current_period_end == past_due.current_period_end
+    assert past_due["items"].data[0].current_period_start == period_end(sub)
     assert events_about(client, "invoice.payment_failed", failed["id"])
     assert not events_about(client, "invoice.paid", failed["id"])
     assert events_about(client, "customer.subscription.updated", sub.id)[-1].data.object.status \
@@ -647,7 +769,7 @@ def test_renewal_failed_then_paid(client: stripe.StripeClient, base_url: str) ->
 
     assert (paid["status"], paid["amount_paid"]) == ("paid", 4900)
     assert paid["status_transitions"]["paid_at"] and paid["number"] != failed["number"]
-    assert paid["period_start"] == past_due.current_period_end
+    assert paid["period_start"] == period_end(past_due)
     assert client.v1.subscriptions.retrieve(sub.id).status == "active"
     assert events_about(client, "invoice.paid", paid["id"])
     assert events_about(client, "invoice.payment_succeeded", paid["id"])
@@ -665,7 +787,7 @@ def test_renewal_of_a_subscription_set_to_cancel_ends_it(
     ended = simulate_renewal(base_url, sub.id, "paid")
 
     assert (ended["object"], ended["status"], ended["ended_at"]) == (
-        "subscription", "canceled", sub.current_period_end)
+        "subscription", "canceled", period_end(sub))
     assert events_about(client, "customer.subscription.deleted", sub.id)
     with pytest.raises(urllib.error.HTTPError) as refused:
         simulate_renewal(base_url, sub.id, "paid")
@@ -905,7 +1027,7 @@ def test_portal_page_cancels_at_period_end_and_renews(
     assert tab.get_by_test_id("period").inner_text().startswith("Your plan will be canceled on")
     after = client.v1.subscriptions.retrieve(sub.id)
     assert (after.status, after.cancel_at_period_end, after.cancel_at) == (
-        "active", True, sub.current_period_end)
+        "active", True, period_end(sub))
 
     tab.get_by_role("button", name="Renew plan").click()
     assert tab.get_by_test_id("period").inner_text().startswith("Renews on")

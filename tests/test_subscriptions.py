@@ -3,6 +3,7 @@ twice and out of order, failed renewals and the grace period, Checkout and the P
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
@@ -10,11 +11,13 @@ from datetime import timedelta
 from functools import partial
 
 import pytest
+from pypdf import PdfReader
 
 from extensions import db
 from models.base import utcnow
 from services.billing import subscriptions
 from tests.conftest import WEBHOOK_SECRET, login
+from tests.support import stripe_events
 from tests.support.stripe_events import event_payload, signature_header
 from tests.support.threads import at_once
 from tests.test_concurrency import post
@@ -35,12 +38,8 @@ def upgrade(client, customer, stripe_client) -> dict:
     return response.get_json()
 
 
-def deliver(client, payload: bytes):
-    response = client.post("/v1/billing/webhook", data=payload, headers={
-        "Stripe-Signature": signature_header(payload, WEBHOOK_SECRET),
-        "Content-Type": "application/json"})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
+def deliver(client, payload: bytes) -> dict:
+    return stripe_events.deliver(client, payload, WEBHOOK_SECRET)
 
 
 def subscription(client, customer) -> dict:
@@ -60,7 +59,7 @@ def test_setup_moves_to_pro_and_limits_change_at_once(client, customer, stripe_c
     assert sub["currentPeriodStart"] < sub["currentPeriodEnd"] and sub["cancelAtPeriodEnd"] is False
     # The first payment is mirrored as an invoice.
     invoices = client.get("/v1/billing/invoices", headers=customer.headers).get_json()["invoices"]
-    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("renewal", 4900, "paid")]
+    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("subscription", 4900, "paid")]
     # Subscribing twice is refused.
     again = client.post("/v1/billing/setup", headers=customer.headers,
                         json={"payment_method_id": card(stripe_client)})
@@ -90,6 +89,7 @@ def test_a_card_declined_at_the_first_charge_leaves_no_subscription(client, cust
     sub = subscription(client, customer)
     assert sub["status"] == "canceled"  # ended at Stripe too: nothing can charge it later
     assert stripe_client.v1.subscriptions.retrieve(sub["id"]).status == "canceled"
+    assert owed_at_stripe(client, customer, stripe_client) == []  # its invoice is void
     assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
     assert client.get("/v1/billing/invoices", headers=customer.headers).get_json()["data"] == []
 
@@ -163,7 +163,7 @@ def test_setup_with_3d_secure_then_confirm_upgrades_exactly_once(
     assert client.get("/v1/billing/usage", headers=customer.headers).get_json()["usage"][
         "apiCallsLimit"] == 100000
     invoices = client.get("/v1/billing/invoices", headers=customer.headers).get_json()["invoices"]
-    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("renewal", 4900, "paid")]
+    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("subscription", 4900, "paid")]
     assert subscription(client, customer)["status"] == "active"
 
 
@@ -191,15 +191,33 @@ def test_confirms_and_webhooks_racing_after_3d_secure_upgrade_once(
     assert len(confirms) == 6 and {(b["tier"], b["subscription"]["status"]) for b in confirms} == {
         ("pro", "active")}
     invoices = client.get("/v1/billing/invoices", headers=customer.headers).get_json()["invoices"]
-    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("renewal", 4900, "paid")]
+    assert [(i["kind"], i["amount"], i["status"]) for i in invoices] == [("subscription", 4900, "paid")]
     assert subscription(client, customer)["status"] == "active"
     assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "pro"
+
+
+def owed_at_stripe(client, customer, stripe_client) -> list[tuple[str, int]]:
+    """(status, amount_remaining) of the customer's invoices at Stripe that are not void."""
+    stripe_id = client.get("/v1/billing", headers=customer.headers).get_json()[
+        "stripe_customer_id"]
+    listed = stripe_client.v1.invoices.list(params={"customer": stripe_id, "limit": 100}).data
+    return [(i.status, i.amount_remaining) for i in listed if i.status != "void"]
+
+
+def portal_invoice_rows(client, customer) -> str:
+    """The invoice history of the customer's Stripe Customer Portal, as the customer sees it."""
+    url = client.post("/v1/billing/portal", headers=customer.headers,
+                      json={"returnUrl": "https://example.com/back"}).get_json()["url"]
+    with urllib.request.urlopen(url, timeout=10) as page:
+        html = page.read().decode()
+    return html.split('data-testid="invoices">', 1)[1].split("</table>", 1)[0]
 
 
 def test_setup_with_failed_3d_secure_changes_nothing_and_ends_the_subscription(
         client, customer, stripe_client):
     required = needs_action(client, customer, stripe_client)
     authenticate(stripe_client, required, success=False)
+    assert owed_at_stripe(client, customer, stripe_client) == [("open", 4900)]
 
     failed = confirm(client, customer, required["subscription_id"])
     body = failed.get_json()
@@ -207,12 +225,104 @@ def test_setup_with_failed_3d_secure_changes_nothing_and_ends_the_subscription(
     assert body["message"].endswith("Nothing was charged; you are still on Free. Try another card.")
     assert stripe_client.v1.subscriptions.retrieve(required["subscription_id"]).status == "canceled"
     assert subscription(client, customer)["status"] == "canceled"
+    # The $49 invoice is void, not left open: the customer owes nothing at Stripe either.
+    assert owed_at_stripe(client, customer, stripe_client) == []
+    first = stripe_client.v1.subscriptions.retrieve(required["subscription_id"]).latest_invoice
+    assert stripe_client.v1.invoices.retrieve(str(first)).status == "void"
+    assert stripe_client.v1.payment_intents.retrieve(required["payment_intent_id"]).status == \
+        "canceled"
+    assert "open" not in portal_invoice_rows(client, customer)
     assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
     assert client.get("/v1/billing/invoices", headers=customer.headers).get_json()["data"] == []
     again = confirm(client, customer, required["subscription_id"])
     assert again.status_code == 402 and "Nothing was charged" in again.get_json()["message"]
     # Another card then upgrades as usual.
     assert upgrade(client, customer, stripe_client)["tier"] == "pro"
+
+
+@pytest.mark.parametrize(("test_id", "last4"), [("pm_card_visa", "4242"),
+                                                ("pm_card_mastercard", "4444")])
+def test_setup_with_stripes_test_payment_method_ids(client, customer, stripe_client, test_id, last4):
+    """Attaching `pm_card_visa` makes a new PaymentMethod: Tally subscribes with that one."""
+    response = client.post("/v1/billing/setup", headers=customer.headers,
+                           json={"payment_method_id": test_id})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["tier"] == "pro"
+    stripe_sub = stripe_client.v1.subscriptions.retrieve(subscription(client, customer)["id"])
+    default = stripe_client.v1.customers.retrieve(str(stripe_sub.customer)).invoice_settings
+    pm = stripe_client.v1.payment_methods.retrieve(str(default.default_payment_method))
+    assert pm.id != test_id and pm.customer == stripe_sub.customer and pm.card.last4 == last4
+
+
+def test_setup_with_the_3d_secure_test_id_asks_for_authentication(client, customer):
+    response = client.post("/v1/billing/setup", headers=customer.headers,
+                           json={"payment_method_id": "pm_card_threeDSecure2Required"})
+    assert (response.status_code, response.get_json()["code"]) == (402, "requires_action")
+    assert response.get_json()["payment_intent_client_secret"]
+
+
+def test_a_payment_method_stripe_cannot_use_is_the_callers_fault(
+        client, customer, make_customer, stripe_client):
+    """Named by `param`, a 4xx, nothing charged; never a 502."""
+    someone_elses = card(stripe_client)
+    owner = stripe_client.v1.customers.create().id
+    stripe_client.v1.payment_methods.attach(someone_elses, params={"customer": owner})
+    for payment_method, status, code in (
+            ("pm_card_nope", 404, "resource_missing"),
+            ("pm_card_visa_chargeDeclined", 402, "card_declined"),
+            (someone_elses, 400, "stripe_refused")):
+        response = client.post("/v1/billing/setup", headers=customer.headers,
+                               json={"payment_method_id": payment_method})
+        body = response.get_json()
+        assert (response.status_code, body["code"], body["param"]) == (
+            status, code, "payment_method_id"), body
+        assert body["message"].endswith("Nothing was charged; you are still on Free."), body
+    assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
+    assert subscription(client, customer)["status"] == "none"
+
+
+def test_stripes_invoice_number_beside_tallys_and_the_first_invoice_is_not_a_renewal(
+        app, client, customer, stripe_client, localstripe_url):
+    from tests.support.staff import make_staff, staff_login
+
+    upgrade(client, customer, stripe_client)
+    sub_id = subscription(client, customer)["id"]
+    first_at_stripe = stripe_client.v1.invoices.retrieve(
+        str(stripe_client.v1.subscriptions.retrieve(sub_id).latest_invoice))
+    renewal_at_stripe = renew(localstripe_url, sub_id, "paid")
+    deliver(client, event_payload(localstripe_url, "invoice.paid", renewal_at_stripe["id"]))
+
+    listed = client.get("/v1/billing/invoices", headers=customer.headers).get_json()["data"]
+    assert [(i["kind"], i["stripe_invoice_number"]) for i in listed] == [
+        ("renewal", renewal_at_stripe["number"]), ("subscription", first_at_stripe.number)]
+    assert first_at_stripe.number != renewal_at_stripe["number"] and listed[0]["number"] != \
+        listed[1]["number"]
+    first = client.get(f"/v1/invoices/{listed[1]['id']}", headers=customer.headers).get_json()
+    assert first["stripe_invoice_number"] == first_at_stripe.number
+    assert first["lines"] == [{"description": "1 \u00d7 Tally Pro (at $49.00 / month)",
+                               "quantity": 1, "unit_amount": 4900, "amount": 4900}]
+    # The invoice page and its PDF, as the customer sees them.
+    login(client, customer)
+    page = client.get(f"/billing/invoices/{listed[1]['id']}").get_data(as_text=True)
+    assert f"Stripe invoice {first_at_stripe.number}" in page and listed[1]["number"] in page
+    index = client.get("/billing/invoices").get_data(as_text=True)
+    assert "Subscription renewal" in index and ">Subscription<" in index
+    pdf = client.get(f"/billing/invoices/{listed[1]['id']}/pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert f"Stripe invoice {first_at_stripe.number}" in text and listed[1]["number"] in text
+    # Support finds it in the staff console.
+    staff = make_staff(app, "billing-support@tally.test")
+    console = app.test_client()
+    staff_login(console, staff)
+    with app.app_context():
+        from models import Account
+        customer_id = db.session.get(Account, customer.account_id).customer_id
+        db.session.remove()
+    html = console.get(f"/staff/customers/{customer_id}").get_data(as_text=True)
+    for number in (first_at_stripe.number, renewal_at_stripe["number"]):
+        assert f"Stripe <code class=\"invoice-number\">{number}</code>" in html
+    assert html.count('<span class="muted">subscription</span>') == 1
+    assert html.count('<span class="muted">subscription renewal</span>') == 1
 
 
 def test_cancel_at_period_end_and_resume(client, customer, stripe_client):
@@ -286,7 +396,7 @@ def test_failed_renewal_is_past_due_with_a_banner_then_free_after_grace(
     assert 'data-testid="past-due-banner"' not in client.get("/").get_data(as_text=True)
     kinds = [i["kind"] for i in client.get("/v1/billing/invoices",
                                            headers=customer.headers).get_json()["invoices"]]
-    assert kinds == ["renewal", "renewal"]
+    assert kinds == ["renewal", "subscription"]  # newest first
 
 
 def test_checkout_and_portal_urls(client, customer, localstripe_url):

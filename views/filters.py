@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
+from models.billing import INVOICE_KIND_LABELS
 from models.ledger import KIND_LABELS
 from services.money import format_major, format_money
 from services.usage.meters import default_unit, display_label
@@ -114,4 +115,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["meter_label"] = display_label
     app.jinja_env.filters["meter_measure"] = meter_measure
     app.jinja_env.filters["ledger_kind"] = lambda kind: KIND_LABELS.get(kind, kind.capitalize())
+    app.jinja_env.filters["invoice_kind"] = lambda kind: INVOICE_KIND_LABELS.get(kind, kind)
     app.jinja_env.globals["plan_limits"] = plan_limits

@@ -33,6 +33,7 @@ from extensions import db
 from models import Account, Customer, User
 from services import uow
 from services.billing import plans
+from services.billing.gateway import API_VERSION
 from services.errors import InvalidInput, TallyError
 from services.ledger import grants
 from services.money import format_money, parse_major, parse_signed_major
@@ -422,7 +423,7 @@ def webhooks_index():
                                 starting_after=request.args.get("starting_after") or None)
     # Not `status=`: render_page's `status` is the HTTP status of the answer.
     return render_page("staff/webhooks.html", blocks=("events",), page=page,
-                       status_filter=status_filter)
+                       status_filter=status_filter, api_version=API_VERSION)
 
 
 @bp.get("/webhooks/<event_id>")
@@ -433,7 +434,8 @@ def webhook(event_id: str):
         payload = json.dumps(json.loads(row.payload), indent=2, sort_keys=True)
     except ValueError:
         payload = row.payload
-    return render_page("staff/webhook.html", event=row, payload=payload, form=ConfirmForm())
+    return render_page("staff/webhook.html", event=row, payload=payload, form=ConfirmForm(),
+                       api_version=API_VERSION)
 
 
 @bp.post("/webhooks/<event_id>/replay")

@@ -7,6 +7,8 @@ with ``python -m devtools.localstripe_ext``; no Tally code imports it or this pa
 Layout:
 
 * ``__main__.py``       the launcher: fresh store, no pickle file, 127.0.0.1 only.
+* ``api_version.py``    the shapes of Stripe API version 2026-10-28.endive, which every answer
+  and event has; invoice payments; Stripe's test payment method ids.
 * ``extension.py``      the server-side patches and the extra endpoints, each with its reason;
   ``ROUTES`` lists every added API route, ``add_routes`` the non-JSON ones.
 * ``billing.py``        Prices (backed by same-id Plans), subscription and invoice patches,

@@ -3,8 +3,9 @@
 Prices: ``POST/GET /v1/prices``, ``GET/POST /v1/prices/{id}``. localstripe only knows the
 legacy Plans, and its subscriptions and invoices are built on them, so every recurring
 Price is backed by a localstripe Plan with the *same id* (``price_...``). Subscriptions
-then accept ``items[][price]`` (translated to ``plan``), and subscription items and
-invoice lines carry a ``price`` next to localstripe's ``plan``.
+then accept ``items[][price]`` (translated to ``plan``), and subscription items carry a
+``price`` next to localstripe's ``plan`` (invoice lines name it in ``pricing``, see
+``api_version.py``).
 
 Patches to localstripe's Subscription, each because Stripe does it and Tally relies on it:
 
@@ -27,10 +28,11 @@ Patches to localstripe's Subscription, each because Stripe does it and Tally rel
   the PaymentIntent ``requires_payment_method``, as on Stripe, where localstripe
   cancelled the subscription at once (the app decides: cancel it, or retry);
 * periods honour ``interval_count`` and move on with the renewal simulator;
-* objects carry ``current_period_start``/``_end`` on the item too (newer API versions have
-  them only there), ``currency``, ``billing_cycle_anchor``, ``cancellation_details``.
+* items carry ``current_period_start``/``_end`` (API version 2026-10-28.endive has them only
+  there), subscriptions ``currency``, ``billing_cycle_anchor``, ``cancellation_details``.
 
-Invoices: finalized invoices get a ``number``, ``invoice.finalized`` is emitted, every
+Invoices: finalized invoices get a ``number`` and every invoice Stripe's ``billing_reason``,
+``POST /v1/invoices/{id}/void`` voids an open one, ``invoice.finalized`` is emitted, every
 ``invoice.payment_succeeded`` is followed by ``invoice.paid`` (Stripe sends both), a failed
 payment emits ``invoice.payment_failed``, subscription lines are described as Stripe does
 (``1 \u00d7 Tally Pro (at $49.00 / month)``, with a multiplication sign), and
@@ -44,7 +46,6 @@ with ``{"outcome": "paid" | "failed"}``; see ``renew_subscription``.
 from __future__ import annotations
 
 import copy
-import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -70,6 +71,7 @@ from localstripe.resources import (
     store,
 )
 
+from .api_version import number_prefix
 from .common import (
     DeepExport,
     as_bool,
@@ -223,8 +225,8 @@ def _recurring(value: Any) -> dict[str, Any]:
     if usage_type != "licensed":
         unsupported("metered prices", "recurring[usage_type]")
     unknown(value, "recurring")
-    return {"aggregate_usage": None, "interval": interval, "interval_count": count,
-            "meter": None, "trial_period_days": None, "usage_type": "licensed"}
+    return {"interval": interval, "interval_count": count, "meter": None,
+            "trial_period_days": None, "usage_type": "licensed"}
 
 
 def _price_with_lookup_key(lookup_key: str | None) -> Price | None:
@@ -244,7 +246,7 @@ def price_shape(plan: Plan) -> dict[str, Any]:
         "currency": plan.currency, "custom_unit_amount": None, "livemode": False,
         "lookup_key": None, "metadata": dict(plan.metadata or {}), "nickname": plan.nickname,
         "product": plan.product,
-        "recurring": {"aggregate_usage": None, "interval": plan.interval,
+        "recurring": {"interval": plan.interval,
                       "interval_count": plan.interval_count, "meter": None,
                       "trial_period_days": plan.trial_period_days, "usage_type": plan.usage_type},
         "tax_behavior": "unspecified", "tiers_mode": plan.tiers_mode, "transform_quantity": None,
@@ -408,7 +410,7 @@ def _attached_payment_method(pm_id: Any, customer: str, param: str) -> str:
     except UserError:
         no_such("PaymentMethod", pm_id, param)
     if pm.customer != customer:
-        fail(f"The customer does not have a payment method with the ID {pm.id}. The payment "
+        fail(f"The customer does not have a payment method with the ID {pm_id}. The payment "
              "method must be attached to the customer.", param)
     return pm.id
 
@@ -630,17 +632,32 @@ def _invoice_status(self: Invoice) -> str:
     return status
 
 
+def _billing_reason(self: Invoice) -> str:
+    """Stripe's ``billing_reason``: ``subscription_create`` for a subscription's first
+    invoice, ``subscription_update`` for a later one localstripe makes (a plan change),
+    ``subscription_cycle`` when set by the renewal simulator, ``manual`` without a
+    subscription."""
+    reason = getattr(self, "_ext_billing_reason", None)
+    if reason:
+        return str(reason)
+    if self.subscription is None:
+        return "manual"
+    first = next((i for key, i in store.items()
+                  if key.startswith("invoice:") and i.subscription == self.subscription), self)
+    return "subscription_create" if first is self else "subscription_update"
+
+
+def _set_billing_reason(self: Invoice, value: str | None) -> None:
+    self._ext_billing_reason = value
+
+
 def _finalize(self: Invoice) -> None:
     _original_finalize(self)
-    prefix = _number_prefix(self.customer)
+    prefix = number_prefix(self.customer)
     count = sum(1 for i in newest_first(Invoice)
                 if i.customer == self.customer and getattr(i, "_ext_number", None))
     self._ext_number = f"{prefix}-{count + 1:04d}"
     emit("invoice.finalized", self)
-
-
-def _number_prefix(customer: str) -> str:
-    return hashlib.sha1(customer.encode()).hexdigest()[:8].upper()
 
 
 def _line_init(self: InvoiceLineItem, item: Any) -> None:
@@ -706,6 +723,32 @@ def _pay(invoice: Invoice, payment_method: str | None = None, raise_on_decline: 
 
 def _api_pay_invoice(cls: type[Invoice], id: str) -> Invoice:
     return _pay(retrieve(Invoice, id, "invoice"))
+
+
+def void_invoice(id: str, **extra: Any) -> Invoice:
+    """``POST /v1/invoices/{id}/void``: an open invoice becomes ``void``, its PaymentIntent
+    is canceled (nothing can pay it any more) and ``invoice.voided`` is emitted. Voiding the
+    latest invoice of an ``incomplete`` subscription expires it (``incomplete_expired``).
+    localstripe's own answers 400 for an invoice without a PaymentIntent, emits nothing,
+    and expires a subscription that was already canceled."""
+    unknown(extra)
+    invoice: Invoice = retrieve(Invoice, id, "invoice")
+    if invoice.status != "open":
+        fail(f"You can only void an open invoice; this one is {invoice.status}.",
+             code="invoice_not_editable")
+    if invoice.payment_intent:
+        pi = PaymentIntent._api_retrieve(invoice.payment_intent)
+        if pi.status not in ("succeeded", "canceled", "processing"):
+            PaymentIntent._api_cancel(pi.id)
+    invoice._voided = True
+    invoice.status_transitions["voided_at"] = now()
+    emit("invoice.voided", invoice)
+    sub = store.get(f"subscription:{invoice.subscription}") if invoice.subscription else None
+    if sub is not None and sub.status == "incomplete" and sub.latest_invoice == invoice.id:
+        before = sub._export()
+        sub.status = "incomplete_expired"
+        emit_updated("customer.subscription.updated", sub, before)
+    return invoice
 
 
 def pay_invoice(
@@ -832,6 +875,7 @@ def install() -> None:
     Subscription.currency = property(lambda self: self.items._list[0].plan.currency)
     Subscription.billing_cycle_anchor = property(_billing_cycle_anchor, _set_billing_cycle_anchor)
     Invoice.status = property(_invoice_status)
+    Invoice.billing_reason = property(_billing_reason, _set_billing_reason)
     Invoice.number = property(lambda self: getattr(self, "_ext_number", None))
     Invoice._finalize = _finalize
     Invoice._api_pay_invoice = classmethod(_api_pay_invoice)
@@ -846,5 +890,6 @@ ROUTES = [
     ("GET", "/v1/prices/{id}", retrieve_price),
     ("POST", "/v1/prices/{id}", update_price),
     ("POST", "/v1/invoices/{id}/pay", pay_invoice),
+    ("POST", "/v1/invoices/{id}/void", void_invoice),
     ("POST", "/_ext/subscriptions/{id}/renew", renew_subscription),
 ]

@@ -14,6 +14,8 @@ Why each patch exists:
   declines on attach (4000000000000002 and friends). Stripe declines those when a charge
   is attempted; unpatched, a PaymentIntent confirmed with a fresh (unattached) 0002
   PaymentMethod succeeds.
+* ``PaymentMethod._api_attach`` refuses a PaymentMethod attached to another customer, as
+  Stripe does; localstripe moved it over.
 * ``Charge._raise_failure`` raises Stripe's card-error shape (type ``card_error``,
   ``decline_code``, ``payment_intent``); localstripe's is an ``invalid_request_error``
   without them. The ``stripe`` library raises ``CardError`` for either (402).
@@ -66,7 +68,7 @@ from localstripe.resources import (
     try_convert_to_bool,
 )
 
-from . import billing, checkout, portal
+from . import api_version, billing, checkout, portal
 from .common import set_public_url
 
 JS_PATH = "/js.stripe.com/tally/v3.js"
@@ -105,6 +107,20 @@ def _raise_failure(self: Charge) -> None:
     if self.payment_intent:
         contents["payment_intent"] = PaymentIntent._api_retrieve(self.payment_intent)._export()
     raise CardDeclined(contents, self.failure_message or DECLINED)
+
+
+_original_attach = PaymentMethod.__dict__["_api_attach"].__func__
+
+
+def _attach(cls: type[PaymentMethod], id: str, customer: Any = None, **kwargs: Any) -> PaymentMethod:
+    """Stripe refuses to attach a PaymentMethod that belongs to another customer (400);
+    localstripe moved it to the new one."""
+    pm = resources.store.get(f"payment_method:{id}") if isinstance(id, str) else None
+    if pm is not None and pm.customer not in (None, customer):
+        raise UserError(400, "The payment method you provided has already been attached to a "
+                             "customer.", {"param": "payment_method",
+                                           "code": "payment_method_unexpected_state"})
+    return _original_attach(cls, id, customer=customer, **kwargs)
 
 
 # --- Endpoints for stripe_js_ext.js ------------------------------------------------------
@@ -256,7 +272,11 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/js.stripe.com/tally/payment_intents/{id}/confirm", confirm_payment_intent),
     ("POST", "/js.stripe.com/tally/setup_intents/{id}/confirm", confirm_setup_intent),
     ("POST", "/js.stripe.com/tally/setup_intents/{id}/_authenticate", authenticate_setup_intent),
-    *billing.ROUTES,  # /v1/prices, POST /v1/invoices/{id}/pay, POST /_ext/subscriptions/{id}/renew
+    # localstripe's own routes hold the unpatched methods; these look them up per request.
+    ("POST", "/v1/payment_methods/{id}/attach", lambda **kw: PaymentMethod._api_attach(**kw)),
+    ("POST", "/v1/payment_intents/{id}/cancel", lambda **kw: PaymentIntent._api_cancel(**kw)),
+    *api_version.ROUTES,  # /v1/invoice_payments
+    *billing.ROUTES,  # /v1/prices, /v1/invoices/{id}/pay|void, POST /_ext/subscriptions/{id}/renew
     *checkout.ROUTES,  # /v1/checkout/sessions
     *portal.ROUTES,  # /v1/billing_portal/configurations, /v1/billing_portal/sessions
 ]
@@ -280,17 +300,23 @@ def install(public_url: str = "http://127.0.0.1:8420") -> None:
     set_public_url(public_url)
     resources.Store.dump_to_disk = _no_dump
     PaymentMethod._charging_is_declined = _charging_is_declined
+    PaymentMethod._api_attach = classmethod(_attach)
     Charge._raise_failure = _raise_failure
+    api_version.install()
     billing.install()
     resources.extra_apis[:0] = ROUTES  # Registered first, ahead of localstripe's own.
 
 
 async def extended_stripe_js(request: web.Request) -> web.Response:
-    """localstripe's fake Stripe.js followed by ``stripe_js_ext.js`` (read on each request)."""
+    """localstripe's fake Stripe.js followed by ``stripe_js_ext.js`` (read on each request),
+    both inside one function. Loaded as it is, localstripe's script declares ``class
+    Element`` at the top level, which shadows the DOM's ``Element`` for every script on the
+    page (htmx then processes no element); real Stripe.js adds only ``window.Stripe``. In
+    the function, its names stay its own and only ``Stripe`` becomes global."""
     original = Path(resources.__file__).with_name("localstripe-v3.js").read_text()
     overrides = Path(__file__).with_name("stripe_js_ext.js").read_text()
     return web.Response(
-        text=original + "\n" + overrides,
+        text="(function () {\n" + original + "\n" + overrides + "\n})();\n",
         content_type="application/javascript",
         headers={"Cache-Control": "no-store"},
     )
@@ -328,8 +354,10 @@ async def store_digest(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """The routes that answer something else than JSON, so cannot go through ``extra_apis``
-    (the extended Stripe.js, the hosted Checkout and portal pages, the store digest), and
-    the Idempotency-Key check."""
+    (the extended Stripe.js, the hosted Checkout and portal pages, the store digest); the
+    check that a request asks for no other API version than ``api_version.API_VERSION``;
+    and the Idempotency-Key length check."""
+    app.middlewares.append(api_version.check_version)
     app.middlewares.append(idempotency_key_limit)
     app.router.add_get("/_ext/store", store_digest)
     app.router.add_get(JS_PATH, extended_stripe_js)

@@ -53,7 +53,8 @@ def number_prefix(customer_id: str) -> str:
 
 def issue(account: Account, *, kind: str, source_id: str, lines: list[Line], currency: str,
           paid_at: datetime | None = None, status: str = "paid",
-          period: tuple[datetime, datetime] | None = None) -> Invoice:
+          period: tuple[datetime, datetime] | None = None,
+          stripe_invoice_number: str | None = None) -> Invoice:
     """Issue the invoice for this cause, or return the one already issued."""
     # The customer's row lock (the write lock on SQLite) serialises its invoice numbers:
     # whoever waited for it sees an invoice issued meanwhile, and takes no number.
@@ -68,6 +69,7 @@ def issue(account: Account, *, kind: str, source_id: str, lines: list[Line], cur
     invoice = Invoice(
         customer_id=account.customer_id, account_id=account.id,
         number=f"{number_prefix(account.customer_id)}-{seq:04d}", kind=kind, source_id=source_id,
+        stripe_invoice_number=stripe_invoice_number,
         status=status, currency=currency, total=sum(line.amount for line in lines),
         period_start=period[0] if period else None, period_end=period[1] if period else None,
         issued_at=utcnow(), paid_at=paid_at)

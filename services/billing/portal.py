@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app
 
-from services.billing.gateway import gateway
+from services.billing.gateway import gateway, read
 from services.billing.urls import check_url
 from services.errors import InvalidInput
 
@@ -30,14 +30,17 @@ def default_configuration_id() -> str:
     cached = current_app.extensions.get("tally_portal_configuration")
     if cached:
         return cached
+    def get(config: dict[str, Any], path: str) -> Any:
+        return read(config, "billing_portal.configuration", path)
+
     configurations = gateway().list_portal_configurations()
-    chosen = next((c for c in configurations if c.get("is_default") and c.get("active")), None)
-    chosen = chosen or next((c for c in configurations if c.get("active")), None)
+    chosen = next((c for c in configurations if get(c, "is_default") and get(c, "active")), None)
+    chosen = chosen or next((c for c in configurations if get(c, "active")), None)
     if chosen is None:
         chosen = gateway().create_portal_configuration({
             "features": DEFAULT_FEATURES, "business_profile": {"headline": "Tally billing"}})
-    current_app.extensions["tally_portal_configuration"] = chosen["id"]
-    return chosen["id"]
+    current_app.extensions["tally_portal_configuration"] = str(get(chosen, "id"))
+    return str(get(chosen, "id"))
 
 
 def forget_default() -> None:

@@ -12,7 +12,8 @@ then answers 402 `requires_action` with the PaymentIntent's client secret; the p
 confirms it with Stripe.js `confirmCardPayment`, and `confirm_first_payment` (the page's
 and the API's confirm call) re-reads the subscription: active, it is Pro (as with a
 card that needs no authentication); failed or abandoned, Tally cancels the incomplete
-subscription so nothing can be charged later, and nothing changed. The webhooks
+subscription and voids its open invoice, so nothing is owed or charged later, and
+nothing changed. The webhooks
 (`invoice.paid`, `customer.subscription.updated`) reach the same `sync`, so whichever
 path comes first finishes the upgrade, once: `apply` writes Stripe's state (never an
 older `incomplete` over a later state) and the invoice is mirrored once per Stripe invoice.
@@ -26,13 +27,19 @@ from flask import current_app
 from sqlalchemy import select
 
 from extensions import db
-from models import Account, Subscription
+from models import Account, Invoice, Subscription
 from models.base import utcnow
-from models.billing import INVOICE_RENEWAL
+from models.billing import INVOICE_RENEWAL, INVOICE_SUBSCRIPTION
 from services.billing import customers, invoices, plans, portal
-from services.billing.gateway import PaymentIntentInfo, SubscriptionInfo, gateway
+from services.billing.gateway import (
+    InvoiceInfo,
+    InvoiceLineInfo,
+    PaymentIntentInfo,
+    SubscriptionInfo,
+    gateway,
+)
 from services.billing.urls import check_url
-from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed
+from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed, TallyError
 
 ACTIVE = ("active", "trialing")
 LIVE = (*ACTIVE, "past_due")
@@ -117,13 +124,19 @@ def start(account: Account, payment_method_id: object, plan_name: str = "pro") -
                        code="already_subscribed")
     customer = customers.stripe_id(account.customer)
     try:
-        gateway().attach_default_payment_method(customer, payment_method_id)
-    except PaymentFailed as exc:  # Stripe declines some cards when they are attached
-        raise PaymentFailed(f"{exc.message} {_nothing_charged(account)}", code=exc.code) from exc
+        # Attaching answers with the id to use from then on: for Stripe's test ids
+        # (pm_card_visa, ...) a new PaymentMethod each time.
+        attached = gateway().attach_default_payment_method(customer, payment_method_id)
+    except TallyError as exc:
+        if exc.status >= 500:
+            raise
+        # Declined when attached, unknown to Stripe, or not usable: the caller's card.
+        raise type(exc)(f"{_sentence(exc.message)} {_nothing_charged(account)}", code=exc.code,
+                        param="payment_method_id") from exc
     info = gateway().create_subscription(
         customer=customer, price=price_id(plan),
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
-        idempotency_key=f"tally-sub-{account.id}-{payment_method_id}")
+        idempotency_key=f"tally-sub-{account.id}-{attached}")
     customers.remember(account.customer, customer)
     subscription = apply(info)
     if info.latest_invoice:
@@ -178,16 +191,23 @@ def confirm_first_payment(account: Account, subscription_id: object) -> Subscrip
 
 
 def _abandon(info: SubscriptionInfo) -> None:
-    """Cancel a subscription whose first payment failed, so nothing can charge it later
-    (Stripe would keep it `incomplete` for 23 hours)."""
+    """End a subscription whose first payment failed, so nothing can charge it later
+    (Stripe would keep it `incomplete` for 23 hours), and void its first invoice, which
+    cancelling leaves `open`: the customer would owe it in the Customer Portal."""
     if info.status == "incomplete":
         info = gateway().cancel_subscription(info.id)
+    if info.latest_invoice:
+        gateway().void_open_invoice(info.latest_invoice)
     apply(info)
 
 
 def _declined(payment: PaymentIntentInfo | None) -> str:
-    reason = (payment.last_error if payment else None) or "The first payment did not go through."
-    return reason if reason.endswith(".") else reason + "."
+    return _sentence((payment.last_error if payment else None)
+                     or "The first payment did not go through.")
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _nothing_charged(account: Account) -> str:
@@ -278,25 +298,42 @@ def set_cancel_at_period_end(account: Account, cancel: bool) -> Subscription:
     return applied
 
 
-def mirror_invoice(stripe_invoice_id: str) -> None:
-    """A paid subscription invoice at Stripe becomes a Tally invoice (once)."""
-    info = gateway().retrieve_invoice(stripe_invoice_id)
+def mirror_invoice(invoice: str | InvoiceInfo) -> Invoice | None:
+    """A paid subscription invoice at Stripe becomes a Tally invoice (once), with Stripe's
+    number beside Tally's. The subscription's first invoice is kind `subscription`; the
+    invoices of later periods are `renewal`. None: not paid, or not a Tally subscription's."""
+    info = gateway().retrieve_invoice(invoice) if isinstance(invoice, str) else invoice
     if info.status != "paid" or not info.subscription:
-        return
+        return None
     row = db.session.get(Subscription, info.subscription)
     if row is None:
         sync(info.subscription)
         row = db.session.get(Subscription, info.subscription)
     if row is None:
-        return
+        return None
     account = db.session.get(Account, row.account_id)
     assert account is not None
-    lines = [invoices.Line(desc, amount, quantity) for desc, quantity, amount in info.lines] or [
-        invoices.Line(f"Tally {row.plan.capitalize()} subscription", info.amount_paid)]
-    invoices.issue(account, kind=INVOICE_RENEWAL, source_id=info.id, currency=info.currency,
-                   lines=lines, paid_at=_ts(info.paid_at) or utcnow(),
-                   period=(_ts(info.period_start), _ts(info.period_end))
-                   if info.period_start and info.period_end else None)
+    lines = [invoices.Line(line.description or _line_description(line, row.plan), line.amount,
+                           line.quantity, line.unit_amount if line.unit_amount is not None
+                           and line.unit_amount * line.quantity == line.amount else None)
+             for line in info.lines] or [invoices.Line(_plan_line(row.plan), info.amount_paid)]
+    kind = INVOICE_RENEWAL if info.billing_reason == "subscription_cycle" else INVOICE_SUBSCRIPTION
+    return invoices.issue(
+        account, kind=kind, source_id=info.id, currency=info.currency, lines=lines,
+        paid_at=_ts(info.paid_at) or utcnow(), stripe_invoice_number=info.number,
+        period=(_ts(info.period_start), _ts(info.period_end))
+        if info.period_start and info.period_end else None)
+
+
+def _plan_line(plan: str) -> str:
+    return f"Tally {plans.plan_for(plan).display_name} subscription"
+
+
+def _line_description(line: InvoiceLineInfo, plan: str) -> str:
+    """For a line Stripe gave no description: the plan its price belongs to."""
+    if not line.from_subscription:
+        return "Invoice item"
+    return _plan_line((plan_for_price(line.price_id) if line.price_id else None) or plan)
 
 
 def checkout_url(account: Account, price: object, success_url: object, cancel_url: object) -> str:

@@ -112,4 +112,5 @@ def test_screenshots(new_page, mail, size, viewport):
     shoot(page, "14-invoices", size)
     page.locator("tbody tr a").first.click()
     expect(page.get_by_role("link", name="Download PDF")).to_be_visible()
+    expect(page.get_by_test_id("stripe-invoice-number")).to_contain_text("Stripe invoice ")
     shoot(page, "15-invoice", size)

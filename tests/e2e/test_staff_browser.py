@@ -12,8 +12,11 @@ import pytest
 from playwright.sync_api import expect
 
 from extensions import db
-from models import User, WebhookEvent
+from models import Account, User, WebhookEvent
 from models.base import utcnow
+from models.billing import INVOICE_RENEWAL, INVOICE_SUBSCRIPTION
+from services.billing import invoices
+from services.billing.gateway import API_VERSION
 from services.ledger import grants
 from services.staff import audit
 from services.staff.audit import Actor
@@ -113,7 +116,8 @@ def test_staff_searches_views_as_customer_is_refused_and_stops(page, app, custom
 
 
 def seed_console(app, customer: Any, staff: Any) -> None:
-    """Something on every staff page: a grant, audit rows, webhook events."""
+    """Something on every staff page: a grant, audit rows, subscription invoices with
+    Stripe's numbers, webhook events in Tally's API version, another, and one it cannot read."""
     with app.app_context():
         user = db.session.get(User, staff.user_id)
         actor = Actor(user, "console", "203.0.113.7",
@@ -126,12 +130,31 @@ def seed_console(app, customer: Any, staff: Any) -> None:
                    "data": {"object": {"id": "pi_3NotATallyTopUp", "object": "payment_intent",
                                        "amount": 2500, "currency": "usd"}}}
         db.session.add(WebhookEvent(id="evt_1PartnerDemo", type="payment_intent.succeeded",
-                                    payload=json.dumps(payload), processed_at=utcnow()))
+                                    payload=json.dumps({**payload, "api_version": API_VERSION}),
+                                    api_version=API_VERSION, processed_at=utcnow()))
+        db.session.add(WebhookEvent(id="evt_1OlderEndpoint", type="invoice.paid",
+                                    payload=json.dumps({"id": "evt_1OlderEndpoint",
+                                                        "api_version": "2020-08-27"}),
+                                    api_version="2020-08-27", processed_at=utcnow(), attempts=1))
+        db.session.add(WebhookEvent(
+            id="evt_1ThinEvent", type="invoice.paid", api_version=None, attempts=1,
+            payload=json.dumps({"id": "evt_1ThinEvent", "object": "v2.core.event"}),
+            processed_at=utcnow(), last_error="unsupported_event_shape: Tally cannot read this "
+            "invoice.paid event: its data.object is not an invoice with an id (event API version "
+            f"not given; Tally reads Stripe in {API_VERSION}). Nothing was done. Send snapshot "
+            "events (not thin events) to this endpoint."))
         db.session.add(WebhookEvent(id="evt_1FailedDelivery", type="invoice.paid",
                                     payload=json.dumps({"id": "evt_1FailedDelivery"}),
                                     attempts=3, last_error="stripe_unavailable: Could not reach "
                                     "Stripe; nothing was charged. Try again in a moment."))
         db.session.commit()
+        account = db.session.get(Account, customer.account_id)
+        for kind, stripe_id, number in ((INVOICE_SUBSCRIPTION, "in_1SubscriptionFirst", "7081B96C-0001"),
+                                        (INVOICE_RENEWAL, "in_1SubscriptionRenewal", "7081B96C-0002")):
+            invoices.issue(account, kind=kind, source_id=stripe_id, currency="usd",
+                           lines=[invoices.Line("1 \u00d7 Tally Pro (at $49.00 / month)", 4900)],
+                           paid_at=utcnow(), stripe_invoice_number=number)
+        db.session.commit()  # services leave committing to the operation (services/uow.py)
         db.session.remove()
 
 
@@ -151,6 +174,7 @@ def test_staff_screenshots(new_page, app, customer, live_server, size, viewport)
 
     page.get_by_test_id("customer-row").get_by_role("link").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Acme 1")
+    expect(page.get_by_test_id("stripe-invoice-number")).to_have_count(2)
     shoot(page, "staff-03-customer", size)
 
     page.get_by_text("Grant credit").first.click()
@@ -173,7 +197,8 @@ def test_staff_screenshots(new_page, app, customer, live_server, size, viewport)
     shoot(page, "staff-05b-price-plans", size)
 
     page.goto("/staff/webhooks")
-    expect(page.get_by_test_id("webhook-row")).to_have_count(2)
+    expect(page.get_by_test_id("webhook-row")).to_have_count(4)
+    expect(page.get_by_test_id("api-version")).to_contain_text(API_VERSION)
     shoot(page, "staff-06-webhooks", size)
 
     page.get_by_role("link", name="evt_1PartnerDemo").click()

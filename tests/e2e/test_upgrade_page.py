@@ -120,7 +120,7 @@ def test_3d_secure_completed_upgrades_to_pro(page, customer, live_server):
 
 
 @pytest.mark.e2e
-def test_3d_secure_failed_changes_nothing_and_says_so(page, customer, live_server):
+def test_3d_secure_failed_changes_nothing_and_says_so(page, customer, live_server, stripe_client):
     open_upgrade(page, customer)
     fill_card(page, THREE_D_SECURE)
     subscribe(page)
@@ -140,6 +140,10 @@ def test_3d_secure_failed_changes_nothing_and_says_so(page, customer, live_serve
     assert sub["status"] == "canceled"  # nothing left that could still charge the card
     _, invoices = api_get(live_server.url, "/v1/billing/invoices", customer.api_key)
     assert invoices["data"] == []
+    # Nor is the $49 left owing at Stripe (the Customer Portal would show it): it is void.
+    _, billing = api_get(live_server.url, "/v1/billing", customer.api_key)
+    at_stripe = stripe_client.v1.invoices.list(params={"customer": billing["stripe_customer_id"]})
+    assert [(i.status, i.amount_remaining) for i in at_stripe.data] == [("void", 0)]
     assert api_call_limit(page) == "of 1,000 calls"
     page.get_by_role("link", name="Plans").click()
     expect(page.get_by_test_id("plan-free")).to_contain_text("Current plan")

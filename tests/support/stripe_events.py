@@ -11,6 +11,7 @@ import hmac
 import json
 import time
 import urllib.request
+from typing import Any
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -18,6 +19,14 @@ def signature_header(payload: bytes, secret: str, timestamp: int | None = None) 
     signed = f"{timestamp}.".encode() + payload
     digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
+
+
+def deliver(client: Any, payload: bytes, secret: str) -> dict:
+    """POST a signed delivery to Tally's webhook with a Flask test client; its 200 answer."""
+    response = client.post("/v1/billing/webhook", data=payload, headers={
+        "Stripe-Signature": signature_header(payload, secret), "Content-Type": "application/json"})
+    assert response.status_code == 200, response.get_json()
+    return dict(response.get_json())
 
 
 def event_payloads(localstripe_url: str, event_type: str) -> dict[str, bytes]:

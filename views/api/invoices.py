@@ -15,7 +15,8 @@ from views.pdf import pdf_response
 
 def invoice_json(invoice: Invoice, *, lines: bool = False) -> dict:
     body = {
-        "id": invoice.id, "object": "invoice", "number": invoice.number, "kind": invoice.kind,
+        "id": invoice.id, "object": "invoice", "number": invoice.number,
+        "stripe_invoice_number": invoice.stripe_invoice_number, "kind": invoice.kind,
         "amount": invoice.total, "currency": invoice.currency, "status": invoice.status,
         "issuedAt": invoice.issued_at.isoformat(),
         "paidAt": invoice.paid_at.isoformat() if invoice.paid_at else None,

@@ -146,9 +146,12 @@ OPERATIONS: list[Op] = [
        ACCOUNT, list_of(ref("Plan")), paginated=True, stripe=True),
     Op("POST", "/v1/billing/setup", "setup", "Plans and subscriptions", "Subscribe with a card",
        ACCOUNT, ref("Setup"), body=ref("SetupRequest"), stripe=True, errors=(402, 404, 409),
-       description="Attaches the PaymentMethod, makes it the default and subscribes to the plan; "
-       "the new limits apply at once. A declined card is a 402 and changes nothing (nothing is "
-       "charged). A card whose bank asks for authentication (3-D Secure) is a 402 "
+       description="Attaches the PaymentMethod (a `pm_...`, or one of Stripe's test ids such as "
+       "`pm_card_visa`), makes it the default and subscribes to the plan; the new limits apply "
+       "at once. A payment method Stripe cannot use is the caller's and changes nothing "
+       "(nothing is charged): 404 `resource_missing` (no such payment method), 402 "
+       "`card_declined`, or 400 `stripe_refused` (say, another customer's), each with `param` "
+       "`payment_method_id`. A card whose bank asks for authentication (3-D Secure) is a 402 "
        "`requires_action` with `payment_intent_client_secret` and `subscription_id`: nothing is "
        "charged yet. Confirm the client secret with Stripe.js `confirmCardPayment`, then call "
        "POST /v1/billing/setup/confirm with the `subscription_id`."),
@@ -160,8 +163,8 @@ OPERATIONS: list[Op] = [
        "authentication (the upgrade happens once, whether this call or Stripe's `invoice.paid` "
        "webhook gets there first; calling again answers the same). Still waiting for "
        "authentication: 402 `requires_action` again. Failed or abandoned: 402 "
-       "`subscription_incomplete`; the subscription is cancelled, nothing was charged and the "
-       "plan is unchanged. 404 for a subscription that is not the account's."),
+       "`subscription_incomplete`; the subscription is cancelled and its invoice voided, nothing "
+       "was charged or is owed and the plan is unchanged. 404 for a subscription that is not the account's."),
     Op("GET", "/v1/billing/subscription", "get_subscription", "Plans and subscriptions",
        "The subscription", ACCOUNT, ref("Subscription")),
     Op("POST", "/v1/billing/cancel", "cancel", "Plans and subscriptions", "Cancel at period end",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.billing import INVOICE_KINDS
 from models.keys import KIND_ACCOUNT, KIND_USAGE
 from models.ledger import KINDS as LEDGER_KINDS
 from models.pricing import PRICING_MODELS
@@ -339,7 +340,14 @@ SCHEMAS: dict[str, Schema] = {
     # Invoices
     "Invoice": obj({
         "id": string(examples=["inv_Qm3x..."]), "object": const("invoice"),
-        "number": string(examples=["ACME-0001"]), "kind": string(examples=["topup"]),
+        "number": string(examples=["ACME-0001"]),
+        "stripe_invoice_number": nullable(string(
+            "Stripe's number for the same invoice (subscription invoices); null for top-up "
+            "receipts and usage statements, which Stripe does not invoice.",
+            examples=["7081B96C-0002"])),
+        "kind": enum(*INVOICE_KINDS, description=(
+            "receipt: a card top-up; subscription: a subscription's first invoice; renewal: "
+            "a later period's; usage_statement: a month of rated usage drawn from credit.")),
         "amount": MONEY, "currency": CURRENCY, "status": string(examples=["paid"]),
         "issuedAt": TIME, "paidAt": OPTIONAL_TIME, "periodStart": OPTIONAL_TIME,
         "periodEnd": OPTIONAL_TIME, "pdfUrl": string(format="uri"),
