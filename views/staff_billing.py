@@ -6,6 +6,8 @@ from flask import Blueprint, flash, redirect, request, url_for
 
 from services.billing import portal
 from services.errors import TallyError
+from views.api.declare import validated
+from views.api.schemas.portal import PortalConfigurationRequest
 from views.htmx import render_page
 from views.staff import staff_page
 
@@ -45,7 +47,7 @@ def create():
         body = {"features": _features_from_form()}
         if request.form.get("headline"):
             body["headline"] = request.form["headline"]
-        created = portal.create_configuration(body)
+        created = portal.create_configuration(validated(PortalConfigurationRequest, body).changes())
     except TallyError as exc:
         return _page(exc.message, 400)
     flash(f"Portal configuration {created['id']} created.")
@@ -56,8 +58,9 @@ def create():
 @staff_page
 def update(configuration_id: str):
     try:
-        portal.update_configuration(configuration_id, {"features": _features_from_form(),
-                                                       "active": "active" in request.form})
+        changes = validated(PortalConfigurationRequest, {"features": _features_from_form(),
+                                                         "active": "active" in request.form})
+        portal.update_configuration(configuration_id, changes.changes())
     except TallyError as exc:
         return _page(exc.message, 400)
     flash(f"Portal configuration {configuration_id} saved.")

@@ -51,12 +51,14 @@ class GrantResult:
     balance: int
 
 
-def grant(actor: Actor, account_id: str, amount: object, reason: object, *,
+def grant(actor: Actor, account_id: str, amount: int, reason: str | None, *,
           effective_from: datetime | None = None, expires_at: datetime | None = None,
           idempotency_key: str | None = None, now: datetime | None = None) -> GrantResult:
+    """Credit now (or from `effective_from`), optionally expiring; audited. An
+    `idempotency_key` seen before answers the earlier grant (`created` False)."""
     require_staff(actor.staff)
+    amount = check_amount(amount, positive=True)  # the order the request documents: amount, reason
     reason = check_reason(reason)
-    amount = check_amount(amount, positive=True)
     if idempotency_key is not None and (not idempotency_key or len(idempotency_key) > 255):
         raise InvalidInput("Idempotency-Key must be 1 to 255 characters.", param="Idempotency-Key")
     account = get_account(account_id)

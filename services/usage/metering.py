@@ -15,8 +15,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -40,11 +40,10 @@ from services.usage import meters as meter_defs
 from services.usage import periods, rating
 from services.usage.meters import Contribution, Rejected
 
-MAX_BATCH = 1000
+MAX_BATCH = 1000  # events in one request
 MAX_AGE = timedelta(days=35)
 MAX_AHEAD = timedelta(minutes=5)
 NO_LIMIT = 2**63 - 1  # a counter with no limit still goes through the gate's conditional upsert
-EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class UsageLimitExceeded(TallyError):
@@ -60,74 +59,18 @@ class UsageLimitExceeded(TallyError):
                          extra={"usage": {"current": current, "limit": limit}})
 
 
-# Parsing ----------------------------------------------------------------------
+# Events -----------------------------------------------------------------------
 
 
 @dataclass
 class EventIn:
-    index: int
+    """One usage event, its shape already checked (views/api/schemas/metering.py)."""
+
+    index: int  # its place in the request's batch
     id: str
     event_name: str
-    timestamp: datetime
+    timestamp: datetime | None  # None: now
     properties: dict[str, Any]
-
-
-def parse_timestamp(value: object, param: str) -> datetime:
-    if not isinstance(value, str):
-        raise InvalidInput("timestamp must be an RFC 3339 string such as 2026-11-23T10:00:00Z.",
-                           param=param)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not an RFC 3339 timestamp.", param=param) from None
-    if parsed.tzinfo is None:
-        raise InvalidInput("timestamp needs a time zone offset (Z or +hh:mm).", param=param)
-    try:
-        parsed = parsed.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
-        parsed = EARLIEST - timedelta(days=1)
-    if not EARLIEST <= parsed < LATEST:  # local days and hours of these stay within datetime's range
-        raise InvalidInput(f"{param} must be from the year 1900 to 8999.", param=param)
-    return parsed
-
-
-def parse_event(raw: object, index: int | None, now: datetime) -> EventIn:
-    """One event's shape; a fault here is a 400 for the whole request."""
-
-    def where(name: str) -> str:
-        return name if index is None else f"events[{index}].{name}"
-
-    if not isinstance(raw, dict):
-        raise InvalidInput("Each event must be a JSON object.",
-                           param="body" if index is None else f"events[{index}]")
-    event_id = raw.get("id")
-    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
-        raise InvalidInput("id must be a string of 1 to 255 characters (your idempotency key).",
-                           param=where("id"))
-    name = raw.get("event_name")
-    if not isinstance(name, str) or not 0 < len(name) <= 100:
-        raise InvalidInput("event_name must be a string of 1 to 100 characters.",
-                           param=where("event_name"))
-    properties = raw.get("properties", {})
-    if properties is None:
-        properties = {}
-    if not isinstance(properties, dict):
-        raise InvalidInput("properties must be a JSON object.", param=where("properties"))
-    timestamp = raw.get("timestamp")
-    timestamp = now if timestamp is None else parse_timestamp(timestamp, where("timestamp"))
-    return EventIn(index or 0, event_id, name, timestamp, properties)
-
-
-def parse_batch(body: object, now: datetime) -> list[EventIn]:
-    """`{"events": [...]}` (1 to 1,000) or one event object."""
-    if not isinstance(body, dict):
-        raise InvalidInput("The body must be a JSON object: one event or {\"events\": [...]}.")
-    if "events" in body:
-        events = body["events"]
-        if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
-            raise InvalidInput(f"events must be a list of 1 to {MAX_BATCH:,} events.", param="events")
-        return [parse_event(raw, i, now) for i, raw in enumerate(events)]
-    return [parse_event(body, None, now)]
 
 
 # Recording --------------------------------------------------------------------
@@ -378,10 +321,10 @@ def _rate(account: Account, added: dict[tuple[Meter, datetime], int], *, enforce
     rating.accrue(account, increments, enforce=enforce, now=now, charges=charges)
 
 
-def ingest(account: Account, body: object, now: datetime | None = None) -> IngestResult:
+def ingest(account: Account, events: list[EventIn], now: datetime | None = None) -> IngestResult:
     """Record a batch; a repeated id (in this batch or any earlier one) counts once."""
     now = now or utcnow()
-    parsed = parse_batch(body, now)
+    parsed = [event if event.timestamp else replace(event, timestamp=now) for event in events]
     result = IngestResult()
     by_name: dict[str, list[Meter]] = defaultdict(list)
     for meter in meter_defs.all_meters():
@@ -390,6 +333,7 @@ def ingest(account: Account, body: object, now: datetime | None = None) -> Inges
     seen: set[str] = set()
     oldest, newest = now - MAX_AGE, now + MAX_AHEAD
     for event in parsed:
+        assert event.timestamp is not None
         try:
             if event.timestamp < oldest:
                 raise Rejected("timestamp_too_old", "Events older than 35 days are not accepted.")
@@ -479,24 +423,16 @@ def _take_statement(dialect: str) -> Any:
     ).returning(columns.value)
 
 
-def authorize(account: Account, body: dict[str, Any], now: datetime | None = None) -> Decision:
+def authorize(account: Account, *, event_name: str = "api_call", quantity: int = 1,
+              request_id: str | None = None, properties: dict[str, Any] | None = None,
+              now: datetime | None = None) -> Decision:
     """May this key make this call? Check limits and record the call, all at once.
 
-    A refused call records nothing. A repeated request `id` is answered again, not counted.
+    A refused call records nothing. A repeated `request_id` is answered again, not counted.
     """
     now = now or utcnow()
-    event_name = body.get("event_name", "api_call")
-    quantity = body.get("quantity", 1)
-    request_id = body.get("id") or f"auth_{uuid.uuid4().hex}"
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 10**9:
-        raise InvalidInput("quantity must be a whole number from 1 to 1,000,000,000.",
-                           param="quantity")
-    properties = body.get("properties")
-    properties = {} if properties is None else properties
-    if not isinstance(properties, dict):
-        raise InvalidInput("properties must be a JSON object.", param="properties")
-    event = parse_event({"id": request_id, "event_name": event_name,
-                         "properties": {**properties, "quantity": quantity}}, None, now)
+    event = EventIn(0, request_id or f"auth_{uuid.uuid4().hex}", event_name, now,
+                    {**(properties or {}), "quantity": quantity})
     plan = plans.plan_for(account.tier)
     meters = meter_defs.meters_for_event(event.event_name)
     if not meters:  # a typo ("api_calls") would otherwise pass the gate unmetered
@@ -725,10 +661,8 @@ def lifetime_total(account: Account, meter_name: str) -> int:
 
 
 def series(account: Account, meter: Meter, start: datetime, end: datetime,
-           granularity: str) -> list[tuple[datetime, int]]:
+           granularity: Literal["day", "hour"]) -> list[tuple[datetime, int]]:
     """Per-day (local) or per-hour values of a meter over [start, end), gaps filled with 0."""
-    if granularity not in ("day", "hour"):
-        raise InvalidInput("granularity must be day or hour.", param="granularity")
     tz = periods.zone(account.time_zone)
     rows = db.session.execute(
         select(UsageRollup.bucket_start, UsageRollup.value, UsageRollup.latest_at).where(
