@@ -5,6 +5,7 @@ Pydantic's generator, with Tally's conventions:
 - an answer's field that defaults to None is left out while it is None (schemas/common.py
   `Answer`), so it is optional and never null; every other answer field is required;
 - an answer shows no defaults, and a request field shows no `default: null` it cannot take;
+- a nullable value's description sits on the whole, not inside `anyOf`;
 - `Literal[True]` is `{"type": "boolean", "enum": [true]}`, not `const: true`, which
   openapi-python-client turns into Python that does not compile for optional fields.
 """
@@ -40,6 +41,15 @@ class TallySchema(GenerateJsonSchema):
                 json_schema = without_null(json_schema)
         elif json_schema.get("default", 0) is None and not nullable(json_schema):
             json_schema.pop("default")
+        return json_schema
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        """`X or null`, with X's description and examples on the whole (where readers look)."""
+        json_schema = super().nullable_schema(schema)
+        for option in json_schema.get("anyOf", []):
+            for word in ("description", "examples"):
+                if word in option and "$ref" not in option:
+                    json_schema.setdefault(word, option.pop(word))
         return json_schema
 
     def literal_schema(self, schema: core_schema.LiteralSchema) -> JsonSchemaValue:
