@@ -322,7 +322,7 @@ class Adjustment:
     currency: str
 
 
-def adjust_balance(actor: Actor, account_id: str, amount: object, reason: object,
+def adjust_balance(actor: Actor, account_id: str, amount: int, reason: str | None,
                    *, adjustment_id: str | None = None) -> Adjustment:
     """A signed `adjustment` entry. A debit may not take the available credit (balance
     less rated usage not yet posted, which is owed too) below zero."""
@@ -365,7 +365,7 @@ def _refuse_overdraw(account: Account, amount: int) -> None:
                        code="insufficient_credit", param="amount")
 
 
-def change_plan(actor: Actor, account_id: str, plan: object, reason: object) -> Account:
+def change_plan(actor: Actor, account_id: str, plan: str | None, reason: str | None) -> Account:
     """Set the account's plan directly (a comp or a correction). Refused while the account
     pays for a plan through a live Stripe subscription, which would set it back."""
     require_staff(actor.staff)
@@ -391,7 +391,7 @@ def change_plan(actor: Actor, account_id: str, plan: object, reason: object) -> 
     return account
 
 
-def extend_grace(actor: Actor, account_id: str, days: object, reason: object) -> Account:
+def extend_grace(actor: Actor, account_id: str, days: object, reason: str | None) -> Account:
     """Push back the end of a past-due account's grace period by `days`."""
     require_staff(actor.staff)
     reason = check_reason(reason)
@@ -420,7 +420,7 @@ def extend_grace(actor: Actor, account_id: str, days: object, reason: object) ->
     return account
 
 
-def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: object,
+def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: str | None,
                    render_pdf: Callable[[Invoice], bytes]) -> str:
     """Email the invoice, its PDF attached, to the customer's primary email; audited.
 

@@ -125,7 +125,7 @@ def create_price_plan(actor: audit.Actor, *, name: str, currency: str,
         elif spec.model == "package":
             charge.package_size, charge.package_amount = spec.package_size, spec.package_amount
         else:
-            charge.tiers = list(spec.tiers or [])
+            charge.tiers = [dict(tier) for tier in spec.tiers or []]
         plan.charges.append(charge)
     db.session.add(plan)
     db.session.flush()

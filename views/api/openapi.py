@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import current_app
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import Rule
 
 from services import idempotency
@@ -154,8 +154,8 @@ def _path(rule: Rule) -> str:
 # Schemas ---------------------------------------------------------------------------------
 
 
-def _models(found: list[Route]) -> list[tuple[type[BaseModel], str]]:
-    models: dict[tuple[type[BaseModel], str], None] = {(Error, "serialization"): None,
+def _models(found: list[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None,
                                                        (PaymentRequiredError, "serialization"): None}
     for route in found:
         declared = route.declared

@@ -48,7 +48,8 @@ def list_price_plans(query: PageQuery) -> PricePlanList:
     if current_key().kind == KIND_STAFF:
         page = rating.list_price_plans(**query.page())
     else:
-        mine = [rating.get_price_plan(account().price_plan_id)] if account().price_plan_id else []
+        plan_id = account().price_plan_id
+        mine = [rating.get_price_plan(plan_id)] if plan_id else []
         page = paginate_list(mine, lambda p: p.id, **query.page())
     return PricePlanList.of(page, price_plan_answer)
 

@@ -54,11 +54,12 @@ def account_answer(account: AccountRow) -> Account:
 
 
 def grant_answer(grant: CreditGrantRow, remaining: int | None = None) -> CreditGrant:
-    return CreditGrant(id=grant.id, account_id=grant.account_id, amount=grant.amount,
-                       currency=grant.currency, reason=grant.reason, status=grant.status,
-                       effective_from=grant.effective_from, expires_at=grant.expires_at,
-                       expired_amount=grant.expired_amount, remaining=remaining,
-                       created_at=grant.created_at)
+    return CreditGrant.model_validate({
+        "id": grant.id, "account_id": grant.account_id, "amount": grant.amount,
+        "currency": grant.currency, "reason": grant.reason, "status": grant.status,
+        "effective_from": grant.effective_from, "expires_at": grant.expires_at,
+        "expired_amount": grant.expired_amount, "remaining": remaining,
+        "created_at": grant.created_at})
 
 
 @bp.get("/customers", endpoint="staff_customers")

@@ -45,9 +45,10 @@ def list_plans(query: PageQuery) -> PlanList:
     def plan_answer(plan: plans.Plan) -> Plan:
         price = None
         if plan.price is not None:
-            price = PlanPrice(amount=plan.price.amount, currency=plan.price.currency,
-                              interval=plan.price.interval,
-                              priceId=subscriptions.price_id(plan) if gateway().configured else None)
+            price = PlanPrice.model_validate({
+                "amount": plan.price.amount, "currency": plan.price.currency,
+                "interval": plan.price.interval,
+                "priceId": subscriptions.price_id(plan) if gateway().configured else None})
         return Plan(name=plan.name, limits=plan.limits, price=price,
                     current=plan.name == account().tier)
 

@@ -78,7 +78,7 @@ def usage() -> Usage:
     spend = rating.spend(account(), summary.period)
     return Usage(period=summary.period.label, period_start=summary.period.start,
                  period_end=summary.period.end, time_zone=summary.period.time_zone,
-                 usage=UsageValues(**values),
+                 usage=UsageValues.model_validate(values),
                  spend=Spend(amount=spend.amount, cap=spend.cap, currency=spend.currency))
 
 

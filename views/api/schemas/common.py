@@ -194,9 +194,9 @@ class PageQuery(Query):
     limit: Annotated[int, BeforeValidator(_digits), Field(
         ge=1, le=MAX_LIMIT, description=f"How many items, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."),
         Says(f"limit must be a whole number from 1 to {MAX_LIMIT}.")] = DEFAULT_LIMIT
-    starting_after: str | None = Field(None, description=(
+    starting_after: str | None = Field(default=None, description=(
         "The id of the last item of a page (a name for meters and plans): the page after it."))
-    ending_before: str | None = Field(None, description=(
+    ending_before: str | None = Field(default=None, description=(
         "The id of the first item of a page (a name for meters and plans): the page before it."))
 
     def page(self) -> PageArgs:
@@ -215,7 +215,7 @@ class Error(Answer):
                       examples=["invalid_request"])
     message: str = Field(description="What went wrong and what to do.",
                          examples=["amount is required."])
-    param: str | None = Field(None, description="The one field at fault, when there is one.",
+    param: str | None = Field(default=None, description="The one field at fault, when there is one.",
                               examples=["amount"])
 
 
@@ -246,15 +246,15 @@ class PaymentRequiredError(Error):
                       examples=["usage_limit_exceeded"])
     message: str = Field(examples=["API call limit reached for current period"])
     usage: UsageFigure | None = None
-    upgrade_url: str | None = Field(None, description="Where to send the user to upgrade (with "
+    upgrade_url: str | None = Field(default=None, description="Where to send the user to upgrade (with "
                                     "usage_limit_exceeded).", json_schema_extra={"format": "uri"},
                                     examples=["https://tally.example.com/plans"])
-    requires_action: Literal[True] | None = Field(None, description=(
+    requires_action: Literal[True] | None = Field(default=None, description=(
         "With requires_action (POST /v1/billing/setup and /setup/confirm): the bank asks for 3-D Secure."))
-    payment_intent_client_secret: str | None = Field(None, description=(
+    payment_intent_client_secret: str | None = Field(default=None, description=(
         "With requires_action: confirm it with Stripe.js confirmCardPayment."),
         examples=["pi_3Q..._secret_..."])
-    payment_intent_id: str | None = Field(None, description=(
+    payment_intent_id: str | None = Field(default=None, description=(
         "With requires_action: the first payment's PaymentIntent."), examples=["pi_3Q..."])
-    subscription_id: str | None = Field(None, description=(
+    subscription_id: str | None = Field(default=None, description=(
         "With requires_action: pass it to POST /v1/billing/setup/confirm."), examples=["sub_1Q..."])

@@ -44,7 +44,7 @@ class Invoice(Answer):
     periodEnd: Time | None = Field(description="The same as period_end.")
     pdfUrl: str = Field(description="The same as pdf_url (the generic billing API's name).",
                         json_schema_extra={"format": "uri"})
-    lines: list[InvoiceLine] | None = Field(None, description="With GET /v1/invoices/{invoice_id}.")
+    lines: list[InvoiceLine] | None = Field(default=None, description="With GET /v1/invoices/{invoice_id}.")
 
 
 class InvoiceList(ListOf[Invoice]):

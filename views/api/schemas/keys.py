@@ -41,7 +41,7 @@ class IssuedApiKey(Answer):
 class CreateKeyRequest(Request):
     kind: Annotated[Literal["usage", "account"], Field(
         description="Default usage: only /v1/authorize, /v1/events and reading balance and usage."),
-        Says("kind must be usage or account.")] = KIND_USAGE
+        Says("kind must be usage or account.")] = "usage"
     name: Annotated[str | None, Field(examples=["Product server"],
                                       json_schema_extra={"maxLength": keys.MAX_NAME_LENGTH}),
                     Says("name must be a string of at most 100 characters.")] = None

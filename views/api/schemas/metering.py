@@ -177,8 +177,9 @@ class CreateMeterRequest(Request):
 
 
 class MeterUsageQuery(Query):
-    from_: Timestamp | None = Field(None, alias="from", description="Default: the start of this period.")
-    to: Timestamp | None = Field(None, description="Default: now (within this period).")
+    from_: Timestamp | None = Field(default=None, alias="from",
+                                    description="Default: the start of this period.")
+    to: Timestamp | None = Field(default=None, description="Default: now (within this period).")
     granularity: Annotated[Literal["day", "hour"], Field(description="Default day."),
                            Says("granularity must be day or hour.")] = "day"
 

@@ -98,16 +98,16 @@ class CreatePricePlanRequest(Request):
 class PriceTier(Answer):
     up_to: int | None = Field(ge=1)
     unit_amount: int = Field(ge=0)
-    flat_amount: int | None = Field(None, ge=0)
+    flat_amount: int | None = Field(default=None, ge=0)
 
 
 class PriceCharge(Answer):
     meter: str | None = Field(examples=["apiCalls"])
     model: Literal[PRICING_MODELS]  # type: ignore[valid-type]
     included_units: int = Field(ge=0)
-    unit_amount: int | None = Field(None, ge=0)
-    package_size: int | None = Field(None, ge=1)
-    package_amount: int | None = Field(None, ge=0)
+    unit_amount: int | None = Field(default=None, ge=0)
+    package_size: int | None = Field(default=None, ge=1)
+    package_amount: int | None = Field(default=None, ge=0)
     tiers: list[PriceTier] | None = None
 
 

@@ -93,7 +93,7 @@ class Customer(Answer):
     primaryEmail: str = Field(description="The same as primary_email (Togai's name).")
     stripe_customer_id: str | None
     created_at: Time | None
-    accounts: list[Account] | None = Field(None, description="With GET and POST of one customer.")
+    accounts: list[Account] | None = Field(default=None, description="With GET and POST of one customer.")
 
 
 class CustomerList(ListOf[Customer]):
@@ -101,7 +101,7 @@ class CustomerList(ListOf[Customer]):
 
 
 class CustomerQuery(PageQuery):
-    q: str | None = Field(None, description="Email (customer's or any user's), name, customer or "
+    q: str | None = Field(default=None, description="Email (customer's or any user's), name, customer or "
                                             "account id, Stripe customer id.")
 
 
