@@ -9,6 +9,7 @@ from pydantic import Field
 from models.ledger import KINDS as LEDGER_KINDS
 from services.ledger import topups
 from views.api.schemas.common import (
+    STRIPE_ID,
     AccountId,
     Answer,
     Currency,
@@ -96,7 +97,7 @@ class PaymentIntent(Answer):
 
 
 class ConfirmPaymentRequest(Request):
-    payment_intent_id: Annotated[str, Field(pattern=r"^pi_[A-Za-z0-9_]{1,250}$",
+    payment_intent_id: Annotated[str, Field(pattern=STRIPE_ID.format(prefix="pi"),
                                             examples=["pi_3QxAbC"]), Says(
         "payment_intent_id must be a PaymentIntent id (pi_...).",
         missing="payment_intent_id is required.")]

@@ -34,6 +34,8 @@ from services.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from views.api.json_schema import without_null
 
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+# A Stripe object id with its prefix: Stripe answers anything else with a 404 (a 502 here).
+STRIPE_ID = "^{prefix}_[A-Za-z0-9_]{{1,250}}$"
 
 
 class Says:

@@ -12,7 +12,18 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from services.billing import plans
-from views.api.schemas.common import Answer, Currency, Limit, ListOf, Money, Request, Says, Time, fault
+from views.api.schemas.common import (
+    STRIPE_ID,
+    Answer,
+    Currency,
+    Limit,
+    ListOf,
+    Money,
+    Request,
+    Says,
+    Time,
+    fault,
+)
 
 MAX_URL_LENGTH = 2000
 
@@ -74,7 +85,8 @@ class Subscription(Answer):
 
 
 class SetupRequest(Request):
-    payment_method_id: Annotated[str, Field(pattern="^pm_", examples=["pm_card_visa"]), Says(
+    payment_method_id: Annotated[str, Field(pattern=STRIPE_ID.format(prefix="pm"),
+                                            examples=["pm_card_visa"]), Says(
         "payment_method_id must be a PaymentMethod id (pm_...).")]
     plan: Annotated[str, Field(description="Default pro. A plan with a price.",
                                json_schema_extra=_paid_plans), Says(
@@ -90,7 +102,8 @@ class Setup(Answer):
 
 class SetupConfirmRequest(Request):
     subscription_id: Annotated[str, Field(
-        pattern="^sub_", description="The subscription_id of setup's 402 requires_action.",
+        pattern=STRIPE_ID.format(prefix="sub"),
+        description="The subscription_id of setup's 402 requires_action.",
         examples=["sub_1QxAbC"]), Says(
         "subscription_id must be the subscription id (sub_...) that POST /v1/billing/setup answered.")]
 
