@@ -22,9 +22,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PlainSerializer,
-    SerializerFunctionWrapHandler,
     WithJsonSchema,
-    model_serializer,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, PydanticUseDefault, core_schema
@@ -88,20 +86,24 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class Answer(BaseModel):
     """An answer body. A field that defaults to None is left out while it is None."""
 
     model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
-    # No return annotation: pydantic then documents the model's own fields.
-    @model_serializer(mode="wrap")
-    def _leave_out_absent(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
-        data = handler(self)
-        if isinstance(data, dict):
-            for name, info in type(self).model_fields.items():
-                if not info.is_required() and info.default is None and getattr(self, name) is None:
-                    data.pop(info.alias or name, None)
-        return data
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        absent = [info for info in cls.model_fields.values()
+                  if not info.is_required() and info.default is None and info.exclude_if is None]
+        for info in absent:
+            info.exclude_if = _is_none  # pydantic-core leaves the field out: no Python per answer
+        if absent:
+            cls.model_rebuild(force=True)
 
 
 # Values --------------------------------------------------------------------------------
