@@ -182,7 +182,7 @@ def _digits(value: object) -> object:
     if value == "":
         raise PydanticUseDefault()
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-        raise fault("{param} must be a whole number.")
+        raise PydanticCustomError("int_parsing", "not a whole number")
     return value
 
 
