@@ -6,10 +6,11 @@ PYTHON ?= python3
 
 .PHONY: run test install lint chromium system-deps serve clean
 
-$(VENV)/.installed: pyproject.toml | system-deps
+# Tally with its test needs, and its Python client (clients/python), whose tests run in `make test`.
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./clients/python
 	touch $@
 
 install: $(VENV)/.installed

@@ -20,7 +20,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config
 import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
 from extensions import csrf, db, limiter, login_manager, migrate
-from interfaces import cli
+from interfaces import cli, jobs
+from services import uow
 from services.billing import gateway as stripe_gateway
 from services.billing import plans
 from views import (
@@ -73,6 +74,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  (answers keep the documented order)
 
     db.init_app(app)
+    uow.init_app(app)  # first after_request hook, so it runs last: the request's one commit
+    jobs.init_app(app)  # after-commit delivery of the outbox
     migrate.init_app(app, db)
     csrf.init_app(app)
     # Registered before the limiter: after_request hooks run in reverse order, so this one

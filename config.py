@@ -35,6 +35,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise RuntimeError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _secret_key(env: dict[str, str], instance_path: Path) -> str:
     """SECRET_KEY from the environment; in development, one kept under instance/."""
     if env.get("SECRET_KEY"):
@@ -79,6 +86,9 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # Email (invoices): smtp://user:pass@host:port, smtps://..., file:///outbox, or unset.
         "SMTP_URL": env.get("SMTP_URL", ""),
         "MAIL_FROM": env.get("MAIL_FROM", "Tally <billing@localhost>"),
+        # After-commit work (emails...): "thread" (a background thread per process), "inline"
+        # (at once, in the request's thread), or "off" (only `flask --app app deliver-outbox`).
+        "OUTBOX_DELIVERY": _choice(env, "TALLY_OUTBOX_DELIVERY", ("thread", "inline", "off"), "thread"),
         # Failed logins allowed per client IP and, separately, per email address.
         "LOGIN_RATE_LIMIT": env.get("TALLY_LOGIN_LIMIT") or "10/minute",
         # Bodies over this size are refused with 413 before anything reads them.

@@ -1,20 +1,46 @@
-"""CLI commands: `flask --app app seed-demo`, `flask --app app create-staff`."""
+"""CLI commands (`flask --app app seed-demo`, ...), each one unit of work."""
 
 from __future__ import annotations
 
+import functools
 import json
+import time
+from collections.abc import Callable
+from typing import Any
 
 import click
 from flask import Flask
 
-from interfaces import staff_cli
-from services import idempotency
+from interfaces import jobs, staff_cli
+from services import idempotency, uow
 from services.errors import TallyError
 from services.identity import accounts
 from services.usage import period_close
 
+# Commands that frame their own units of work (a loop, a server of requests).
+_OWN_UNITS = ("deliver-outbox", "mcp")
+
+
+def _as_unit(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """A command is one unit of work: it commits when it ends, or rolls back if it fails."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with uow.unit():
+            return callback(*args, **kwargs)
+
+    return run
+
 
 def init_app(app: Flask) -> None:
+    before = set(app.cli.commands)
+    _register(app)
+    for name in set(app.cli.commands) - before - set(_OWN_UNITS):
+        command = app.cli.commands[name]
+        command.callback = _as_unit(command.callback)  # type: ignore[arg-type]
+
+
+def _register(app: Flask) -> None:
     staff_cli.init_app(app)  # reconcile, credit-grants, staff-permission
 
     @app.cli.command("seed-demo")
@@ -35,6 +61,21 @@ def init_app(app: Flask) -> None:
     def purge_idempotency_keys() -> None:
         """Delete stored Idempotency-Key answers older than 24 hours; run it daily from cron."""
         click.echo(json.dumps({"deleted": idempotency.purge()}))
+
+    @app.cli.command("deliver-outbox")
+    @click.option("--loop", is_flag=True, help="Keep delivering, every --every seconds, until stopped.")
+    @click.option("--every", default=10.0, show_default=True, type=float)
+    def deliver_outbox(loop: bool, every: float) -> None:
+        """Deliver queued emails and other after-commit work that is due (retries included).
+
+        Prints {"sent", "retried", "failed"} per round. Run it from cron every minute, or
+        with --loop as a service.
+        """
+        while True:
+            click.echo(json.dumps(jobs.deliver_outbox().as_dict()))
+            if not loop:
+                return
+            time.sleep(every)
 
     @app.cli.command("mcp", with_appcontext=False)
     @click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio",

@@ -7,6 +7,7 @@ from models.grants import CreditGrant
 from models.idempotency import IdempotencyRecord
 from models.keys import ApiKey
 from models.ledger import LedgerEntry
+from models.outbox import OutboxMessage
 from models.payments import TopUp
 from models.pricing import PriceCharge, PricePlan, UsageCharge
 from models.usage import Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
@@ -14,7 +15,8 @@ from models.webhooks import WebhookEvent
 
 __all__ = [
     "Account", "ApiKey", "AuditEvent", "CreditGrant", "Customer", "IdempotencyRecord", "Impersonation",
-    "Invoice", "InvoiceLine", "LedgerEntry", "Meter", "PriceCharge", "PricePlan", "Subscription", "TopUp",
+    "Invoice", "InvoiceLine", "LedgerEntry", "Meter", "OutboxMessage", "PriceCharge", "PricePlan",
+    "Subscription", "TopUp",
     "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageRollup", "UsageUnique",
     "User", "WebhookEvent",
 ]

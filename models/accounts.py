@@ -7,6 +7,7 @@ from functools import partial
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, BigInteger, ForeignKey, String
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
@@ -62,10 +63,10 @@ class Account(db.Model):
 
     customer: Mapped[Customer] = relationship(back_populates="accounts")
 
-    @property
+    @hybrid_property
     def available_balance(self) -> int:
         """Credit the customer can spend: the ledger balance less usage rated but not yet
-        posted (it is posted per meter per day)."""
+        posted (it is posted per meter per day). The one definition, in Python and SQL."""
         return self.balance - self.pending_usage
 
 

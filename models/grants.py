@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
@@ -19,10 +19,6 @@ from models.base import UTCDateTime, public_id, utcnow
 
 class CreditGrant(db.Model):
     __tablename__ = "credit_grants"
-    __table_args__ = (
-        UniqueConstraint("account_id", "idempotency_key", name="uq_credit_grants_idempotency"),
-    )
-
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "grant"))
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)  # minor units, > 0
@@ -31,7 +27,6 @@ class CreditGrant(db.Model):
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     granted_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
-    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # on the ledger since
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

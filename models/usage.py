@@ -7,13 +7,20 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
 from models.base import BigIntPK, UTCDateTime, public_id, utcnow
 
 AGGREGATIONS = ("count", "sum", "max", "unique_count", "latest")
+# The meters every Tally has (name, event_name, aggregation, property, unit): created with
+# the table (below, and by migration 6d2a1c0e9b41), so reading meters never writes.
+DEFAULT_METERS = (
+    ("apiCalls", "api_call", "count", None, "calls"),
+    ("llmTokens", "llm_completion", "sum", "tokens", "tokens"),
+    ("storage", "storage_usage", "latest", "bytes", "bytes"),
+)
 
 
 class Meter(db.Model):
@@ -107,3 +114,14 @@ class UsageAlert(db.Model):
     value: Mapped[int] = mapped_column(BigInteger)
     limit: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def default_meter_rows() -> list[dict[str, Any]]:
+    return [{"id": public_id("mtr"), "name": name, "event_name": event_name,
+             "aggregation": aggregation, "property": prop, "unit": unit, "created_at": utcnow()}
+            for name, event_name, aggregation, prop, unit in DEFAULT_METERS]
+
+
+@event.listens_for(Meter.__table__, "after_create")
+def _create_default_meters(table: Any, connection: Any, **kw: Any) -> None:
+    connection.execute(table.insert(), default_meter_rows())

@@ -9,6 +9,9 @@ class TallyError(Exception):
     status = 400
     title = "Bad request"
     code = "bad_request"
+    # Fields of the answer that are links to pages: name -> endpoint, made absolute by the
+    # view that answers (services never build URLs).
+    links: dict[str, str] = {}
 
     def __init__(
         self,
@@ -58,6 +61,20 @@ class Conflict(TallyError):
 
 class PaymentFailed(TallyError):
     status, title, code = 402, "Payment failed", "payment_failed"
+
+
+class LimitExceeded(TallyError):
+    """402: a call over a plan limit, beyond the prepaid credit or the monthly spend cap.
+
+    Nothing was recorded. Every 402 of metering is this one shape: `usage` holds the
+    meter's use and limit, and `upgrade_url` the page where the user can raise it.
+    """
+
+    status, title, code = 402, "Usage limit exceeded", "usage_limit_exceeded"
+    links = {"upgrade_url": "pages.plans"}
+
+    def __init__(self, message: str, *, current: int, limit: int | None) -> None:
+        super().__init__(message, extra={"usage": {"current": current, "limit": limit}})
 
 
 class UpstreamError(TallyError):

@@ -1,11 +1,12 @@
 """Idempotency keys, Stripe style: a retried request gets the first answer, never a second run.
 
-`begin` claims (owner, key) by inserting a row in its own committed transaction before the
-request runs; the unique constraint decides which of two concurrent requests (in any
-worker, on SQLite or PostgreSQL) runs. The loser gets the stored answer if the winner has
-finished, 409 `idempotency_key_in_use` while it runs, or 409 `idempotency_key_reused` if
-its method, path or body differ. `finish` stores the answer, or deletes the row on a 5xx so
-a retry can run. Records live 24 hours: an expired key is free again, and `purge`
+`begin` claims (owner, key) by inserting a row, committed as a unit of work of its own
+before the request runs; the unique constraint decides which of two concurrent requests
+(in any worker, on SQLite or PostgreSQL) runs. The loser gets the stored answer if the
+winner has finished, 409 `idempotency_key_in_use` while it runs, or 409
+`idempotency_key_reused` if its method, path or body differ. `finish` stores the answer in
+the request's transaction (so answer and work commit together, or neither), or deletes the
+row on a 5xx so a retry can run. Records live 24 hours: an expired key is free again, and `purge`
 (`flask --app app purge-idempotency-keys`, daily) deletes the old rows.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
 from models import IdempotencyRecord
@@ -57,38 +58,36 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 
 def begin(owner: str, key: str, request_hash: str, *, now: datetime | None = None) -> int | Stored:
-    """Claim `key` for `owner`: the record id to `finish` later, or the stored first answer."""
+    """Claim `key` for `owner`: the record id to `finish` later, or the stored first answer.
+
+    The claim is a unit of work of its own: the caller commits it before the request runs,
+    so a concurrent request with the same key (in any worker) finds it.
+    """
     now = now or utcnow()
-    for _ in range(3):  # a claim released between our insert and our read is claimed again
-        # An expired record of this key frees it (the unique index finds it; `purge` the rest).
-        db.session.execute(delete(IdempotencyRecord).where(
-            IdempotencyRecord.owner == owner, IdempotencyRecord.key == key,
-            IdempotencyRecord.created_at < now - TTL))
-        record = IdempotencyRecord(owner=owner, key=key, request_hash=request_hash, created_at=now)
-        db.session.add(record)
-        try:
-            db.session.commit()
-            return record.id
-        except IntegrityError:
-            db.session.rollback()
-        earlier = db.session.execute(select(IdempotencyRecord).where(
-            IdempotencyRecord.owner == owner, IdempotencyRecord.key == key)
-        ).scalar_one_or_none()
-        if earlier is None:
-            continue
-        if earlier.request_hash != request_hash:
-            raise Conflict(f"This {HEADER} was already used for a different request (another "
-                           "path or body). Use a new key for a new request.",
-                           code="idempotency_key_reused", param=HEADER)
-        if earlier.status is not None:
-            return Stored(earlier.status, earlier.body or "",
-                          earlier.content_type or "application/json")
-        if earlier.created_at < now - ABANDONED_AFTER and _take_over(earlier, now):
-            return earlier.id
-        raise Conflict(f"A request with this {HEADER} is still running. Retry in a moment with "
-                       "the same key to get its answer.", code="idempotency_key_in_use", param=HEADER)
-    raise Conflict(f"This {HEADER} is busy; retry in a moment.", code="idempotency_key_in_use",
-                   param=HEADER)
+    # An expired record of this key frees it (the unique index finds it; `purge` the rest).
+    db.session.execute(delete(IdempotencyRecord).where(
+        IdempotencyRecord.owner == owner, IdempotencyRecord.key == key,
+        IdempotencyRecord.created_at < now - TTL))
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(IdempotencyRecord)
+    claimed = db.session.execute(
+        insert.values(owner=owner, key=key, request_hash=request_hash, created_at=now)
+        .on_conflict_do_nothing(index_elements=["owner", "key"])
+        .returning(IdempotencyRecord.id)).scalar_one_or_none()
+    if claimed is not None:
+        return int(claimed)
+    earlier = db.session.execute(select(IdempotencyRecord).where(
+        IdempotencyRecord.owner == owner, IdempotencyRecord.key == key)).scalar_one()
+    if earlier.request_hash != request_hash:
+        raise Conflict(f"This {HEADER} was already used for a different request (another "
+                       "path or body). Use a new key for a new request.",
+                       code="idempotency_key_reused", param=HEADER)
+    if earlier.status is not None:
+        return Stored(earlier.status, earlier.body or "", earlier.content_type or "application/json")
+    if earlier.created_at < now - ABANDONED_AFTER and _take_over(earlier, now):
+        return earlier.id
+    raise Conflict(f"A request with this {HEADER} is still running. Retry in a moment with "
+                   "the same key to get its answer.", code="idempotency_key_in_use", param=HEADER)
 
 
 def _take_over(record: IdempotencyRecord, now: datetime) -> bool:
@@ -96,25 +95,21 @@ def _take_over(record: IdempotencyRecord, now: datetime) -> bool:
     claimed = db.session.execute(update(IdempotencyRecord).where(
         IdempotencyRecord.id == record.id, IdempotencyRecord.status.is_(None),
         IdempotencyRecord.created_at < now - ABANDONED_AFTER).values(created_at=now)).rowcount
-    db.session.commit()
     return claimed == 1
 
 
 def finish(record_id: int, status: int, body: str, content_type: str) -> None:
-    """Store the answer, or release the key on a 5xx so that a retry runs the request again."""
-    db.session.rollback()  # whatever the request left uncommitted would be discarded anyway
+    """Store the answer in the request's own transaction, so it commits with the work it
+    describes; or release the key on a 5xx (the work was rolled back) so a retry runs."""
     if status >= 500:
         db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
     else:
         db.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(
             status=status, body=body, content_type=content_type, completed_at=utcnow()))
-    db.session.commit()
 
 
 def purge(*, now: datetime | None = None) -> int:
     """Delete records older than the TTL; returns how many."""
     cutoff = (now or utcnow()) - TTL
-    deleted = db.session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)).rowcount
-    db.session.commit()
-    return deleted
+    return int(db.session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)).rowcount)

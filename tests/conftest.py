@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from extensions import db
+from services import uow
 from services.identity import accounts
 from tests.support.localstripe import (
     STRIPE_JS_PATH,
@@ -98,6 +99,7 @@ def app(backend: str, tmp_path: Path, localstripe_url: str, app_config: dict) ->
         # Each app gets its own in-memory rate-limit window.
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        "OUTBOX_DELIVERY": "inline",  # after-commit work (email) is done before the answer
         **app_config,
     })
     with app.app_context():
@@ -138,7 +140,8 @@ def make_customer(app: Flask):
         n = next(counter)
         email = f"{name.lower().replace(' ', '')}{n}@example.com"
         with app.app_context():
-            result = accounts.sign_up(email=email, password=PASSWORD, name=f"{name} {n}")
+            with uow.unit():
+                result = accounts.sign_up(email=email, password=PASSWORD, name=f"{name} {n}")
             account_id = result.account.id
             db.session.remove()
         return Customer(email, PASSWORD, account_id, result.api_key)

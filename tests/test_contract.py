@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from extensions import db
 from models import Account
+from services import uow
 from services.identity import keys
 from tests.conftest import write_plans
 from tests.support.staff import make_staff
@@ -107,8 +108,9 @@ def test_api_conforms_to_its_openapi_document(app, live_server, customer, backen
     def throwaway_key() -> dict[str, str]:
         """Rotating with no body rotates the calling key: give each such call its own key."""
         with app.app_context():
-            issued = keys.issue_key(account=db.session.get(Account, customer.account_id),
-                                    kind="account", name="contract rotation")
+            with uow.unit():
+                issued = keys.issue_key(account=db.session.get(Account, customer.account_id),
+                                        kind="account", name="contract rotation")
             db.session.remove()
         return {"X-Api-Key": issued.plaintext}
 

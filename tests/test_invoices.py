@@ -10,6 +10,7 @@ from pypdf import PdfReader
 
 from extensions import db
 from models.billing import INVOICE_RECEIPT
+from services import uow
 from services.billing import invoices
 from services.identity import accounts
 from tests.conftest import login
@@ -83,8 +84,9 @@ def issue_receipts(app, account_id: str, count: int, prefix: str = "src") -> Non
     with app.app_context():
         account = accounts.get_account(account_id)
         for i in range(count):
-            invoices.issue(account, kind=INVOICE_RECEIPT, source_id=f"{prefix}-{i}",
-                           currency="usd", lines=[invoices.Line("x", 100 + i)])
+            with uow.unit():  # each receipt is an operation of its own, as in the app
+                invoices.issue(account, kind=INVOICE_RECEIPT, source_id=f"{prefix}-{i}",
+                               currency="usd", lines=[invoices.Line("x", 100 + i)])
         db.session.remove()
 
 

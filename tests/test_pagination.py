@@ -8,6 +8,7 @@ import pytest
 from extensions import db
 from models import Account
 from models.billing import INVOICE_RECEIPT
+from services import uow
 from services.billing import invoices
 from tests.support.staff import customer_id_of, make_staff
 
@@ -85,6 +86,7 @@ def test_invoice_lists_keep_the_invoices_key(app, client, customer, staff):
         for n in range(3):
             invoices.issue(account, kind=INVOICE_RECEIPT, source_id=f"pi_test_{n}", currency="usd",
                            lines=[invoices.Line("Top-up", 500 + n)])
+        uow.commit()
         db.session.remove()
     listed = walk(client, "/v1/billing/invoices", customer.headers)
     assert len(listed) == 3

@@ -12,6 +12,7 @@ from extensions import db
 from models import Invoice, LedgerEntry
 from models.base import utcnow
 from models.billing import INVOICE_STATEMENT
+from services import uow
 from services.identity import accounts
 from services.identity import keys as key_service
 from services.ledger import entries as ledger
@@ -95,6 +96,7 @@ def test_the_gate_draws_priced_calls_from_credit_and_refuses_at_zero(app, client
                                                         kind="usage").all()
         assert [(e.amount, e.meta["meter"]) for e in usage] == [(-25, "apiCalls")]
         assert ledger.current_balance(customer.account_id) == 0 == ledger.ledger_sum(customer.account_id)
+        uow.commit()
         db.session.remove()
     assert balance(client, customer) == {"balance": 0, "posted_balance": 0, "pending_usage": 0,
                                          "currency": "usd"}
@@ -181,8 +183,9 @@ def test_close_period_issues_one_statement_per_account_with_gapless_numbers(app,
     now = utcnow()
     last_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(hours=3)
     with app.app_context():
-        owner = accounts.sign_up(email="multi@example.com", password="correct-horse-battery",
-                                 name="Multi")
+        with uow.unit():
+            owner = accounts.sign_up(email="multi@example.com", password="correct-horse-battery",
+                                     name="Multi")
         customer_id = owner.account.customer_id
         keys = [owner.api_key]
         for n in range(3):
@@ -191,6 +194,7 @@ def test_close_period_issues_one_statement_per_account_with_gapless_numbers(app,
             assert made.status_code == 201, made.get_json()
             keys.append(key_service.issue_key(
                 account=accounts.get_account(made.get_json()["id"])).plaintext)
+        uow.commit()
         db.session.remove()
     team = [Customer("", "", key_owner, key) for key_owner, key in
             zip(_account_ids(app, keys), keys, strict=True)]
@@ -202,9 +206,8 @@ def test_close_period_issues_one_statement_per_account_with_gapless_numbers(app,
         assert response.get_json()["accepted"] == 4
 
     def run_close() -> None:
-        with app.app_context():
+        with app.app_context(), uow.unit():
             period_close.close(now)
-            db.session.remove()
 
     at_once([run_close] * 4)  # raises what any of them raised
     with app.app_context():
@@ -250,6 +253,7 @@ def test_grants_are_consumed_soonest_expiry_first_and_only_the_rest_expires(app,
         expiries = db.session.query(LedgerEntry).filter_by(account_id=customer.account_id,
                                                            kind="expiry").all()
         assert [e.amount for e in expiries] == [-50]
+        uow.commit()
         db.session.remove()
     # What is left to spend: the grant that never expires.
     assert balance(client, customer)["balance"] == 100

@@ -9,6 +9,7 @@ import pytest
 from extensions import db
 from models import Account
 from models.billing import INVOICE_RENEWAL, INVOICE_STATEMENT
+from services import uow
 from services.billing import invoices
 from services.ledger import entries as ledger
 from tests.support.staff import audit_rows, customer_id_of, make_staff, staff_login, token
@@ -156,6 +157,7 @@ def test_invoice_lines_always_carry_an_integer_unit_amount(app, client, customer
                                lines=[invoices.Line("apiCalls: 12,345 calls", 62, quantity=12345),
                                       invoices.Line("llmTokens: 3 tokens", 10, quantity=3)])
         ids = sub.id, usage.id
+        uow.commit()
         db.session.remove()
     lines = client.get(f"/v1/invoices/{ids[0]}", headers=customer.headers).get_json()["lines"]
     assert lines == [{"description": "Tally Pro, 2 seats", "quantity": 2, "unit_amount": 2000,

@@ -18,6 +18,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from extensions import limiter
+from services import uow
 from services.errors import TallyError
 from services.identity import accounts
 from views.forms import LoginForm, PasswordChangeForm, SignupForm
@@ -74,6 +75,7 @@ def login():
         try:
             user = accounts.authenticate(form.email.data, form.password.data)
         except TallyError as exc:
+            uow.rollback()  # a refusal changes nothing
             error = exc.message
         else:
             _start_session(user)
@@ -90,6 +92,7 @@ def signup():
             result = accounts.sign_up(email=form.email.data, password=form.password.data,
                                       name=form.name.data)
         except TallyError as exc:
+            uow.rollback()  # a refusal changes nothing
             field = getattr(form, exc.param or "", None)
             if field is not None:
                 field.errors = [*field.errors, exc.message]
@@ -133,6 +136,7 @@ def change_password():
         try:
             accounts.change_password(user, form.current_password.data, form.new_password.data)
         except TallyError as exc:
+            uow.rollback()  # a refusal changes nothing
             getattr(form, exc.param or "current_password").errors = [exc.message]
         else:
             _start_session(user)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
 from models import Subscription
+from services import uow
 from services.billing import invoices, plans, subscriptions
 from services.errors import TallyError
 from services.pagination import parse_limit
@@ -107,6 +108,7 @@ def checkout_return():
     try:
         row = subscriptions.complete_checkout(session_id) if session_id.startswith("cs_") else None
     except TallyError as exc:
+        uow.rollback()  # a refusal changes nothing
         flash(exc.message, "error")
         row = None
     if row is not None and row.account_id == current_account().id:

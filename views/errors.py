@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify, render_template, request, send_from_
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from services import uow
 from services.errors import TallyError
 
 log = logging.getLogger(__name__)
@@ -52,26 +53,29 @@ def wants_json() -> bool:
 def error_response(error: TallyError) -> tuple[Response, int] | tuple[str, int]:
     if wants_json():
         body = error.to_dict()
-        if error.status == 402 and error.code == "usage_limit_exceeded":
-            # Where an over-limit client sends its user; billing endpoints are never blocked.
-            body["upgrade_url"] = url_for("pages.plans", _external=True)
+        for field, endpoint in error.links.items():
+            body[field] = url_for(endpoint, _external=True)
         return jsonify(body), error.status
     return render_template("error.html", error=error), error.status
 
 
 def init_app(app: Flask) -> None:
+    # An exception ends the operation: whatever it wrote is rolled back (services/uow.py).
     @app.errorhandler(TallyError)
     def tally_error(error: TallyError):
+        uow.rollback()
         return error_response(error)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
+        uow.rollback()
         return error_response(TallyError(
             "The form expired or was sent from another site. Reload the page and try again.",
             code="csrf_failed", status=400, title="Form expired"))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        uow.rollback()
         if error.response is not None:  # a view built its own answer (the login throttle)
             return error.response
         status = error.code or 500
@@ -89,6 +93,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
+        uow.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
         title = "Internal error" if wants_json() else _PAGE_TEXT[500][0]
         return error_response(TallyError(

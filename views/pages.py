@@ -7,15 +7,16 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
-from extensions import db
 from models.base import utcnow
+from services import uow
+from services import usage as metering
 from services.billing import plans, subscriptions
 from services.errors import InvalidInput, TallyError
 from services.ledger import entries as ledger
 from services.ledger import topups
 from services.money import format_major, format_money, parse_major
 from services.staff import audit
-from services.usage import metering, periods, rating, settings
+from services.usage import periods, rating, settings
 from views.api.declare import validated
 from views.api.schemas.account import ConfirmPaymentRequest
 from views.forms import TopUpForm, UsageSettingsForm
@@ -38,7 +39,7 @@ def dashboard():
         plan=plans.plan_for(account.tier),
         entries=ledger.recent_entries(account.id, limit=10),
         usage=metering.summary(account),
-        alerts=metering.alerts(account),
+        alerts=metering.current_alerts(account),
         spend=rating.spend(account, periods.month_of(utcnow(), account.time_zone)),
         staff_viewed_at=audit.last_staff_view(account.customer_id),
     )
@@ -113,7 +114,7 @@ def _usage_page(form: UsageSettingsForm | None = None, status: int = 200):
             "spend_cap": "" if values["spend_cap"] is None else format_major(
                 values["spend_cap"], account.currency)})
     return render_page("usage.html", blocks=("meters",), account=account, summary=summary,
-                       charts=charts, alerts=metering.alerts(account), form=form,
+                       charts=charts, alerts=metering.current_alerts(account), form=form,
                        spend=rating.spend(account, summary.period),
                        tz=periods.zone(account.time_zone), one_day=timedelta(days=1),
                        status=status)
@@ -199,7 +200,7 @@ def usage_settings():
         settings.update(account, {"time_zone": time_zone, "alert_thresholds": thresholds,
                                   "spend_cap": cap})
     except TallyError as exc:
-        db.session.rollback()
+        uow.rollback()
         getattr(form, exc.param or "time_zone").errors = [exc.message]
         return _usage_page(form, 400)
     flash("Settings saved.")

@@ -29,11 +29,12 @@ from extensions import db, login_manager
 from models import Account, Impersonation, User
 from models.audit import VIA_CONSOLE, VIA_IMPERSONATION
 from models.base import utcnow
+from services import uow
 from services.errors import TallyError, Unauthorized
 from services.identity import accounts
 from services.staff import impersonation
 from services.staff.audit import Actor
-from services.staff.console import PERMISSION_IMPERSONATE_WRITE
+from services.staff.rules import PERMISSION_IMPERSONATE_WRITE
 from views.errors import FAVICON_ENDPOINT, error_response, wants_json
 from views.htmx import is_htmx
 
@@ -194,7 +195,7 @@ def sensitive_action(action: str, snapshot: Callable[[], dict[str, Any]] | None 
             try:
                 response = make_response(view(*args, **kwargs))
             except Exception as exc:
-                db.session.rollback()
+                uow.rollback()
                 impersonation.record_action(
                     who, running, action, outcome="failed", account_id=account_id, before=before,
                     detail={"error": getattr(exc, "code", type(exc).__name__)})

@@ -29,15 +29,15 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from documents import invoices as invoice_documents
 from extensions import db
 from models import Account, Customer, User
+from services import uow
 from services.billing import plans
 from services.errors import InvalidInput, TallyError
 from services.ledger import grants
 from services.money import format_money, parse_major
 from services.pagination import parse_limit
-from services.staff import audit, impersonation
+from services.staff import audit, impersonation, rules
 from services.staff import console as staff
 from services.usage import rating
 from views.htmx import render_page
@@ -201,7 +201,7 @@ def _account_action(account_id: str, name: str, run: Callable[[FlaskForm, Accoun
         try:
             message = run(form, account)
         except TallyError as exc:
-            db.session.rollback()
+            uow.rollback()
             _field_error(form, exc)
         else:
             flash(message)
@@ -261,7 +261,7 @@ def change_plan(account_id: str):
 def assign_price_plan(account_id: str):
     def run(form: PricePlanForm, account: Account) -> str:
         changed = rating.assign(actor(), account, form.price_plan.data or None,
-                                staff.check_reason(form.reason.data))
+                                rules.check_reason(form.reason.data))
         if changed.price_plan_id is None:
             return f"{changed.name} has no usage pricing now."
         return f"{changed.name} is on the price plan {rating.get_price_plan(changed.price_plan_id).name} now."
@@ -288,9 +288,9 @@ def resend_invoice(account_id: str, invoice_id: str):
     error = "Give a reason: it goes into the audit log."
     if form.validate_on_submit():
         try:
-            to = staff.resend_invoice(actor(), account.id, invoice_id, form.reason.data,
-                                      render_pdf=invoice_documents.pdf_bytes)
+            to = staff.resend_invoice(actor(), account.id, invoice_id, form.reason.data)
         except TallyError as exc:
+            uow.rollback()  # a refusal changes nothing
             error = exc.message
         else:
             flash(f"Invoice sent to {to}.")
@@ -322,7 +322,7 @@ def impersonate(user_id: str):
             started = impersonation.start(actor(), user.id, form.reason.data,
                                           minutes=current_app.config["IMPERSONATION_MINUTES"])
         except TallyError as exc:
-            db.session.rollback()
+            uow.rollback()
             _field_error(form, exc)
         else:
             begin_impersonation(started.impersonation.id)
@@ -434,12 +434,9 @@ def webhook(event_id: str):
 @staff_page
 def replay_webhook(event_id: str):
     ConfirmForm().validate_on_submit()
-    try:
-        outcome = staff.replay_webhook(actor(), event_id)
-    except TallyError as exc:
-        if exc.status == 404:
-            raise
-        flash(f"Replay failed: {exc.message}", "error")
+    outcome = staff.replay_webhook(actor(), event_id)
+    if outcome.status == "error":
+        flash(f"Replay failed: {outcome.detail}", "error")
     else:
         detail = f" ({outcome.detail})" if outcome.detail else ""
         flash({"duplicate": "Already processed: nothing to do, nothing changed.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 
+from services import uow
 from services.billing import portal
 from services.errors import TallyError
 from views.api.declare import validated
@@ -49,6 +50,7 @@ def create():
             body["headline"] = request.form["headline"]
         created = portal.create_configuration(validated(PortalConfigurationRequest, body).changes())
     except TallyError as exc:
+        uow.rollback()  # a refusal changes nothing
         return _page(exc.message, 400)
     flash(f"Portal configuration {created['id']} created.")
     return redirect(url_for("staff_billing.index"), code=303)
@@ -62,6 +64,7 @@ def update(configuration_id: str):
                                                          "active": "active" in request.form})
         portal.update_configuration(configuration_id, changes.changes())
     except TallyError as exc:
+        uow.rollback()  # a refusal changes nothing
         return _page(exc.message, 400)
     flash(f"Portal configuration {configuration_id} saved.")
     return redirect(url_for("staff_billing.index"), code=303)

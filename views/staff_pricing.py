@@ -10,6 +10,7 @@ import json
 
 from flask import Blueprint, flash, redirect, request, url_for
 
+from services import uow
 from services.errors import InvalidInput, TallyError
 from services.usage import meters, rating
 from views.api.declare import validated
@@ -58,6 +59,7 @@ def create():
         plan = rating.create_price_plan(actor(), name=body.name, currency=body.currency,
                                         charges=body.charge_specs())
     except TallyError as exc:
+        uow.rollback()  # a refusal changes nothing
         field = (exc.param or "").split("[")[0].split(".")[0]
         return _page(values, {field if field in values else "form": exc.message}, status=400)
     flash(f"Price plan {plan.name} ({plan.id}) created. Put accounts on it from their "

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from extensions import db
 from models import Account, Customer, Invoice, InvoiceLine
 from models.base import utcnow
+from services import uow
 from services.errors import NotFound
 from services.pagination import Page, paginate
 
@@ -55,40 +55,29 @@ def issue(account: Account, *, kind: str, source_id: str, lines: list[Line], cur
           paid_at: datetime | None = None, status: str = "paid",
           period: tuple[datetime, datetime] | None = None) -> Invoice:
     """Issue the invoice for this cause, or return the one already issued."""
+    # The customer's row lock (the write lock on SQLite) serialises its invoice numbers:
+    # whoever waited for it sees an invoice issued meanwhile, and takes no number.
+    uow.lock(Customer, account.customer_id)
     existing = find(kind, source_id)
     if existing is not None:
         return existing
-    try:
-        # The UPDATE takes the customer's row lock (the write lock on SQLite) and returns
-        # the next number atomically; a rollback gives the number back.
-        seq = db.session.execute(
-            update(Customer).where(Customer.id == account.customer_id)
-            .values(invoice_seq=Customer.invoice_seq + 1).returning(Customer.invoice_seq)
-        ).scalar_one()
-        existing = find(kind, source_id)  # issued while we waited for the lock
-        if existing is not None:
-            db.session.rollback()
-            return existing
-        invoice = Invoice(
-            customer_id=account.customer_id, account_id=account.id,
-            number=f"{number_prefix(account.customer_id)}-{seq:04d}", kind=kind, source_id=source_id,
-            status=status, currency=currency, total=sum(line.amount for line in lines),
-            period_start=period[0] if period else None, period_end=period[1] if period else None,
-            issued_at=utcnow(), paid_at=paid_at)
-        db.session.add(invoice)
-        db.session.flush()
-        db.session.add_all([
-            InvoiceLine(invoice_id=invoice.id, description=line.description[:255],
-                        quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount)
-            for line in lines])
-        db.session.commit()
-        return invoice
-    except IntegrityError:
-        db.session.rollback()
-        found = find(kind, source_id)
-        if found is None:
-            raise
-        return found
+    seq = db.session.execute(
+        update(Customer).where(Customer.id == account.customer_id)
+        .values(invoice_seq=Customer.invoice_seq + 1).returning(Customer.invoice_seq)
+    ).scalar_one()
+    invoice = Invoice(
+        customer_id=account.customer_id, account_id=account.id,
+        number=f"{number_prefix(account.customer_id)}-{seq:04d}", kind=kind, source_id=source_id,
+        status=status, currency=currency, total=sum(line.amount for line in lines),
+        period_start=period[0] if period else None, period_end=period[1] if period else None,
+        issued_at=utcnow(), paid_at=paid_at)
+    db.session.add(invoice)
+    db.session.flush()
+    db.session.add_all([
+        InvoiceLine(invoice_id=invoice.id, description=line.description[:255],
+                    quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount)
+        for line in lines])
+    return invoice
 
 
 def find(kind: str, source_id: str) -> Invoice | None:

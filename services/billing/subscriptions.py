@@ -29,10 +29,9 @@ from extensions import db
 from models import Account, Subscription
 from models.base import utcnow
 from models.billing import INVOICE_RENEWAL
-from services.billing import invoices, plans
+from services.billing import customers, invoices, plans, portal
 from services.billing.gateway import PaymentIntentInfo, SubscriptionInfo, gateway
 from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed
-from services.ledger.topups import ensure_stripe_customer
 
 ACTIVE = ("active", "trialing")
 LIVE = (*ACTIVE, "past_due")
@@ -112,7 +111,7 @@ def start(account: Account, payment_method_id: str, plan_name: str = "pro") -> S
     if existing is not None and existing.status in LIVE:
         raise Conflict(f"This account already has a {existing.plan} subscription.",
                        code="already_subscribed")
-    customer = ensure_stripe_customer(account.customer)
+    customer = customers.stripe_id(account.customer)
     try:
         gateway().attach_default_payment_method(customer, payment_method_id)
     except PaymentFailed as exc:  # Stripe declines some cards when they are attached
@@ -121,6 +120,7 @@ def start(account: Account, payment_method_id: str, plan_name: str = "pro") -> S
         customer=customer, price=price_id(plan),
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
         idempotency_key=f"tally-sub-{account.id}-{payment_method_id}")
+    customers.remember(account.customer, customer)
     subscription = apply(info)
     if info.latest_invoice:
         mirror_invoice(info.latest_invoice)
@@ -300,11 +300,14 @@ def checkout_url(account: Account, price: str, success_url: str, cancel_url: str
         raise InvalidInput("priceId must be the Stripe price of a paid plan (see GET /v1/billing/plans).",
                            param="priceId")
     plan = paid_plan(plan_name)
-    return gateway().create_checkout_session(
-        customer=ensure_stripe_customer(account.customer), price=price_id(plan),
+    customer = customers.stripe_id(account.customer)
+    url = gateway().create_checkout_session(
+        customer=customer, price=price_id(plan),
         success_url=success_url, cancel_url=cancel_url,
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
         idempotency_key=f"tally-checkout-{account.id}-{utcnow().timestamp():.0f}")
+    customers.remember(account.customer, customer)
+    return url
 
 
 def complete_checkout(session_id: str) -> Subscription | None:
@@ -313,9 +316,8 @@ def complete_checkout(session_id: str) -> Subscription | None:
 
 
 def portal_url(account: Account, return_url: str) -> str:
-    from services.billing import portal
-
-    return gateway().create_portal_session(
-        customer=ensure_stripe_customer(account.customer), return_url=return_url,
-        configuration=portal.default_configuration_id())
-
+    customer = customers.stripe_id(account.customer)
+    url = gateway().create_portal_session(customer=customer, return_url=return_url,
+                                          configuration=portal.default_configuration_id())
+    customers.remember(account.customer, customer)
+    return url

@@ -78,7 +78,7 @@ HANDLERS: dict[str, Callable[[VerifiedEvent], str]] = {
 class Outcome:
     event_id: str
     type: str
-    status: str  # processed | duplicate | ignored | refused
+    status: str  # processed | duplicate | ignored | refused | error (a replay that failed)
     detail: str = ""
 
 

@@ -68,8 +68,7 @@ def sign_up(*, email: str, password: str, name: str) -> SignUp:
     user = User(email=email, name=name, password_hash=_hasher.hash(password), customer=customer)
     db.session.add_all([customer, account, user])
     db.session.flush()
-    issued = keys.issue_key(account=account, commit=False)
-    db.session.commit()
+    issued = keys.issue_key(account=account)
     return SignUp(user, account, issued.plaintext)
 
 
@@ -87,7 +86,6 @@ def authenticate(email: str, password: str) -> User:
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-        db.session.commit()
     return user
 
 
@@ -113,7 +111,6 @@ def end_sessions(user: User) -> None:
     """End every session of this user, on every device (logout, password change)."""
     db.session.execute(update(User).where(User.id == user.id)
                        .values(session_version=User.session_version + 1))
-    db.session.commit()
     db.session.refresh(user)
 
 
@@ -133,7 +130,6 @@ def change_password(user: User, current: str, new: str) -> None:
         raise InvalidInput("Choose a password different from the current one.",
                            param="new_password")
     user.password_hash = _hasher.hash(new)
-    db.session.commit()
     end_sessions(user)
 
 

@@ -47,7 +47,7 @@ def hash_key(plaintext: str) -> str:
 
 def issue_key(
     *, account: Account | None = None, user: User | None = None, kind: str = KIND_ACCOUNT,
-    name: str = "Default key", commit: bool = True,
+    name: str = "Default key",
 ) -> IssuedKey:
     if (account is None) == (user is None):
         raise ValueError("a key belongs to an account or to a staff user")
@@ -61,8 +61,7 @@ def issue_key(
         key_hash=hash_key(plaintext),
     )
     db.session.add(key)
-    if commit:
-        db.session.commit()
+    db.session.flush()
     return IssuedKey(key, plaintext)
 
 
@@ -74,7 +73,7 @@ _BY_HASH = (select(ApiKey).outerjoin(ApiKey.account).options(contains_eager(ApiK
 
 def authenticate(plaintext: str | None) -> ApiKey:
     """The active key for this plaintext (with `key.account` loaded), or Unauthorized.
-    Touches last_used_at."""
+    Touches last_used_at (at most once a LAST_USED_RESOLUTION)."""
     if not plaintext:
         raise Unauthorized(
             "Send your API key in the X-Api-Key header or as Authorization: Bearer <key>.",
@@ -90,7 +89,6 @@ def authenticate(plaintext: str | None) -> ApiKey:
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-        db.session.commit()
     return key
 
 
@@ -133,7 +131,6 @@ def revoke(key: ApiKey) -> ApiKey:
     """Refused from the moment this commits, by every worker."""
     db.session.execute(update(ApiKey).where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
                        .values(revoked_at=utcnow()))
-    db.session.commit()
     db.session.refresh(key)
     return key
 
@@ -149,16 +146,12 @@ def rotate(key: ApiKey) -> IssuedKey:
         user=db.session.get(User, key.user_id) if key.user_id else None,
         kind=key.kind,
         name=key.name,
-        commit=False,
     )
-    db.session.flush()
     revoked = db.session.execute(
         update(ApiKey)
         .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow(), replaced_by_id=successor.key.id)
     ).rowcount
     if revoked != 1:
-        db.session.rollback()
         raise NotFound("This API key was already rotated or revoked.", code="key_revoked")
-    db.session.commit()
     return successor

@@ -1,23 +1,25 @@
-"""Posting to the append-only ledger and reading balances.
+"""The append-only ledger: locking an account, posting entries, reading balances.
 
-`post_entry` is the only code that changes `accounts.balance`. It locks the account
-row (SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises writers), inserts the
-entry and moves the cached balance in one transaction. The unique constraint on
-(kind, source, source_id) decides races: a duplicate cause posts nothing.
+`post_entry` is the only code that changes `accounts.balance`. It runs under
+`lock_account` (the one way Tally locks an account) and inserts the entry and moves the
+cached balance in the operation's transaction. The unique constraint on
+(kind, source, source_id) makes every cause land once: a cause already on the ledger
+posts nothing and says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
 from models import Account, LedgerEntry
+from models.base import utcnow
 from models.ledger import KINDS
+from services import uow
 from services.errors import Conflict, NotFound
 from services.pagination import Page, paginate
 
@@ -33,6 +35,15 @@ class Posting:
         return self.entry is not None
 
 
+def lock_account(account_id: str) -> Account:
+    """Lock the account row until the operation ends, and read it fresh: the one way
+    Tally locks an account (nothing else moves its money until the commit)."""
+    account = uow.lock(Account, account_id)
+    if account is None:
+        raise NotFound(f"No such account: {account_id}", param="account_id")
+    return account
+
+
 def post_entry(
     account_id: str,
     amount: int,
@@ -44,94 +55,55 @@ def post_entry(
     currency: str | None = None,
     meta: dict[str, Any] | None = None,
     allow_negative: bool = True,
-    on_posted: Callable[[LedgerEntry], None] | None = None,
 ) -> Posting:
     """Append one entry and move the cached balance, exactly once per cause.
 
-    `on_posted` runs inside the same transaction, after the entry and before the commit,
-    for bookkeeping that must land with the entry or not at all. Commits on success;
-    rolls back and posts nothing on a duplicate cause.
+    A cause already on the ledger posts nothing (`Posting.posted` is False). Refuses an
+    entry in another currency, and with `allow_negative=False` one that would take the
+    balance below zero; the operation then rolls back.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise TypeError("ledger amounts are integers in minor units")
-    session = db.session
-    try:
-        account = session.execute(
-            select(Account)
-            .where(Account.id == account_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-        if account is None:
-            raise NotFound(f"No such account: {account_id}", param="account_id")
-        if currency is not None and currency != account.currency:
-            raise Conflict(
-                f"This account is billed in {account.currency.upper()}, not {currency.upper()}.",
-                code="currency_mismatch",
-            )
-        if not allow_negative and account.balance + amount < 0:
-            raise Conflict("Not enough credit for this charge.", code="insufficient_credit")
-        already = session.execute(
-            select(LedgerEntry.id).where(
-                LedgerEntry.kind == kind,
-                LedgerEntry.source == source,
-                LedgerEntry.source_id == source_id,
-            )
-        ).first()
-        if already is not None:
-            session.rollback()
-            return Posting(None, current_balance(account_id), _currency_of(account_id))
-        entry = LedgerEntry(
-            account_id=account_id,
-            amount=amount,
-            currency=account.currency,
-            kind=kind,
-            source=source,
-            source_id=source_id,
-            description=description,
-            meta=meta or {},
+    account = lock_account(account_id)
+    if currency is not None and currency != account.currency:
+        raise Conflict(
+            f"This account is billed in {account.currency.upper()}, not {currency.upper()}.",
+            code="currency_mismatch",
         )
-        session.add(entry)
-        session.flush()
-        new_balance = session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(balance=Account.balance + amount)
-            .returning(Account.balance)
-        ).scalar_one()
-        currency_code = account.currency
-        if on_posted is not None:
-            on_posted(entry)
-        session.commit()
-        return Posting(entry, new_balance, currency_code)
-    except IntegrityError:
-        # Another transaction posted the same cause between our check and insert.
-        session.rollback()
-        return Posting(None, current_balance(account_id), _currency_of(account_id))
-    except Exception:
-        session.rollback()
-        raise
+    if not allow_negative and account.balance + amount < 0:
+        raise Conflict("Not enough credit for this charge.", code="insufficient_credit")
+    entry = _insert_once({
+        "account_id": account_id, "amount": amount, "currency": account.currency, "kind": kind,
+        "source": source, "source_id": source_id, "description": description,
+        "meta": meta or {}, "created_at": utcnow()})
+    if entry is None:
+        return Posting(None, account.balance, account.currency)
+    balance = db.session.execute(
+        update(Account).where(Account.id == account_id)
+        .values(balance=Account.balance + amount).returning(Account.balance)).scalar_one()
+    return Posting(entry, int(balance), account.currency)
+
+
+def _insert_once(values: dict[str, Any]) -> LedgerEntry | None:
+    """Insert the entry unless its cause is on the ledger already (then None)."""
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LedgerEntry)
+    return db.session.execute(
+        insert.values(values).on_conflict_do_nothing(index_elements=["kind", "source", "source_id"])
+        .returning(LedgerEntry)).scalar_one_or_none()
 
 
 def current_balance(account_id: str) -> int:
-    return db.session.execute(
-        select(Account.balance).where(Account.id == account_id)
-    ).scalar_one()
+    return int(db.session.execute(
+        select(Account.balance).where(Account.id == account_id)).scalar_one())
 
 
 def available_balance(account_id: str) -> int:
-    """The balance less rated usage not yet posted: what the customer can spend."""
-    return db.session.execute(
-        select(Account.balance - Account.pending_usage).where(Account.id == account_id)
-    ).scalar_one()
-
-
-def _currency_of(account_id: str) -> str:
-    return db.session.execute(
-        select(Account.currency).where(Account.id == account_id)
-    ).scalar_one()
+    """What the customer can spend (`Account.available_balance`), read fresh."""
+    return int(db.session.execute(
+        select(Account.available_balance).where(Account.id == account_id)).scalar_one())
 
 
 def ledger_sum(account_id: str) -> int:

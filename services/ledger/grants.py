@@ -20,25 +20,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Account, CreditGrant, LedgerEntry, UsageCharge
 from models.base import public_id, utcnow
 from models.ledger import KIND_EXPIRY, KIND_GRANT, KIND_USAGE
-from services.errors import Conflict, InvalidInput
+from services.errors import InvalidInput
+from services.identity.accounts import get_account
 from services.ledger import entries as ledger
+from services.ledger.audited import post_audited
 from services.pagination import Page, paginate
 from services.staff import audit
 from services.staff.audit import Actor
-from services.staff.console import (
-    check_amount,
-    check_reason,
-    get_account,
-    lock_balance,
-    post_with_audit,
-    require_staff,
-)
+from services.staff.rules import check_amount, check_reason, require_staff
 from services.usage import periods
 
 SOURCE = "credit_grant"
@@ -47,73 +41,41 @@ SOURCE = "credit_grant"
 @dataclass(frozen=True)
 class GrantResult:
     grant: CreditGrant
-    created: bool  # False when an Idempotency-Key replay returned the earlier grant
     balance: int
 
 
 def grant(actor: Actor, account_id: str, amount: int, reason: str | None, *,
           effective_from: datetime | None = None, expires_at: datetime | None = None,
-          idempotency_key: str | None = None, now: datetime | None = None) -> GrantResult:
-    """Credit now (or from `effective_from`), optionally expiring; audited. An
-    `idempotency_key` seen before answers the earlier grant (`created` False)."""
+          now: datetime | None = None) -> GrantResult:
+    """Give an account credit: posted now (with its audit row), or scheduled for
+    `effective_from`. A retried request is answered once by its Idempotency-Key
+    (services/idempotency.py), never granted twice."""
     require_staff(actor.staff)
     amount = check_amount(amount, positive=True)  # the order the request documents: amount, reason
     reason = check_reason(reason)
-    if idempotency_key is not None and (not idempotency_key or len(idempotency_key) > 255):
-        raise InvalidInput("Idempotency-Key must be 1 to 255 characters.", param="Idempotency-Key")
     account = get_account(account_id)
     now = now or utcnow()
     starts = effective_from or now
     if expires_at is not None and expires_at <= max(starts, now):
         raise InvalidInput("expires_at must be later than effective_from and than now.",
                            param="expires_at")
-    if idempotency_key:
-        earlier = _by_key(account.id, idempotency_key)
-        if earlier is not None:
-            return _replay(earlier, amount, account.balance)
     row = CreditGrant(id=public_id("grant"), account_id=account.id, amount=amount,
                       currency=account.currency, reason=reason, effective_from=starts,
                       expires_at=expires_at, granted_by_id=actor.staff.id if actor.staff else None,
-                      idempotency_key=idempotency_key, created_at=now)
-    meta = {"grant_id": row.id, "effective_from": starts, "expires_at": expires_at}
-    if starts <= now:
-        row.posted_at = now
-        posting = post_with_audit(
-            actor, account, amount, kind=KIND_GRANT, source=SOURCE, source_id=row.id,
-            description=f"Credit from Tally: {reason}"[:255], action="credit.grant",
-            reason=reason, pending=(row,), meta=meta)
-        if not posting.posted:  # a concurrent request with the same Idempotency-Key won
-            earlier = _by_key(account.id, idempotency_key) if idempotency_key else None
-            if earlier is None:
-                raise Conflict("The grant could not be posted; try again.", code="grant_conflict")
-            return _replay(earlier, amount, posting.balance)
-        return GrantResult(row, True, posting.balance)
+                      created_at=now)
     db.session.add(row)
-    audit.record(actor, "credit.grant", customer_id=account.customer_id, account_id=account.id,
-                 reason=reason, meta={**meta, "amount": amount, "currency": account.currency,
-                                      "scheduled": True})
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        earlier = _by_key(account.id, idempotency_key) if idempotency_key else None
-        if earlier is None:
-            raise
-        return _replay(earlier, amount, account.balance)
-    return GrantResult(row, True, account.balance)
-
-
-def _by_key(account_id: str, key: str) -> CreditGrant | None:
-    return db.session.execute(select(CreditGrant).where(
-        CreditGrant.account_id == account_id, CreditGrant.idempotency_key == key)
-    ).scalar_one_or_none()
-
-
-def _replay(earlier: CreditGrant, amount: int, balance: int) -> GrantResult:
-    if earlier.amount != amount:
-        raise Conflict("This Idempotency-Key was used for a different grant.",
-                       code="idempotency_key_reused", param="Idempotency-Key")
-    return GrantResult(earlier, False, balance)
+    meta = {"grant_id": row.id, "effective_from": starts, "expires_at": expires_at}
+    if starts > now:
+        audit.record(actor, "credit.grant", customer_id=account.customer_id, account_id=account.id,
+                     reason=reason, meta={**meta, "amount": amount, "currency": account.currency,
+                                          "scheduled": True})
+        return GrantResult(row, account.balance)
+    row.posted_at = now
+    posting = post_audited(
+        actor, account, amount, kind=KIND_GRANT, source=SOURCE, source_id=row.id,
+        description=f"Credit from Tally: {reason}"[:255], action="credit.grant",
+        reason=reason, meta=meta)
+    return GrantResult(row, posting.balance)
 
 
 def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
@@ -153,29 +115,20 @@ def expire_due(now: datetime | None = None) -> int:
         CreditGrant.expires_at <= now)).scalars())
     closed = 0
     for grant_id in due:
-        try:
-            account_id = _account_of(grant_id)
-            lock_balance(account_id)
-            row = db.session.get(CreditGrant, grant_id, populate_existing=True)
-            if row is None or row.expired_at is not None:
-                db.session.rollback()
-                continue
-            available = ledger.available_balance(account_id)
-            left = 0 if row.posted_at is None else max(0, min(
-                available, remaining(account_id, now).get(row.id, 0)))
-            row.expired_at, row.expired_amount = now, left
-            if left == 0:
-                db.session.commit()
-            else:
-                posting = ledger.post_entry(row.account_id, -left, kind=KIND_EXPIRY, source=SOURCE,
-                                            source_id=row.id, currency=row.currency,
-                                            description="Unused credit grant expired",
-                                            meta={"grant_id": row.id}, allow_negative=False)
-                if not posting.posted:
-                    continue
-        except Exception:
-            db.session.rollback()
-            raise
+        account_id = _account_of(grant_id)
+        ledger.lock_account(account_id)
+        row = db.session.get(CreditGrant, grant_id, populate_existing=True)
+        if row is None or row.expired_at is not None:
+            continue
+        available = ledger.available_balance(account_id)
+        left = 0 if row.posted_at is None else max(0, min(
+            available, remaining(account_id, now).get(row.id, 0)))
+        row.expired_at, row.expired_amount = now, left
+        if left:
+            ledger.post_entry(row.account_id, -left, kind=KIND_EXPIRY, source=SOURCE,
+                              source_id=row.id, currency=row.currency,
+                              description="Unused credit grant expired",
+                              meta={"grant_id": row.id}, allow_negative=False)
         closed += 1
     return closed
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
-from models import Account, Customer, TopUp
+from models import Account, TopUp
 from models.base import utcnow
 from models.billing import INVOICE_RECEIPT
 from models.ledger import KIND_TOPUP
-from services.billing import invoices
+from services.billing import customers, invoices
 from services.billing.gateway import gateway
 from services.errors import Conflict, InvalidInput, NotFound
 from services.ledger import entries as ledger
@@ -61,30 +62,10 @@ def validate_amount(amount: int, currency: str) -> int:
     return amount
 
 
-def ensure_stripe_customer(customer: Customer) -> str:
-    """The customer's Stripe id, created on first use (idempotently, race-safe)."""
-    if customer.stripe_customer_id:
-        return customer.stripe_customer_id
-    stripe_id = gateway().create_customer(
-        name=customer.name,
-        email=customer.primary_email,
-        metadata={"tally_customer_id": customer.id},
-        idempotency_key=f"tally-customer-{customer.id}",
-    )
-    db.session.execute(
-        update(Customer)
-        .where(Customer.id == customer.id, Customer.stripe_customer_id.is_(None))
-        .values(stripe_customer_id=stripe_id)
-    )
-    db.session.commit()
-    db.session.refresh(customer)
-    return customer.stripe_customer_id or stripe_id
-
-
 def start_top_up(account: Account, amount: int, idempotency_key: str | None = None) -> StartedTopUp:
     """Create (and record) a PaymentIntent for `amount` minor units of the account currency."""
     amount = validate_amount(amount, account.currency)
-    stripe_customer = ensure_stripe_customer(account.customer)
+    stripe_customer = customers.stripe_id(account.customer)
     key = f"tally-topup-{account.id}-{idempotency_key or uuid.uuid4()}"
     intent = gateway().create_payment_intent(
         amount=amount,
@@ -94,11 +75,13 @@ def start_top_up(account: Account, amount: int, idempotency_key: str | None = No
                   "purpose": "topup"},
         idempotency_key=key,
     )
-    if db.session.get(TopUp, intent.id) is None:
-        db.session.add(TopUp(payment_intent_id=intent.id, account_id=account.id,
-                             amount=intent.amount, currency=intent.currency,
-                             status=intent.status))
-        db.session.commit()
+    customers.remember(account.customer, stripe_customer)
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TopUp)
+    db.session.execute(insert.values(
+        payment_intent_id=intent.id, account_id=account.id, amount=intent.amount,
+        currency=intent.currency, status=intent.status, created_at=utcnow(),
+    ).on_conflict_do_nothing())
     return StartedTopUp(intent.id, intent.client_secret or "", intent.amount, intent.currency)
 
 
@@ -120,7 +103,6 @@ def credit_payment_intent(payment_intent_id: str, *, account_id: str | None = No
     intent = gateway().retrieve_payment_intent(payment_intent_id)  # no lock held here
 
     if intent.status != "succeeded":
-        _record_status(payment_intent_id, intent.status)
         reason = f": {intent.last_error}" if intent.last_error else ""
         raise Conflict(
             f"This payment has not succeeded (status {intent.status}){reason}. Nothing was credited.",
@@ -142,20 +124,12 @@ def credit_payment_intent(payment_intent_id: str, *, account_id: str | None = No
         currency=intent.currency, description="Paid by card",
         meta={"payment_intent": intent.id},
     )
-    _record_status(payment_intent_id, "succeeded", credited=True)
+    db.session.execute(update(TopUp).where(TopUp.payment_intent_id == intent.id,
+                                          TopUp.credited_at.is_(None))
+                       .values(status="succeeded", credited_at=utcnow()))
     # Every call makes sure the receipt exists: a crash after the credit loses no receipt.
     invoices.issue(account, kind=INVOICE_RECEIPT, source_id=intent.id, currency=intent.currency,
                    lines=[invoices.Line("Prepaid credit top-up by card", intent.amount)],
                    paid_at=utcnow())
     return Credit(posting.posted, account.id, intent.amount, ledger.available_balance(account.id),
                   posting.currency)
-
-
-def _record_status(payment_intent_id: str, status: str, *, credited: bool = False) -> None:
-    values: dict[str, object] = {"status": status}
-    stmt = update(TopUp).where(TopUp.payment_intent_id == payment_intent_id)
-    if credited:
-        stmt = stmt.where(TopUp.credited_at.is_(None))
-        values["credited_at"] = utcnow()
-    db.session.execute(stmt.values(**values))
-    db.session.commit()

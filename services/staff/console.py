@@ -7,13 +7,11 @@ Credit grants live in services/ledger/grants.py, impersonation in services/staff
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -32,56 +30,27 @@ from models import (
 from models.base import public_id, utcnow
 from models.billing import Subscription
 from models.ledger import KIND_ADJUSTMENT
+from services import notifications
+from services import usage as metering
 from services.billing import plans, webhooks
-from services.errors import Conflict, Forbidden, InvalidInput, NotFound, TallyError, Unavailable
+from services.errors import Conflict, InvalidInput, NotFound, TallyError, Unavailable
 from services.identity import accounts, keys
 from services.ledger import entries as ledger
-from services.ledger.entries import Posting
+from services.ledger.audited import post_audited
 from services.money import check_currency, format_money
-from services.notifications import mailer
 from services.pagination import Page, paginate
 from services.staff import audit
 from services.staff.audit import Actor
-from services.usage import metering
+from services.staff.rules import (
+    PERMISSIONS,
+    check_amount,
+    check_reason,
+    require_staff,
+)
 
-PERMISSION_IMPERSONATE_WRITE = "impersonate_write"
-PERMISSIONS = (PERMISSION_IMPERSONATE_WRITE,)
-MIN_REASON_LENGTH = 3  # after runs of spaces become one
-MAX_REASON_LENGTH = 500
-MAX_STAFF_AMOUNT = 10**9  # 10,000,000.00 in a two-decimal currency: a typo guard
 MAX_GRACE_EXTENSION_DAYS = 60
 LIVE_SUBSCRIPTION = ("active", "trialing", "past_due")
 ADJUSTMENT_SOURCE = "staff_adjustment"
-
-
-def require_staff(user: User | None) -> User:
-    if user is None or not user.is_staff:
-        raise Forbidden("Only support staff can do this.", code="staff_only")
-    return user
-
-
-def check_reason(reason: str | None) -> str:
-    """Every staff action says why; the reason goes into the audit log."""
-    text = " ".join((reason or "").split())
-    if len(text) < MIN_REASON_LENGTH:
-        raise InvalidInput(f"Give a reason of at least {MIN_REASON_LENGTH} characters.",
-                           code="reason_required", param="reason")
-    if len(text) > MAX_REASON_LENGTH:
-        raise InvalidInput(f"Keep the reason under {MAX_REASON_LENGTH} characters.", param="reason")
-    return text
-
-
-def check_amount(amount: int, *, positive: bool, param: str = "amount") -> int:
-    """Minor units staff may move at once: not zero (positive, for grants) and within the
-    typo guard."""
-    if positive and amount <= 0:
-        raise InvalidInput(f"{param} must be greater than zero.", param=param)
-    if amount == 0:
-        raise InvalidInput(f"{param} must not be zero.", param=param)
-    if abs(amount) > MAX_STAFF_AMOUNT:
-        raise InvalidInput(f"{param} is larger than staff may move at once ({MAX_STAFF_AMOUNT:,}).",
-                           param=param)
-    return amount
 
 
 # Reading ---------------------------------------------------------------------------
@@ -204,7 +173,7 @@ def live_subscription(account: Account) -> Subscription | None:
 
 def record_view(actor: Actor, customer: Customer) -> None:
     """A staff member opened this customer's record (shown on the customer's dashboard)."""
-    audit.record_now(actor, "customer.view", customer_id=customer.id)
+    audit.record(actor, "customer.view", customer_id=customer.id)
 
 
 # Customers and accounts ----------------------------------------------------------------
@@ -230,7 +199,11 @@ def create_customer(actor: Actor, *, name: str, primary_email: str,
     db.session.add(customer)
     audit.record(actor, "customer.create", customer_id=customer.id,
                  after={"name": name, "primary_email": email})
-    _commit_or_conflict(f"A customer with id {customer.id} already exists.", "id")
+    try:
+        db.session.flush()  # a customer created with this id meanwhile: refused, nothing kept
+    except IntegrityError:
+        raise Conflict(f"A customer with id {customer.id} already exists.",
+                       code="customer_exists", param="id") from None
     return customer
 
 
@@ -247,7 +220,6 @@ def create_account(actor: Actor, customer: Customer, *, name: str, currency: str
     db.session.flush()
     audit.record(actor, "account.create", customer_id=customer.id, account_id=account.id,
                  after={"name": name, "currency": account.currency, "plan": tier})
-    db.session.commit()
     return account
 
 
@@ -258,60 +230,7 @@ def _plan_name(plan: str | None) -> str:
     return plan
 
 
-def _commit_or_conflict(message: str, param: str) -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(message, code="customer_exists", param=param) from None
-
-
 # Money -------------------------------------------------------------------------------
-
-
-def lock_balance(account_id: str) -> int:
-    """Lock the account row for the rest of the transaction and read its balance.
-
-    PostgreSQL: SELECT ... FOR UPDATE. SQLite has no row locks, so a no-op UPDATE takes
-    the database's write lock first; either way the balance cannot move until commit,
-    and the before/after written to the audit log are exact.
-    """
-    if db.session.get_bind().dialect.name == "sqlite":
-        db.session.execute(update(Account).where(Account.id == account_id)
-                           .values(currency=Account.currency)
-                           .execution_options(synchronize_session=False))
-    balance = db.session.execute(
-        select(Account.balance).where(Account.id == account_id).with_for_update()
-    ).scalar_one_or_none()
-    if balance is None:
-        raise NotFound(f"No such account: {account_id}", param="account_id")
-    return int(balance)
-
-
-def post_with_audit(actor: Actor, account: Account, amount: int, *, kind: str, source: str,
-                    source_id: str, description: str, action: str, reason: str,
-                    pending: tuple[Any, ...] = (), allow_negative: bool = True,
-                    meta: dict[str, Any] | None = None) -> Posting:
-    """Post a ledger entry and its audit row (and `pending` rows) in one transaction."""
-    try:
-        before = lock_balance(account.id)
-        for row in pending:
-            db.session.add(row)
-        audit.record(actor, action, customer_id=account.customer_id, account_id=account.id,
-                     reason=reason, before={"balance": before},
-                     after={"balance": before + amount},
-                     meta={"amount": amount, "currency": account.currency,
-                           "ledger": {"kind": kind, "source": source, "source_id": source_id},
-                           **(meta or {})})
-    except Exception:
-        db.session.rollback()
-        raise
-    # post_entry commits everything pending in this transaction with the entry, or
-    # rolls it all back (a duplicate cause, not enough credit, any error).
-    return ledger.post_entry(
-        account.id, amount, kind=kind, source=source, source_id=source_id,
-        description=description, currency=account.currency, allow_negative=allow_negative,
-        meta={"staff": actor.staff.email if actor.staff else "cli", "reason": reason})
 
 
 @dataclass(frozen=True)
@@ -333,7 +252,7 @@ def adjust_balance(actor: Actor, account_id: str, amount: int, reason: str | Non
     if amount < 0:
         _refuse_overdraw(account, amount)
     source_id = adjustment_id or public_id("adj")
-    posting = post_with_audit(
+    posting = post_audited(
         actor, account, amount, kind=KIND_ADJUSTMENT, source=ADJUSTMENT_SOURCE,
         source_id=source_id, description=f"Adjustment by Tally support: {reason}"[:255],
         action="balance.adjust", reason=reason, allow_negative=False)
@@ -345,19 +264,12 @@ def adjust_balance(actor: Actor, account_id: str, amount: int, reason: str | Non
 def _refuse_overdraw(account: Account, amount: int) -> None:
     """Refuse a debit larger than the available credit, saying how much can be taken.
 
-    Locks the account row first (kept by `post_with_audit` in the same transaction), so
-    neither the balance nor the pending usage moves between this check and the posting.
+    Locks the account row first (kept until the commit), so neither the balance nor the
+    pending usage moves between this check and the posting.
     """
-    try:
-        balance = lock_balance(account.id)
-        pending = db.session.execute(
-            select(Account.pending_usage).where(Account.id == account.id)).scalar_one()
-    except Exception:
-        db.session.rollback()
-        raise
-    available = balance - int(pending or 0)
+    locked = ledger.lock_account(account.id)
+    available, pending = locked.available_balance, locked.pending_usage
     if available + amount < 0:
-        db.session.rollback()
         most = format_money(max(available, 0), account.currency)
         owed = (f" ({format_money(int(pending), account.currency)} of usage is not yet posted)"
                 if pending else "")
@@ -371,14 +283,12 @@ def change_plan(actor: Actor, account_id: str, plan: str | None, reason: str | N
     require_staff(actor.staff)
     reason = check_reason(reason)
     tier = _plan_name(plan)
-    account = _locked_account(account_id)
+    account = ledger.lock_account(account_id)
     if account.tier == tier:
-        db.session.rollback()
         raise Conflict(f"The account is already on {tier.capitalize()}.", code="same_plan",
                        param="plan")
     sub = live_subscription(account)
     if sub is not None:
-        db.session.rollback()
         raise Conflict(
             f"This account pays for {sub.plan.capitalize()} through a Stripe subscription "
             f"({sub.status}); the subscription decides its plan. Change or cancel the "
@@ -387,7 +297,6 @@ def change_plan(actor: Actor, account_id: str, plan: str | None, reason: str | N
     account.tier = tier
     audit.record(actor, "plan.change", customer_id=account.customer_id, account_id=account.id,
                  reason=reason, before=before, after={"plan": tier})
-    db.session.commit()
     return account
 
 
@@ -398,9 +307,8 @@ def extend_grace(actor: Actor, account_id: str, days: object, reason: str | None
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_GRACE_EXTENSION_DAYS:
         raise InvalidInput(f"days must be a whole number from 1 to {MAX_GRACE_EXTENSION_DAYS}.",
                            param="days")
-    account = _locked_account(account_id)
+    account = ledger.lock_account(account_id)
     if account.grace_period_ends_at is None:
-        db.session.rollback()
         raise Conflict("This account is not in a grace period (no failed renewal).",
                        code="no_grace_period", param="days")
     now = utcnow()
@@ -416,23 +324,22 @@ def extend_grace(actor: Actor, account_id: str, days: object, reason: str | None
                  reason=reason, before=before,
                  after={"grace_period_ends_at": account.grace_period_ends_at, "plan": account.tier},
                  meta={"days": days})
-    db.session.commit()
     return account
 
 
-def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: str | None,
-                   render_pdf: Callable[[Invoice], bytes]) -> str:
+def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: str | None) -> str:
     """Email the invoice, its PDF attached, to the customer's primary email; audited.
 
-    Returns the address it went to. Without email delivery set up (SMTP_URL) it refuses,
-    saying so, and records nothing.
+    Returns the address it goes to. The email is queued with the audit row and sent after
+    the commit (services/notifications). Without email delivery set up (SMTP_URL) it
+    refuses, saying so, and records nothing.
     """
     require_staff(actor.staff)
     reason = check_reason(reason)
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.account_id != account_id:
         raise NotFound(f"No such invoice: {invoice_id}", param="invoice_id")
-    if not mailer.configured():
+    if not notifications.email_configured():
         raise Unavailable(
             f"Invoice {invoice.number} was not sent: Tally has no email delivery set up yet "
             "(SMTP_URL). The customer can download it from their Invoices page.",
@@ -440,26 +347,16 @@ def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: str |
     account = get_account(account_id)
     to = account.customer.primary_email
     title = {"receipt": "Receipt", "usage_statement": "Usage statement"}.get(invoice.kind, "Invoice")
-    message_id = mailer.send(
+    notifications.queue_email(
         to, f"Your {title.lower()} {invoice.number} from Tally",
         f"Hello,\n\nAs requested, here is your {title.lower()} {invoice.number} "
         f"({format_money(invoice.total, invoice.currency)}), attached as a PDF. You can also "
         "download it any time from the Invoices page of your billing portal.\n\n— Tally billing\n",
-        (mailer.Attachment(f"invoice-{invoice.number}.pdf", render_pdf(invoice)),))
-    audit.record_now(actor, "invoice.resend", customer_id=account.customer_id,
-                     account_id=account.id, reason=reason,
-                     meta={"invoice_id": invoice.id, "number": invoice.number, "to": to,
-                           "message_id": message_id})
+        customer_id=account.customer_id, invoice_pdf=invoice.id)
+    audit.record(actor, "invoice.resend", customer_id=account.customer_id,
+                 account_id=account.id, reason=reason,
+                 meta={"invoice_id": invoice.id, "number": invoice.number, "to": to})
     return to
-
-
-def _locked_account(account_id: str) -> Account:
-    account = db.session.execute(
-        select(Account).where(Account.id == account_id).with_for_update()
-        .execution_options(populate_existing=True)).scalar_one_or_none()
-    if account is None:
-        raise NotFound(f"No such account: {account_id}", param="account_id")
-    return account
 
 
 # Staff users -------------------------------------------------------------------------
@@ -479,7 +376,6 @@ def set_permission(actor: Actor, email: str, permission: str, *, granted: bool) 
     audit.record(actor, "staff.permission", reason=f"{'grant' if granted else 'revoke'} {permission}",
                  before={"email": user.email, "permissions": before},
                  after={"email": user.email, "permissions": after})
-    db.session.commit()
     return user
 
 
@@ -514,15 +410,12 @@ def replay_webhook(actor: Actor, event_id: str) -> webhooks.Outcome:
               "attempts": row.attempts}
     try:
         outcome = webhooks.process(event_id)
-    except TallyError as exc:
-        audit.record_now(actor, "webhook.replay", before=before,
-                         meta={"event_id": event_id, "type": row.type, "outcome": "error",
-                               "error": exc.message})
-        raise
+    except TallyError as exc:  # Stripe unreachable and the like: the event keeps its error
+        outcome = webhooks.Outcome(event_id, row.type, "error", exc.message)
     row = get_webhook_event(event_id)
-    audit.record_now(actor, "webhook.replay", before=before,
-                     after={"processed_at": row.processed_at, "last_error": row.last_error,
-                            "attempts": row.attempts},
-                     meta={"event_id": event_id, "type": row.type, "outcome": outcome.status,
-                           "detail": outcome.detail})
+    audit.record(actor, "webhook.replay", before=before,
+                 after={"processed_at": row.processed_at, "last_error": row.last_error,
+                        "attempts": row.attempts},
+                 meta={"event_id": event_id, "type": row.type, "outcome": outcome.status,
+                       "detail": outcome.detail})
     return outcome

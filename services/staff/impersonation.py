@@ -19,7 +19,7 @@ from models.base import utcnow
 from services.errors import Forbidden, NotFound
 from services.staff import audit
 from services.staff.audit import Actor
-from services.staff.console import PERMISSION_IMPERSONATE_WRITE, check_reason, require_staff
+from services.staff.rules import PERMISSION_IMPERSONATE_WRITE, check_reason, require_staff
 
 ENDED_STOPPED = "stopped"
 ENDED_EXPIRED = "expired"

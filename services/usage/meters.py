@@ -12,19 +12,14 @@ from flask import current_app
 from sqlalchemy import select
 
 from extensions import db
-from models.usage import Meter
+from models.usage import DEFAULT_METERS, Meter
 from services.errors import Conflict, NotFound
 from services.staff import audit
 
-# name, event_name, aggregation, property, unit, label used in API messages ("API call
-# limit reached ..."), label people read on every page (Plans, Usage, dashboard, alerts)
-DEFAULT_METERS = (
-    ("apiCalls", "api_call", "count", None, "calls", "API call", "API calls"),
-    ("llmTokens", "llm_completion", "sum", "tokens", "tokens", "LLM token", "LLM tokens"),
-    ("storage", "storage_usage", "latest", "bytes", "bytes", "Storage", "Storage"),
-)
-_LABELS = {name: label for name, _, _, _, _, label, _ in DEFAULT_METERS}
-_DISPLAY_LABELS = {name: label for name, *_, label in DEFAULT_METERS}
+# The default meters' labels: in API messages ("API call limit reached ..."), and on every
+# page (Plans, Usage, dashboard, alerts). Meters staff add show their name.
+_LABELS = {"apiCalls": "API call", "llmTokens": "LLM token", "storage": "Storage"}
+_DISPLAY_LABELS = {"apiCalls": "API calls", "llmTokens": "LLM tokens", "storage": "Storage"}
 NAME_PATTERN = "^[A-Za-z][A-Za-z0-9_]{0,63}$"  # a meter's name (checked by POST /v1/meters)
 # The most one event may add: a quadrillion (a petabyte, a quadrillion tokens). Counters
 # are BIGINT (to 9.2 quintillion), so sums of real usage stay far from overflowing, and
@@ -63,7 +58,7 @@ _CACHE = "tally.meters"
 
 
 def all_meters() -> list[Meter]:
-    """Every meter, the defaults created on first use. The objects are shared by requests
+    """Every meter. The objects are shared by requests
     (detached from any session): read them, never change them."""
     cached = current_app.extensions.get(_CACHE)
     if cached is not None and cached[0] > time.monotonic():
@@ -80,18 +75,7 @@ def _forget() -> None:
 
 
 def _load_meters() -> list[Meter]:
-    meters = list(db.session.execute(select(Meter).order_by(Meter.created_at, Meter.name)).scalars())
-    missing = [d for d in DEFAULT_METERS if d[0] not in {m.name for m in meters}]
-    if missing:
-        for name, event_name, aggregation, prop, unit, *_ in missing:
-            db.session.add(Meter(name=name, event_name=event_name, aggregation=aggregation,
-                                 property=prop, unit=unit))
-        try:
-            db.session.commit()
-        except Exception:  # another worker created them first
-            db.session.rollback()
-        return _load_meters()
-    return meters
+    return list(db.session.execute(select(Meter).order_by(Meter.created_at, Meter.name)).scalars())
 
 
 def meters_for_event(event_name: str) -> list[Meter]:
@@ -119,7 +103,6 @@ def create_meter(actor: audit.Actor, *, name: str, event_name: str, aggregation:
     audit.record(actor, "meter.create", meta={"meter_id": meter.id, "name": meter.name},
                  after={"event_name": meter.event_name, "aggregation": meter.aggregation,
                         "property": meter.property, "unit": meter.unit})
-    db.session.commit()
     _forget()
     return meter
 

@@ -19,10 +19,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
-from models import Account, LedgerEntry, Meter, PriceCharge, PricePlan, UsageCharge
+from models import Account, Meter, PriceCharge, PricePlan, UsageCharge
 from models.base import utcnow
 from models.ledger import KIND_USAGE
-from services.errors import InvalidInput, NotFound, TallyError
+from services.errors import InvalidInput, LimitExceeded, NotFound
 from services.ledger import entries as ledger
 from services.money import check_currency
 from services.pagination import Page, paginate
@@ -32,15 +32,6 @@ from services.usage import periods
 
 USAGE_SOURCE = "usage_charge"
 MAX_AMOUNT = 10**12
-
-
-class OutOfCredit(TallyError):
-    """A priced call the prepaid credit (or the spend cap) cannot cover: 402, nothing recorded."""
-
-    status, title, code = 402, "Usage limit exceeded", "usage_limit_exceeded"
-
-    def __init__(self, message: str, current: int, limit: int | None) -> None:
-        super().__init__(message, extra={"usage": {"current": current, "limit": limit}})
 
 
 # Pricing models -----------------------------------------------------------------
@@ -131,7 +122,6 @@ def create_price_plan(actor: audit.Actor, *, name: str, currency: str,
     db.session.flush()
     audit.record(actor, "price_plan.create", meta={"price_plan_id": plan.id, "name": plan.name,
                                                    "currency": plan.currency})
-    db.session.commit()
     return plan
 
 
@@ -168,7 +158,6 @@ def assign(actor: audit.Actor, account: Account, price_plan_id: str | None,
     audit.record(actor, "price_plan.assign", customer_id=account.customer_id,
                  account_id=account.id, reason=reason, before={"price_plan_id": before},
                  after={"price_plan_id": price_plan_id})
-    db.session.commit()
     return account
 
 
@@ -195,7 +184,7 @@ def accrue(account: Account, increments: list[Increment], *, enforce: bool,
     """Rate usage increments and accrue them (the caller commits).
 
     With `enforce` (the gate), a positive charge the available credit or the spend cap
-    cannot cover raises OutOfCredit, and the caller rolls back: nothing is recorded.
+    cannot cover raises LimitExceeded (402), and the operation rolls back: nothing is recorded.
     """
     now = now or utcnow()
     priced = charges_for(account) if charges is None else charges
@@ -224,19 +213,19 @@ def accrue(account: Account, increments: list[Increment], *, enforce: bool,
     if enforce and total > 0:
         # One conditional UPDATE: the row lock serialises concurrent callers, so the
         # available credit can never be spent twice.
-        stmt = stmt.where(Account.balance - Account.pending_usage >= total)
+        stmt = stmt.where(Account.available_balance >= total)
     taken = db.session.execute(stmt.values(pending_usage=Account.pending_usage + total)
                                .returning(Account.spend_cap)).first()
     label = meter_defs.label(first.meter)
     if taken is None:
-        raise OutOfCredit(f"Not enough prepaid credit for {label} usage; top up to continue.",
-                          first.before, None)
+        raise LimitExceeded(f"Not enough prepaid credit for {label} usage; top up to continue.",
+                            current=first.before, limit=None)
     cap = taken[0]
     if enforce and cap is not None:
         for period, cost in spend.items():
             if cost > 0 and period_spend(account, period) + cost > cap:
-                raise OutOfCredit(f"Monthly spend cap reached for {label} usage; raise the cap "
-                                  "to continue.", first.before, None)
+                raise LimitExceeded(f"Monthly spend cap reached for {label} usage; raise the cap "
+                                    "to continue.", current=first.before, limit=None)
     dialect = db.session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(UsageCharge)
     rows = [{"account_id": account.id, "meter_id": m, "day": d, "amount": a, "posted": 0}
@@ -275,11 +264,21 @@ def spend(account: Account, period: periods.Period) -> Spend:
                  account.price_plan_id is not None)
 
 
-def available_credit(account: Account) -> int:
-    return account.balance - account.pending_usage
-
-
 # Posting closed days --------------------------------------------------------------------
+
+
+def _mark_posted(account: Account, meter_id: str, day: datetime, *, amount: int,
+                 already: int) -> None:
+    """The day's charge is on the ledger up to `amount`: no longer pending."""
+    moved = db.session.execute(
+        update(UsageCharge).where(UsageCharge.account_id == account.id,
+                                  UsageCharge.meter_id == meter_id, UsageCharge.day == day,
+                                  UsageCharge.posted == already)
+        .values(posted=amount)).rowcount
+    if moved != 1:
+        raise RuntimeError("usage charge changed while posting; retry")
+    db.session.execute(update(Account).where(Account.id == account.id)
+                       .values(pending_usage=Account.pending_usage - (amount - already)))
 
 
 def post_closed_days(account: Account, now: datetime | None = None) -> int:
@@ -295,23 +294,12 @@ def post_closed_days(account: Account, now: datetime | None = None) -> int:
         delta, already = row.amount - row.posted, row.posted
         meter, day = meters[row.meter_id], row.day
         local_day = day.astimezone(periods.zone(account.time_zone))
-
-        def bookkeeping(entry: LedgerEntry, meter_id=row.meter_id, day=day, amount=row.amount,
-                        delta=delta, already=already) -> None:
-            moved = db.session.execute(
-                update(UsageCharge).where(UsageCharge.account_id == account.id,
-                                          UsageCharge.meter_id == meter_id, UsageCharge.day == day,
-                                          UsageCharge.posted == already)
-                .values(posted=amount)).rowcount
-            if moved != 1:
-                raise RuntimeError("usage charge changed while posting; retry")
-            db.session.execute(update(Account).where(Account.id == account.id)
-                               .values(pending_usage=Account.pending_usage - delta))
-
         result = ledger.post_entry(
             account.id, -delta, kind=KIND_USAGE, source=USAGE_SOURCE,
             source_id=f"{account.id}:{meter.id}:{day:%Y-%m-%dT%H:%M}:{already}",
-            description=f"{meter.name} usage on {local_day:%b %-d}", on_posted=bookkeeping,
+            description=f"{meter.name} usage on {local_day:%b %-d}",
             meta={"meter": meter.name, "day": local_day.date().isoformat()})
+        if result.posted:
+            _mark_posted(account, row.meter_id, day, amount=row.amount, already=already)
         posted += int(result.posted)
     return posted

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from extensions import db
 from models import Account
-from services.usage import metering, periods
+from services.usage import periods, recording
 
 MAX_THRESHOLDS = 10
 THRESHOLD_MIN, THRESHOLD_MAX = 1, 1000  # percent of a limit (over 100: alert past the limit)
@@ -34,10 +33,9 @@ def update(account: Account, changes: Changes) -> Account:
         periods.zone(tz)
         if tz != account.time_zone:
             account.time_zone = tz
-            metering.rebuild_period(account)  # the month's usage carries over to the new zone
+            recording.rebuild_period(account)  # the month's usage carries over to the new zone
     if "spend_cap" in changes:
         account.spend_cap = changes["spend_cap"]
     if "alert_thresholds" in changes:
         account.alert_thresholds = sorted(set(changes["alert_thresholds"]))
-    db.session.commit()
     return account

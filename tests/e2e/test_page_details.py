@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from extensions import db
+from services import uow
 from services.identity import accounts
 from tests.conftest import PASSWORD, Customer
 from tests.e2e.helpers import DESKTOP, PAY, PHONE, VISA, balance, fill_card, login
@@ -23,7 +24,8 @@ CUSTOMER_PAGES = ["/", "/keys", "/usage", "/topup", "/invoices", "/plans", "/acc
 def long_named(app) -> Customer:
     email = "a.very.long.mailbox.name.without.any.spaces.at.all@long-company-domain.example.com"
     with app.app_context():
-        result = accounts.sign_up(email=email, password=PASSWORD, name=LONG_COMPANY)
+        with uow.unit():
+            result = accounts.sign_up(email=email, password=PASSWORD, name=LONG_COMPANY)
         account_id = result.account.id
         db.session.remove()
     return Customer(email, PASSWORD, account_id, result.api_key)

@@ -11,7 +11,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -46,7 +46,7 @@ def child_pids(pid: int) -> list[int]:
 class Server:
     """A gunicorn master on a loopback port, with ways to hurt it."""
 
-    def __init__(self, env: dict[str, str], workers: int) -> None:
+    def __init__(self, env: dict[str, str], workers: int, args: Sequence[str] = ()) -> None:
         self.env, self.workers = env, workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -55,7 +55,7 @@ class Server:
             # --preload: workers fork from a master that imported the app once, so a worker
             # started after a kill runs the same code (and boots faster).
             [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
-             "--preload", "app:create_app()"], cwd=REPO_ROOT, env=env, stdout=self.output,
+             "--preload", *args, "app:create_app()"], cwd=REPO_ROOT, env=env, stdout=self.output,
             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while not self.answers():
@@ -113,9 +113,10 @@ class Server:
 
 
 @contextmanager
-def gunicorn_server(env: dict[str, str], workers: int = 1) -> Iterator[Server]:
-    """Serve `app:create_app()` with gunicorn on a free loopback port."""
-    server = Server(env, workers)
+def gunicorn_server(env: dict[str, str], workers: int = 1, args: Sequence[str] = ()) -> Iterator[Server]:
+    """Serve `app:create_app()` with gunicorn on a free loopback port; `args` are more of
+    gunicorn's options (a worker class, say)."""
+    server = Server(env, workers, args)
     try:
         yield server
     finally:

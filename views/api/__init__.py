@@ -18,6 +18,7 @@ from extensions import db, limiter
 from models import Account, ApiKey, User
 from models.audit import VIA_API
 from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
+from services import uow
 from services.billing import plans
 from services.errors import Forbidden, InvalidInput, NotFound, TallyError
 from services.identity import keys
@@ -50,6 +51,8 @@ def current_key() -> ApiKey:
     """The request's active key, looked up once per request (401 otherwise)."""
     if "api_key" not in g:
         g.api_key = keys.authenticate(_presented_key())
+        if uow.has_written():  # the key's last-used time: its own unit, before the request's
+            uow.commit()       # work (which may call Stripe, never from a transaction that wrote)
     return g.api_key
 
 

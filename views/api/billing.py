@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import current_app, request
 
+from services import usage as metering
 from services.billing import plans
 from services.ledger import entries as ledger
 from services.ledger import topups
-from services.usage import metering
 from views.api import ACCOUNT_KEY, PUBLIC, USAGE_OR_ACCOUNT_KEY, account, bp
 from views.api.declare import operation
 from views.api.schemas.account import (

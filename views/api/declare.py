@@ -10,7 +10,7 @@ OpenAPI document. A failed check is Tally's 400 (views/api/invalid.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -54,18 +54,17 @@ class Operation:
     headers: tuple[tuple[str, str], ...] = ()  # required request headers: (name, description)
     stripe: bool = False  # calls Stripe: 502 when it refuses, 503 when it cannot be reached
     errors: tuple[int, ...] = ()  # statuses beyond those the generator derives
-    also: dict[int, str] = field(default_factory=dict)  # other statuses with the same answer
     description: str = ""
 
 
 def operation(keys: tuple[str, ...], tag: str, summary: str, answer: type[Answer] | Binary, *,
               status: int = 200, body: type[Request] | OneOf | None = None, raw_body: bool = False,
               query: type[Query] | None = None, headers: tuple[tuple[str, str], ...] = (),
-              stripe: bool = False, errors: tuple[int, ...] = (), also: dict[int, str] | None = None,
+              stripe: bool = False, errors: tuple[int, ...] = (),
               description: str = "") -> Callable[[View], View]:
     """Declare a view: see the module's docstring."""
     declared = Operation(keys, tag, summary, answer, status, body, raw_body, query, headers, stripe,
-                         errors, also or {}, description)
+                         errors, description)
 
     def decorate(view: View) -> View:
         @wraps(view)
@@ -107,7 +106,7 @@ def _respond(declared: Operation, result: Any) -> Any:
     status = declared.status
     if isinstance(result, tuple):
         result, status = result
-    if status != declared.status and status not in declared.also:
+    if status != declared.status:
         raise TypeError(f"{status} is not a declared status of this operation")
     if isinstance(declared.answer, Binary) or not isinstance(result, declared.answer):
         raise TypeError(f"{type(result).__name__} is not the declared answer {declared.answer}")

@@ -11,7 +11,7 @@ import json
 
 from flask import Response, current_app, g, request
 
-from services import idempotency
+from services import idempotency, uow
 from views.api import bp, current_key, key_owner
 
 
@@ -35,6 +35,7 @@ def claim_idempotency_key() -> Response | None:
         replay.headers["Idempotent-Replayed"] = "true"
         return replay
     g.idempotency_record = outcome
+    uow.commit()  # the claim: its own unit of work, seen by every other worker from now on
     return None
 
 

@@ -296,8 +296,6 @@ def _operation(route: Route, schemas: dict[Any, dict[str, Any]]) -> dict[str, An
         spec["requestBody"] = body
     ok = _success(route, schemas)
     responses: dict[str, Any] = {str(declared.status): ok}
-    for status, description in declared.also.items():
-        responses[str(status)] = {"description": description, "content": ok["content"]}
     for status in error_statuses(route):
         responses[str(status)] = {"$ref": f"#/components/responses/{_ERRORS[status][0]}"}
     spec["responses"] = responses

@@ -9,8 +9,6 @@ audit log with the staff member behind the key.
 
 from __future__ import annotations
 
-from flask import request
-
 from models import Account as AccountRow
 from models import CreditGrant as CreditGrantRow
 from models import Customer as CustomerRow
@@ -126,15 +124,14 @@ def list_credits(account_id: str, query: PageQuery) -> CreditGrantList:
 
 @bp.post("/accounts/<account_id>/credits", endpoint="staff_grant_credit")
 @operation(STAFF_KEY, TAG, "Grant credit", CreditGrantCreated, status=201, body=GrantCreditRequest,
-           also={200: "An Idempotency-Key replay: the same grant."},
            description="`effective_from` in the future schedules the grant; `expires_at` takes back "
-                       "what is left then. A replay with the same Idempotency-Key answers 200 with "
-                       "the same grant. `balance` is the account's spendable credit after it.")
+                       "what is left then. A retry with the same Idempotency-Key gets the first "
+                       "answer again, and grants nothing. `balance` is the account's spendable "
+                       "credit after it.")
 def grant_credit(account_id: str, body: GrantCreditRequest) -> tuple[CreditGrantCreated, int]:
     result = grants.grant(staff_actor(), account_id, body.amount, body.reason,
-                          effective_from=body.effective_from, expires_at=body.expires_at,
-                          idempotency_key=request.headers.get("Idempotency-Key"))
+                          effective_from=body.effective_from, expires_at=body.expires_at)
     account = staff.get_account(account_id)
     answer = CreditGrantCreated(**grant_answer(result.grant).model_dump(),
                                 balance=account.available_balance, posted_balance=account.balance)
-    return answer, 201 if result.created else 200
+    return answer, 201

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from models import Meter as MeterRow
 from models.base import utcnow
+from services import usage as metering
 from services.errors import InvalidInput
 from services.pagination import paginate_list
-from services.usage import metering, rating, settings
 from services.usage import meters as meter_defs
-from services.usage.metering import EventIn
+from services.usage import rating, settings
 from views.api import ACCOUNT_KEY, STAFF_KEY, USAGE_OR_ACCOUNT_KEY, account, bp, staff_actor
 from views.api.declare import OneOf, operation
 from views.api.schemas.common import PageQuery
@@ -61,8 +61,10 @@ def authorize(body: AuthorizeRequest) -> Authorization:
                        "is a 400 and stores nothing.")
 def events(body: EventBatch | Event) -> IngestResult:
     batch = body.events if isinstance(body, EventBatch) else [body]
+    now = utcnow()  # an event without a timestamp happened now
     result = metering.ingest(account(), [
-        EventIn(i, e.id, e.event_name, e.timestamp, e.properties or {}) for i, e in enumerate(batch)])
+        metering.EventIn(i, e.id, e.event_name, e.timestamp or now, e.properties or {})
+        for i, e in enumerate(batch)], now=now)
     return IngestResult(accepted=result.accepted, duplicates=result.duplicates,
                         rejected=[Rejection(**r) for r in result.rejected])
 

@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from models.usage import AGGREGATIONS
 from services.usage import meters, settings
-from services.usage.metering import MAX_BATCH
+from services.usage.events import MAX_BATCH
 from views.api.schemas.common import (
     AccountId,
     Answer,

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from services.billing import plans
-from services.staff.console import MAX_REASON_LENGTH, MIN_REASON_LENGTH
+from services.staff.rules import MAX_REASON_LENGTH, MIN_REASON_LENGTH
 from views.api.schemas.common import (
     AccountId,
     Answer,
