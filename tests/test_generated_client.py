@@ -25,7 +25,7 @@ def generate(doc: dict, where: Path) -> str:
     (where / "openapi.json").write_text(json.dumps(doc))
     done = subprocess.run(
         [str(VENV_BIN / "openapi-python-client"), "generate", "--path", "openapi.json",
-         "--output-path", "tally_client", "--meta", "none"],
+         "--output-path", "generated_tally_client", "--meta", "none"],
         cwd=where, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"})
     return done.stdout + done.stderr
@@ -35,15 +35,15 @@ def test_a_generated_python_client_builds_imports_and_works(live_server, custome
                                                             monkeypatch, stripe_client):
     doc = httpx.get(f"{live_server.url}/v1/openapi.json").json()
     output = generate(doc, tmp_path)
-    assert (tmp_path / "tally_client" / "client.py").exists(), output
+    assert (tmp_path / "generated_tally_client" / "client.py").exists(), output
     assert "Warning" not in output and "Error" not in output, output
 
     monkeypatch.syspath_prepend(str(tmp_path))
-    tally = importlib.import_module("tally_client")
-    models = importlib.import_module("tally_client.models")
+    tally = importlib.import_module("generated_tally_client")
+    models = importlib.import_module("generated_tally_client.models")
 
-    def call(module: str) -> Any:  # an operation, as `from tally_client.api.keys import rotate_key`
-        return importlib.import_module(f"tally_client.api.{module}")
+    def call(module: str) -> Any:  # an operation, as `from generated_tally_client.api.keys import rotate_key`
+        return importlib.import_module(f"generated_tally_client.api.{module}")
 
     client = tally.AuthenticatedClient(base_url=live_server.url, token=customer.api_key)
 
