@@ -24,9 +24,9 @@ SUPPORTED_CURRENCIES = frozenset(_SUPPORTED.split())
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$"}
 
 
-def check_currency(currency: object, param: str = "currency") -> str:
+def check_currency(currency: str, param: str = "currency") -> str:
     """A supported ISO 4217 code, lower case (`USD` is read as `usd`)."""
-    code = currency.strip().lower() if isinstance(currency, str) else None
+    code = currency.strip().lower()
     if code not in SUPPORTED_CURRENCIES:
         raise InvalidInput("currency must be an ISO 4217 code Tally can charge in, such as "
                            "usd, eur or gbp.", param=param)

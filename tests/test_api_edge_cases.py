@@ -97,3 +97,12 @@ def test_a_body_nested_too_deeply_is_a_400_with_or_without_idempotency_key(clien
     for headers in (customer.headers, {**customer.headers, "Idempotency-Key": "deep-1"}):
         response = client.post("/v1/events", data=deep, content_type="application/json", headers=headers)
         assert response.status_code == 400 and response.get_json()["code"] == "invalid_json"
+
+
+def test_a_payment_method_id_stripe_cannot_have_is_a_400_not_a_stripe_refusal(client, customer):
+    """`pm_` followed by characters no Stripe id has went to Stripe, whose 404 was a 502."""
+    response = client.post("/v1/billing/setup", headers=customer.headers,
+                           json={"payment_method_id": "pm_\u00c1U}RmI"})
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["param"] == "payment_method_id"
+    assert client.get("/v1/billing", headers=customer.headers).get_json()["tier"] == "free"

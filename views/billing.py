@@ -10,6 +10,8 @@ from services import uow
 from services.billing import invoices, plans, subscriptions
 from services.errors import TallyError
 from services.pagination import parse_limit
+from views.api.declare import validated
+from views.api.schemas.plans import SetupConfirmRequest, SetupRequest
 from views.htmx import render_page
 from views.pdf import pdf_response
 from views.session import current_account, customer_page
@@ -33,10 +35,9 @@ def upgrade():
 def upgrade_submit():
     """Called by the page's script with the PaymentMethod Stripe.js created. A card that needs
     3-D Secure answers 402 `requires_action` with the client secret for Stripe.js."""
-    account = current_account()
-    row = subscriptions.start(account, request.form.get("payment_method_id"),
-                              request.form.get("plan", "pro"))
-    return _upgraded(row)
+    body = validated(SetupRequest, {"payment_method_id": request.form.get("payment_method_id"),
+                                    "plan": request.form.get("plan", "pro")})
+    return _upgraded(subscriptions.start(current_account(), body.payment_method_id, body.plan))
 
 
 @bp.post("/upgrade/confirm")
@@ -44,8 +45,8 @@ def upgrade_submit():
 def upgrade_confirm():
     """Called by the page's script after Stripe.js `confirmCardPayment` (3-D Secure), whether
     the payer completed or failed the authentication: Stripe's state decides."""
-    return _upgraded(subscriptions.confirm_first_payment(
-        current_account(), request.form.get("subscription_id")))
+    body = validated(SetupConfirmRequest, {"subscription_id": request.form.get("subscription_id")})
+    return _upgraded(subscriptions.confirm_first_payment(current_account(), body.subscription_id))
 
 
 def _upgraded(row: Subscription):

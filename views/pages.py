@@ -17,6 +17,8 @@ from services.ledger import topups
 from services.money import format_major, format_money, parse_major
 from services.staff import audit
 from services.usage import periods, rating, settings
+from views.api.declare import validated
+from views.api.schemas.account import ConfirmPaymentRequest
 from views.forms import TopUpForm, UsageSettingsForm
 from views.htmx import render_page
 from views.session import audit_as, current_account, customer_page
@@ -81,8 +83,8 @@ def topup_intent():
 @audit_as("topup.confirm")
 def topup_confirm():
     """Step 2, after `confirmCardPayment`: credit the PaymentIntent (exactly once)."""
-    credit = topups.credit_payment_intent(request.form.get("payment_intent_id"),
-                                      account_id=current_account().id)
+    body = validated(ConfirmPaymentRequest, {"payment_intent_id": request.form.get("payment_intent_id")})
+    credit = topups.credit_payment_intent(body.payment_intent_id, account_id=current_account().id)
     return jsonify(credited=credit.credited, amount=credit.amount, balance=credit.balance,
                    currency=credit.currency,
                    amount_display=format_money(credit.amount, credit.currency),

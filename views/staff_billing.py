@@ -7,6 +7,8 @@ from flask import Blueprint, flash, redirect, request, url_for
 from services import uow
 from services.billing import portal
 from services.errors import TallyError
+from views.api.declare import validated
+from views.api.schemas.portal import PortalConfigurationRequest
 from views.htmx import render_page
 from views.staff import staff_page
 
@@ -46,7 +48,7 @@ def create():
         body = {"features": _features_from_form()}
         if request.form.get("headline"):
             body["headline"] = request.form["headline"]
-        created = portal.create_configuration(body)
+        created = portal.create_configuration(validated(PortalConfigurationRequest, body).changes())
     except TallyError as exc:
         uow.rollback()  # a refusal changes nothing
         return _page(exc.message, 400)
@@ -58,8 +60,9 @@ def create():
 @staff_page
 def update(configuration_id: str):
     try:
-        portal.update_configuration(configuration_id, {"features": _features_from_form(),
-                                                       "active": "active" in request.form})
+        changes = validated(PortalConfigurationRequest, {"features": _features_from_form(),
+                                                         "active": "active" in request.form})
+        portal.update_configuration(configuration_id, changes.changes())
     except TallyError as exc:
         uow.rollback()  # a refusal changes nothing
         return _page(exc.message, 400)

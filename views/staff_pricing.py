@@ -13,6 +13,8 @@ from flask import Blueprint, flash, redirect, request, url_for
 from services import uow
 from services.errors import InvalidInput, TallyError
 from services.usage import meters, rating
+from views.api.declare import validated
+from views.api.schemas.pricing import CreatePricePlanRequest
 from views.htmx import render_page
 from views.session import actor
 from views.staff import staff_page
@@ -51,9 +53,11 @@ def create():
         except ValueError as exc:
             raise InvalidInput(f"Charges must be JSON: {exc.msg} (line {exc.lineno}).",
                                param="charges") from None
-        plan = rating.create_price_plan(actor(), {"name": values["name"],
+        body = validated(CreatePricePlanRequest, {"name": values["name"],
                                                   "currency": values["currency"].strip().lower(),
                                                   "charges": charges})
+        plan = rating.create_price_plan(actor(), name=body.name, currency=body.currency,
+                                        charges=body.charge_specs())
     except TallyError as exc:
         uow.rollback()  # a refusal changes nothing
         field = (exc.param or "").split("[")[0].split(".")[0]

@@ -6,12 +6,11 @@ one staff chose, and creates a sensible default on first use when there is none.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from flask import current_app
 
 from services.billing.gateway import gateway, read
-from services.billing.urls import check_url
 from services.errors import InvalidInput
 
 CANCEL_MODES = ("at_period_end", "immediately")
@@ -47,66 +46,40 @@ def forget_default() -> None:
     current_app.extensions.pop("tally_portal_configuration", None)
 
 
-def _bool(value: object, param: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{param} must be true or false.", param=param)
-    return value
+class Changes(TypedDict, total=False):
+    """What to set on a configuration, its shape already checked (POST
+    /v1/billing-portal/configurations's declaration): Stripe's `features` (those Tally sets,
+    with their allowed values), a `headline`, a `default_return_url` (None: none),
+    `active` (updates only)."""
+
+    features: dict[str, dict[str, Any]]
+    headline: str
+    default_return_url: str | None
+    active: bool
 
 
-def clean_features(raw: object) -> dict[str, Any]:
-    """Check a `features` object (Stripe's shape) and keep only what Tally supports."""
-    if not isinstance(raw, dict):
-        raise InvalidInput("features must be an object.", param="features")
-    features: dict[str, Any] = {}
-    for name, value in raw.items():
-        where = f"features.{name}"
-        if not isinstance(value, dict):
-            raise InvalidInput(f"{where} must be an object.", param=where)
-        enabled = _bool(value.get("enabled"), f"{where}.enabled")
-        if name in ("invoice_history", "payment_method_update"):
-            features[name] = {"enabled": enabled}
-        elif name == "customer_update":
-            updates = value.get("allowed_updates", [])
-            if not isinstance(updates, list) or any(u not in CUSTOMER_UPDATES for u in updates):
-                raise InvalidInput(f"allowed_updates takes {', '.join(CUSTOMER_UPDATES)}.",
-                                   param=f"{where}.allowed_updates")
-            features[name] = {"enabled": enabled, "allowed_updates": updates}
-        elif name == "subscription_cancel":
-            mode = value.get("mode", "at_period_end")
-            if mode not in CANCEL_MODES:
-                raise InvalidInput("mode must be at_period_end or immediately.", param=f"{where}.mode")
-            features[name] = {"enabled": enabled, "mode": mode}
-        elif name == "subscription_update":
-            proration = value.get("proration_behavior", "none")
-            if proration not in PRORATIONS:
-                raise InvalidInput(f"proration_behavior takes {', '.join(PRORATIONS)}.",
-                                   param=f"{where}.proration_behavior")
-            features[name] = {"enabled": enabled, "proration_behavior": proration,
-                              "default_allowed_updates": ["price"] if enabled else []}
-        else:
-            raise InvalidInput(f"Unknown feature {name!r}.", param=where)
-    return features
+def _stripe_features(features: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """As Stripe wants them: an enabled subscription update says what may change."""
+    shaped = {name: dict(value) for name, value in features.items()}
+    if "subscription_update" in shaped:
+        update = shaped["subscription_update"]
+        update["default_allowed_updates"] = ["price"] if update["enabled"] else []
+    return shaped
 
 
-def _params(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+def _params(changes: Changes, *, creating: bool) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    if "features" in body or creating:
-        params["features"] = clean_features(body.get("features", DEFAULT_FEATURES))
+    if "features" in changes or creating:
+        params["features"] = _stripe_features(changes.get("features", DEFAULT_FEATURES))
         if creating and not params["features"]:  # Stripe needs one; an empty object sends none
             raise InvalidInput("features needs at least one feature, such as "
                                "{\"invoice_history\": {\"enabled\": true}}.", param="features")
-    if "headline" in body:
-        headline = body["headline"]
-        if not isinstance(headline, str) or len(headline) > 60:
-            raise InvalidInput("headline must be a string of at most 60 characters.", param="headline")
-        params["business_profile"] = {"headline": headline}
-    if "default_return_url" in body:
-        url = body["default_return_url"]
-        if url is not None:
-            check_url(url, "default_return_url")
-        params["default_return_url"] = url or ""
-    if "active" in body and not creating:
-        params["active"] = _bool(body["active"], "active")
+    if "headline" in changes:
+        params["business_profile"] = {"headline": changes["headline"]}
+    if "default_return_url" in changes:
+        params["default_return_url"] = changes["default_return_url"] or ""
+    if "active" in changes and not creating:
+        params["active"] = changes["active"]
     return params
 
 
@@ -118,13 +91,13 @@ def get_configuration(configuration_id: str) -> dict[str, Any]:
     return gateway().retrieve_portal_configuration(configuration_id)
 
 
-def create_configuration(body: dict[str, Any]) -> dict[str, Any]:
-    created = gateway().create_portal_configuration(_params(body, creating=True))
+def create_configuration(changes: Changes) -> dict[str, Any]:
+    created = gateway().create_portal_configuration(_params(changes, creating=True))
     forget_default()
     return created
 
 
-def update_configuration(configuration_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    updated = gateway().update_portal_configuration(configuration_id, _params(body, creating=False))
+def update_configuration(configuration_id: str, changes: Changes) -> dict[str, Any]:
+    updated = gateway().update_portal_configuration(configuration_id, _params(changes, creating=False))
     forget_default()
     return updated

@@ -28,6 +28,7 @@ _KEY_RE = re.compile(r"^tly_[0-9A-Za-z]{32,64}$")
 DISPLAY_PREFIX_LEN = 12  # "tly_" + 8 characters: enough to tell keys apart, useless to an attacker
 # Writing last_used_at on every request would make every read a write; a minute is precise enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_NAME_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,13 @@ def get_account_key(account_id: str, key_id: str) -> ApiKey:
     return key
 
 
-def clean_name(name: object, kind: str) -> str:
+def clean_name(name: str | None, kind: str) -> str:
+    """The key's name without surrounding spaces; none gives the kind's default name."""
     if name is None or name == "":
         return "Usage key" if kind == "usage" else "Account key"
-    if not isinstance(name, str) or len(name.strip()) > 100:
-        raise InvalidInput("name must be a string of at most 100 characters.", param="name")
+    if len(name.strip()) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"name must be a string of at most {MAX_NAME_LENGTH} characters.",
+                           param="name")
     return name.strip()
 
 

@@ -44,14 +44,15 @@ class GrantResult:
     balance: int
 
 
-def grant(actor: Actor, account_id: str, amount: object, reason: object, *,
-          note: object = None, effective_from: datetime | None = None,
+def grant(actor: Actor, account_id: str, amount: int, reason: str | None, *,
+          note: str | None = None, effective_from: datetime | None = None,
           expires_at: datetime | None = None, now: datetime | None = None) -> GrantResult:
     """Give an account credit: posted now (with its audit row), or scheduled for
     `effective_from`. A retried request is answered once by its Idempotency-Key
     (services/idempotency.py), never granted twice. `reason` is for the audit log; the
     customer's ledger shows "Credit from Tally" and `note`, when staff give one."""
     require_staff(actor.staff)
+    amount = check_amount(amount, positive=True)  # the order the request documents: amount, reason
     reason = check_reason(reason)
     amount = check_amount(amount, positive=True)
     note = check_note(note)

@@ -10,13 +10,13 @@ their own; the table of aggregations is aggregation.py.
 """
 
 from services.usage.alerts import ShownAlert, current_alerts, upgradable
-from services.usage.events import parse_timestamp
+from services.usage.events import EventIn
 from services.usage.gate import Decision, authorize
 from services.usage.reads import MeterUsage, UsageSummary, lifetime_total, series, summary
 from services.usage.recording import IngestResult, ingest, rebuild_period
 
 __all__ = [
-    "Decision", "IngestResult", "MeterUsage", "ShownAlert", "UsageSummary", "authorize", "current_alerts",
-    "ingest", "lifetime_total", "parse_timestamp", "rebuild_period", "series", "summary",
+    "Decision", "EventIn", "IngestResult", "MeterUsage", "ShownAlert", "UsageSummary", "authorize",
+    "current_alerts", "ingest", "lifetime_total", "rebuild_period", "series", "summary",
     "upgradable",
 ]

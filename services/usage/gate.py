@@ -17,7 +17,7 @@ from services.billing import plans
 from services.errors import InvalidInput, LimitExceeded
 from services.usage import aggregation, alerts, periods, recording, store
 from services.usage import meters as meter_defs
-from services.usage.events import EventIn, parse_event
+from services.usage.events import EventIn
 from services.usage.meters import Contribution, Rejected
 
 
@@ -44,20 +44,6 @@ def over_limit(meter: Meter, current: int, limit: int, *, lifetime: bool = False
     return LimitExceeded(f"{meter_defs.label(meter)} {scope}", current=current, limit=limit)
 
 
-def _event(body: dict[str, Any], now: datetime) -> EventIn:
-    quantity = body.get("quantity", 1)
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 10**9:
-        raise InvalidInput("quantity must be a whole number from 1 to 1,000,000,000.",
-                           param="quantity")
-    properties = body.get("properties")
-    properties = {} if properties is None else properties
-    if not isinstance(properties, dict):
-        raise InvalidInput("properties must be a JSON object.", param="properties")
-    return parse_event({"id": body.get("id") or f"auth_{uuid.uuid4().hex}",
-                        "event_name": body.get("event_name", "api_call"),
-                        "properties": {**properties, "quantity": quantity}}, None, now)
-
-
 def _contributions(event: EventIn) -> list[Contribution]:
     meters = meter_defs.meters_for_event(event.event_name)
     if not meters:  # a typo ("api_calls") would otherwise pass the gate unmetered
@@ -72,10 +58,16 @@ def _contributions(event: EventIn) -> list[Contribution]:
         raise InvalidInput(rejection.message, code=rejection.code, param="properties") from None
 
 
-def authorize(account: Account, body: dict[str, Any], now: datetime | None = None) -> Decision:
-    """Check every limit the call touches and record it, all at once; or refuse (402)."""
+def authorize(account: Account, *, event_name: str = "api_call", quantity: int = 1,
+              request_id: str | None = None, properties: dict[str, Any] | None = None,
+              now: datetime | None = None) -> Decision:
+    """Check every limit the call touches and record it, all at once; or refuse (402).
+
+    `quantity` counts in the event's properties; without a `request_id` the call gets one
+    of its own (no retry can repeat it)."""
     now = now or utcnow()
-    event = _event(body, now)
+    event = EventIn(0, request_id or f"auth_{uuid.uuid4().hex}", event_name, now,
+                    {**(properties or {}), "quantity": quantity})
     contribs = _contributions(event)
     plan = plans.plan_for(account.tier)
     primary = contribs[0].meter if contribs else None

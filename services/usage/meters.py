@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,15 +12,15 @@ from flask import current_app
 from sqlalchemy import select
 
 from extensions import db
-from models.usage import AGGREGATIONS, DEFAULT_METERS, Meter
-from services.errors import Conflict, InvalidInput, NotFound
+from models.usage import DEFAULT_METERS, Meter
+from services.errors import Conflict, NotFound
 from services.staff import audit
 
 # The default meters' labels: in API messages ("API call limit reached ..."), and on every
 # page (Plans, Usage, dashboard, alerts). Meters staff add show their name.
 _LABELS = {"apiCalls": "API call", "llmTokens": "LLM token", "storage": "Storage"}
 _DISPLAY_LABELS = {"apiCalls": "API calls", "llmTokens": "LLM tokens", "storage": "Storage"}
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+NAME_PATTERN = "^[A-Za-z][A-Za-z0-9_]{0,63}$"  # a meter's name (checked by POST /v1/meters)
 # The most one event may add: a quadrillion (a petabyte, a quadrillion tokens). Counters
 # are BIGINT (to 9.2 quintillion), so sums of real usage stay far from overflowing, and
 # one mistyped value cannot price an account into quintillions of debt.
@@ -90,23 +89,11 @@ def get_meter(name: str) -> Meter:
     raise NotFound(f"No meter named {name!r}.", code="unknown_meter", param="name")
 
 
-def create_meter(actor: audit.Actor, *, name: object, event_name: object, aggregation: object,
-                 property: object = None, unit: object = "") -> Meter:
-    """Add a meter, audited like every other staff action (one transaction)."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidInput("name must start with a letter and use letters, digits or _ "
-                           "(64 characters at most).", param="name")
-    if not isinstance(event_name, str) or not 0 < len(event_name) <= 100:
-        raise InvalidInput("event_name must be a string of 1 to 100 characters.", param="event_name")
-    if aggregation not in AGGREGATIONS:
-        raise InvalidInput(f"aggregation must be one of {', '.join(AGGREGATIONS)}.",
-                           param="aggregation")
-    if aggregation != "count" and (not isinstance(property, str) or not property):
-        raise InvalidInput(f"A {aggregation} meter needs the property it reads.", param="property")
-    if property is not None and (not isinstance(property, str) or len(property) > 100):
-        raise InvalidInput("property must be a string of at most 100 characters.", param="property")
-    if not isinstance(unit, str) or len(unit) > 32:
-        raise InvalidInput("unit must be a string of at most 32 characters.", param="unit")
+def create_meter(actor: audit.Actor, *, name: str, event_name: str, aggregation: str,
+                 property: str | None = None, unit: str = "") -> Meter:
+    """Add a meter, audited like every other staff action (one transaction). The shape of
+    each value (a name matching NAME_PATTERN, one of AGGREGATIONS, a property for any but
+    count) is the caller's to check; a name in use is a 409 here."""
     if any(m.name == name for m in all_meters()):
         raise Conflict(f"A meter named {name!r} already exists.", code="meter_exists", param="name")
     meter = Meter(name=name, event_name=event_name, aggregation=aggregation,

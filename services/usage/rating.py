@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,7 +22,6 @@ from extensions import db
 from models import Account, Meter, PriceCharge, PricePlan, UsageCharge
 from models.base import utcnow
 from models.ledger import KIND_USAGE
-from models.pricing import PRICING_MODELS
 from services.errors import InvalidInput, LimitExceeded, NotFound
 from services.ledger import entries as ledger
 from services.money import check_currency
@@ -73,74 +72,51 @@ def price(charge: PriceCharge, units: int) -> int:
 # Price plans ----------------------------------------------------------------------
 
 
-def _whole(value: object, param: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_AMOUNT:
-        raise InvalidInput(f"{param} must be a whole number >= {minimum}.", param=param)
-    return value
+class Tier(TypedDict):
+    up_to: int | None  # None: the last tier, no upper bound
+    unit_amount: int
+    flat_amount: int
 
 
-def _tiers(raw: object, param: str) -> list[dict[str, Any]]:
-    if not isinstance(raw, list) or not 1 <= len(raw) <= 20:
-        raise InvalidInput(f"{param} must be a list of 1 to 20 tiers.", param=param)
-    tiers, last = [], 0
-    for i, tier in enumerate(raw):
-        where = f"{param}[{i}]"
-        if not isinstance(tier, dict):
-            raise InvalidInput("Each tier is an object {up_to, unit_amount, flat_amount?}.", param=where)
-        up_to = tier.get("up_to")
-        if up_to is not None:
-            up_to = _whole(up_to, f"{where}.up_to", minimum=last + 1)
-            last = up_to
-        elif i != len(raw) - 1:
-            raise InvalidInput("Only the last tier may be open-ended (up_to null).", param=where)
-        tiers.append({"up_to": up_to, "unit_amount": _whole(tier.get("unit_amount"), f"{where}.unit_amount"),
-                      "flat_amount": _whole(tier.get("flat_amount", 0), f"{where}.flat_amount")})
-    if tiers[-1]["up_to"] is not None:
-        raise InvalidInput("The last tier must have up_to null (no upper bound).", param=param)
-    return tiers
+@dataclass(frozen=True)
+class ChargeSpec:
+    """One meter's price in a new plan, its shape already checked (POST /v1/price-plans's
+    declaration): the amounts its `model` needs, tiers in order with the last open-ended."""
+
+    meter: str
+    model: str  # one of PRICING_MODELS
+    included_units: int = 0
+    unit_amount: int | None = None  # per_unit
+    tiers: list[Tier] | None = None  # graduated, volume
+    package_size: int | None = None  # package
+    package_amount: int | None = None  # package
 
 
-def create_price_plan(actor: audit.Actor, body: dict[str, Any]) -> PricePlan:
-    """`{name, currency, charges: [{meter, model, unit_amount | tiers | package_size +
-    package_amount, included_units?}]}`."""
-    name = body.get("name")
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
-        raise InvalidInput("name must be a string of 1 to 100 characters.", param="name")
-    currency = check_currency(body.get("currency", "usd"))
-    raw_charges = body.get("charges")
-    if not isinstance(raw_charges, list) or not 1 <= len(raw_charges) <= 20:
-        raise InvalidInput("charges must be a list of 1 to 20 meter prices.", param="charges")
-    plan = PricePlan(name=name.strip(), currency=currency)
+def create_price_plan(actor: audit.Actor, *, name: str, currency: str,
+                      charges: list[ChargeSpec]) -> PricePlan:
+    """A price plan; each charge's meter must exist, be count or sum, and be priced once."""
+    plan = PricePlan(name=name, currency=check_currency(currency))
     seen: set[str] = set()
-    for i, raw in enumerate(raw_charges):
-        where = f"charges[{i}]"
-        if not isinstance(raw, dict):
-            raise InvalidInput("Each charge is an object.", param=where)
+    for i, spec in enumerate(charges):
+        where = f"charges[{i}].meter"
         try:
-            meter = meter_defs.get_meter(str(raw.get("meter")))
+            meter = meter_defs.get_meter(spec.meter)
         except NotFound:
-            raise InvalidInput(f"No meter named {raw.get('meter')!r}.", code="unknown_meter",
-                               param=f"{where}.meter") from None
+            raise InvalidInput(f"No meter named {spec.meter!r}.", code="unknown_meter",
+                               param=where) from None
         if meter.aggregation not in ("count", "sum"):
-            raise InvalidInput("Only count and sum meters can be priced as they are used.",
-                               param=f"{where}.meter")
+            raise InvalidInput("Only count and sum meters can be priced as they are used.", param=where)
         if meter.id in seen:
-            raise InvalidInput(f"{meter.name} is priced twice.", param=f"{where}.meter")
+            raise InvalidInput(f"{meter.name} is priced twice.", param=where)
         seen.add(meter.id)
-        model = raw.get("model")
-        if model not in PRICING_MODELS:
-            raise InvalidInput(f"model must be one of {', '.join(PRICING_MODELS)}.",
-                               param=f"{where}.model")
-        charge = PriceCharge(meter_id=meter.id, model=model, tiers=[],
-                             included_units=_whole(raw.get("included_units", 0),
-                                                   f"{where}.included_units"))
-        if model == "per_unit":
-            charge.unit_amount = _whole(raw.get("unit_amount"), f"{where}.unit_amount")
-        elif model == "package":
-            charge.package_size = _whole(raw.get("package_size"), f"{where}.package_size", minimum=1)
-            charge.package_amount = _whole(raw.get("package_amount"), f"{where}.package_amount")
+        charge = PriceCharge(meter_id=meter.id, model=spec.model, tiers=[],
+                             included_units=spec.included_units)
+        if spec.model == "per_unit":
+            charge.unit_amount = spec.unit_amount
+        elif spec.model == "package":
+            charge.package_size, charge.package_amount = spec.package_size, spec.package_amount
         else:
-            charge.tiers = _tiers(raw.get("tiers"), f"{where}.tiers")
+            charge.tiers = [dict(tier) for tier in spec.tiers or []]
         plan.charges.append(charge)
     db.session.add(plan)
     db.session.flush()

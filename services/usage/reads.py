@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import and_, select
 
@@ -17,7 +18,6 @@ from extensions import db
 from models import Account, Meter, UsageCounter, UsageRollup, UsageUnique
 from models.base import utcnow
 from services.billing import plans
-from services.errors import InvalidInput
 from services.usage import aggregation, alerts, periods, store
 from services.usage import meters as meter_defs
 
@@ -62,10 +62,8 @@ def lifetime_total(account: Account, meter_name: str) -> int:
 
 
 def series(account: Account, meter: Meter, start: datetime, end: datetime,
-           granularity: str) -> list[tuple[datetime, int]]:
+           granularity: Literal["day", "hour"]) -> list[tuple[datetime, int]]:
     """Per-day (local) or per-hour values of a meter over [start, end), gaps filled with 0."""
-    if granularity not in ("day", "hour"):
-        raise InvalidInput("granularity must be day or hour.", param="granularity")
     tz = periods.zone(account.time_zone)
     rows = db.session.execute(
         select(UsageRollup.bucket_start, UsageRollup.value, UsageRollup.latest_at).where(

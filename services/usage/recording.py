@@ -20,7 +20,7 @@ from models import Account, Meter, UsageCounter, UsageRollup, UsageUnique
 from models.base import utcnow
 from services.usage import aggregation, alerts, periods, rating, store
 from services.usage import meters as meter_defs
-from services.usage.events import MAX_AGE, MAX_AHEAD, EventIn, parse_batch
+from services.usage.events import MAX_AGE, MAX_AHEAD, EventIn
 from services.usage.meters import Contribution, Rejected
 
 Counted = dict[tuple[Meter, datetime], int]  # what a call added to a meter in a period
@@ -134,17 +134,16 @@ def rate(account: Account, added: Counted, *, enforce: bool, now: datetime,
     rating.accrue(account, increments, enforce=enforce, now=now, charges=charges)
 
 
-def ingest(account: Account, body: object, now: datetime | None = None) -> IngestResult:
+def ingest(account: Account, events: list[EventIn], now: datetime | None = None) -> IngestResult:
     """Record a batch; a repeated id (in this batch or any earlier one) counts once."""
     now = now or utcnow()
-    parsed = parse_batch(body, now)
     result = IngestResult()
     by_name: dict[str, list[Meter]] = defaultdict(list)
     for meter in meter_defs.all_meters():
         by_name[meter.event_name].append(meter)
     valid: list[tuple[EventIn, list[Contribution]]] = []
     seen: set[str] = set()
-    for event in parsed:
+    for event in events:
         try:
             contribs = _contributions(event, by_name, now)
         except Rejected as rejection:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from models import Account
-from services.errors import InvalidInput
 from services.usage import periods, recording
 
 MAX_THRESHOLDS = 10
@@ -18,30 +17,25 @@ def as_dict(account: Account) -> dict[str, Any]:
             "currency": account.currency, "alert_thresholds": list(account.alert_thresholds or [])}
 
 
-def update(account: Account, values: dict[str, Any]) -> Account:
-    """Change any of `time_zone`, `spend_cap` (minor units or null), `alert_thresholds`."""
-    if "time_zone" in values:
-        tz = values["time_zone"]
-        if not isinstance(tz, str) or not tz:
-            raise InvalidInput("time_zone must be an IANA name such as Europe/Paris.",
-                               param="time_zone")
+class Changes(TypedDict, total=False):
+    """The settings to change (the others stay); their shapes are checked by the caller
+    (POST /v1/billing/settings's declaration, the settings form)."""
+
+    time_zone: str  # an IANA name; an unknown one is a 400 here
+    spend_cap: int | None  # 0 to MAX_SPEND_CAP minor units; None: no cap
+    alert_thresholds: list[int]  # up to MAX_THRESHOLDS percentages, THRESHOLD_MIN to THRESHOLD_MAX
+
+
+def update(account: Account, changes: Changes) -> Account:
+    """Change any of `time_zone`, `spend_cap`, `alert_thresholds`."""
+    if "time_zone" in changes:
+        tz = changes["time_zone"]
         periods.zone(tz)
         if tz != account.time_zone:
             account.time_zone = tz
             recording.rebuild_period(account)  # the month's usage carries over to the new zone
-    if "spend_cap" in values:
-        cap = values["spend_cap"]
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int)
-                                or not 0 <= cap <= MAX_SPEND_CAP):
-            raise InvalidInput("spend_cap must be a whole number of minor units (or null for none).",
-                               param="spend_cap")
-        account.spend_cap = cap
-    if "alert_thresholds" in values:
-        thresholds = values["alert_thresholds"]
-        if (not isinstance(thresholds, list) or len(thresholds) > MAX_THRESHOLDS or any(
-                isinstance(t, bool) or not isinstance(t, int)
-                or not THRESHOLD_MIN <= t <= THRESHOLD_MAX for t in thresholds)):
-            raise InvalidInput("alert_thresholds must be a list of up to 10 percentages (1-1000).",
-                               param="alert_thresholds")
-        account.alert_thresholds = sorted(set(thresholds))
+    if "spend_cap" in changes:
+        account.spend_cap = changes["spend_cap"]
+    if "alert_thresholds" in changes:
+        account.alert_thresholds = sorted(set(changes["alert_thresholds"]))
     return account

@@ -1,14 +1,15 @@
 """The versioned JSON API under /v1, authenticated with API keys.
 
-Same services as the pages. Input is checked into plain values at this edge, and every
-error leaves as `{"error", "code", "message", "param"?}` (views/errors.py). Every
-authenticated endpoint is rate-limited per account by its plan's `requestsPerMinute`.
+Same services as the pages. Each view is declared once (views/api/declare.py): the key
+kinds it takes, its body and query (pydantic models in views/api/schemas/, checked into
+typed values before the view runs) and its answers; the OpenAPI document is built from the
+same declarations (views/api/openapi.py). Every error leaves as
+`{"error", "code", "message", "param"?}` (views/errors.py). Every authenticated endpoint is
+rate-limited per account by its plan's `requestsPerMinute`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from flask import Blueprint, g, request
@@ -71,31 +72,22 @@ def key_account(key: ApiKey) -> Account:
     return account
 
 
-def key_required(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Allow keys of these kinds; sets `g.account` for account and usage keys."""
-
-    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = current_key()
-            if key.kind not in kinds:
-                raise Forbidden(_SCOPE_MESSAGES[key.kind], code="key_scope")
-            if key.account_id is not None:
-                g.account = key_account(key)
-            # Only now, with the key and its scope checked, may a stored answer be replayed.
-            replay = idempotency.claim(key)
-            if replay is not None:
-                return replay
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
+def require_key(kinds: tuple[str, ...]) -> ApiKey:
+    """The request's key, if it is of one of these kinds (403 `key_scope` otherwise); sets
+    `g.account` for account and usage keys."""
+    key = current_key()
+    if key.kind not in kinds:
+        raise Forbidden(_SCOPE_MESSAGES[key.kind], code="key_scope")
+    if key.account_id is not None:
+        g.account = key_account(key)
+    return key
 
 
 ACCOUNT_KEY = (KIND_ACCOUNT,)
 USAGE_OR_ACCOUNT_KEY = (KIND_ACCOUNT, KIND_USAGE)
 STAFF_KEY = (KIND_STAFF,)
+ACCOUNT_OR_STAFF_KEY = (KIND_ACCOUNT, KIND_STAFF)
+PUBLIC = ()
 
 
 def account() -> Account:

@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import current_app, request
 
 from services import usage as metering
 from services.billing import plans
-from services.errors import InvalidInput
 from services.ledger import entries as ledger
 from services.ledger import topups
-from views.api import ACCOUNT_KEY, USAGE_OR_ACCOUNT_KEY, account, bp, json_body, key_required
-from views.api.lists import list_response, page_args
+from views.api import ACCOUNT_KEY, PUBLIC, USAGE_OR_ACCOUNT_KEY, account, bp
+from views.api.declare import operation
+from views.api.schemas.account import (
+    Balance,
+    Billing,
+    ConfirmPayment,
+    ConfirmPaymentRequest,
+    LedgerEntry,
+    LedgerEntryList,
+    Me,
+    PaymentIntent,
+    PaymentIntentRequest,
+    StripeConfig,
+)
+from views.api.schemas.common import PageQuery
 
 
 @bp.get("/me")
-@key_required(*ACCOUNT_KEY)
-def me():
+@operation(ACCOUNT_KEY, "Account", "The key's account", Me)
+def me() -> Me:
     acct = account()
-    return jsonify(account_id=acct.id, email=acct.customer.primary_email, name=acct.name,
-                   tier=acct.tier)
+    return Me(account_id=acct.id, email=acct.customer.primary_email, name=acct.name, tier=acct.tier)
 
 
 @bp.get("/billing")
-@key_required(*ACCOUNT_KEY)
-def billing():
+@operation(ACCOUNT_KEY, "Account", "Plan, all-time calls, balance", Billing,
+           description="`calls_total` is the all-time count of apiCalls and `call_limit` its "
+                       "all-time cap; `over_limit` is true when a call would be refused now. "
+                       "Monthly limits are in GET /v1/billing/usage.")
+def billing() -> Billing:
     acct = account()
     plan = plans.plan_for(acct.tier)
     # calls_total is all-time, so call_limit is the all-time cap (lifetimeApiCalls).
@@ -34,60 +48,50 @@ def billing():
     over = (monthly_limit is not None and period_calls is not None
             and period_calls.current >= monthly_limit) or (
         call_limit is not None and calls_total >= call_limit)
-    return jsonify(
-        tier=acct.tier,
-        calls_total=calls_total,
-        call_limit=call_limit,
-        over_limit=over,
-        stripe_customer_id=acct.customer.stripe_customer_id,
-        balance=acct.available_balance,
-        currency=acct.currency,
-    )
+    return Billing(tier=acct.tier, calls_total=calls_total, call_limit=call_limit, over_limit=over,
+                   stripe_customer_id=acct.customer.stripe_customer_id,
+                   balance=acct.available_balance, currency=acct.currency)
 
 
 @bp.get("/billing/balance")
-@key_required(*USAGE_OR_ACCOUNT_KEY)
-def balance():
-    """`balance` is what can be spent: the posted balance less rated usage not yet posted."""
+@operation(USAGE_OR_ACCOUNT_KEY, "Account", "The balance", Balance)
+def balance() -> Balance:
     acct = account()
-    return jsonify(balance=acct.available_balance, posted_balance=acct.balance,
+    return Balance(balance=acct.available_balance, posted_balance=acct.balance,
                    pending_usage=acct.pending_usage, currency=acct.currency)
 
 
 @bp.get("/billing/ledger")
-@key_required(*ACCOUNT_KEY)
-def ledger_entries():
-    return list_response(ledger.list_for(account().id, **page_args()), lambda e: {
-        "id": e.id, "object": "ledger_entry", "amount": e.amount, "currency": e.currency,
-        "kind": e.kind, "description": e.description, "created_at": e.created_at.isoformat()})
+@operation(ACCOUNT_KEY, "Account", "Ledger entries, newest first", LedgerEntryList, query=PageQuery)
+def ledger_entries(query: PageQuery) -> LedgerEntryList:
+    return LedgerEntryList.of(ledger.list_for(account().id, **query.page()), LedgerEntry.model_validate)
 
 
 @bp.get("/billing/config")
 @bp.get("/billing/stripe-config", endpoint="stripe_config")
-def billing_config():
-    return jsonify(stripe_publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"])
+@operation(PUBLIC, "Top-ups", "The Stripe publishable key", StripeConfig)
+def billing_config() -> StripeConfig:
+    return StripeConfig(stripe_publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"])
 
 
 @bp.post("/billing/payment-intents")
 @bp.post("/billing/create-payment-intent", endpoint="create_payment_intent")
-@key_required(*ACCOUNT_KEY)
-def payment_intents():
-    body = json_body()
-    if "amount" not in body:
-        raise InvalidInput("amount is required: minor units (cents), e.g. 2500 for 25.00.",
-                           param="amount")
-    started = topups.start_top_up(account(), body["amount"],
+@operation(ACCOUNT_KEY, "Top-ups", "Start a card top-up", PaymentIntent, body=PaymentIntentRequest,
+           stripe=True, description="Pay `client_secret` with Stripe.js confirmCardPayment, then "
+           "call POST /v1/billing/confirm-payment (the webhook credits it too, exactly once).")
+def payment_intents(body: PaymentIntentRequest) -> PaymentIntent:
+    started = topups.start_top_up(account(), body.amount,
                                   idempotency_key=request.headers.get("Idempotency-Key"))
-    return jsonify(payment_intent_id=started.payment_intent_id,
-                   client_secret=started.client_secret,
-                   amount=started.amount, currency=started.currency)
+    return PaymentIntent(payment_intent_id=started.payment_intent_id,
+                         client_secret=started.client_secret, amount=started.amount,
+                         currency=started.currency)
 
 
 @bp.post("/billing/confirm-payment")
-@key_required(*ACCOUNT_KEY)
-def confirm_payment():
-    body = json_body()
-    if "payment_intent_id" not in body:
-        raise InvalidInput("payment_intent_id is required.", param="payment_intent_id")
-    credit = topups.credit_payment_intent(body["payment_intent_id"], account_id=account().id)
-    return jsonify(credited=credit.credited, balance=credit.balance, currency=credit.currency)
+@operation(ACCOUNT_KEY, "Top-ups", "Credit a paid PaymentIntent, exactly once", ConfirmPayment,
+           body=ConfirmPaymentRequest, stripe=True, errors=(404,),
+           description="409 when the PaymentIntent has not succeeded or does not match what "
+                       "Tally created.")
+def confirm_payment(body: ConfirmPaymentRequest) -> ConfirmPayment:
+    credit = topups.credit_payment_intent(body.payment_intent_id, account_id=account().id)
+    return ConfirmPayment(credited=credit.credited, balance=credit.balance, currency=credit.currency)

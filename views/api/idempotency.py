@@ -1,7 +1,7 @@
 """`Idempotency-Key` on every POST under /v1 (services/idempotency.py holds the rules).
 
 The key is claimed only once the request has passed the same checks as any other: the API
-key is valid and of a kind the endpoint takes (`key_required` calls `claim`). Claims are
+key is valid and of a kind the endpoint takes (`declare.operation` calls `claim`). Claims are
 kept per credential scope (an account's account keys, its usage keys, a staff user's
 staff keys), so two scopes never share an answer: a usage key sending an account key's
 Idempotency-Key gets its own 403, never the account key's stored answer. A retry in the

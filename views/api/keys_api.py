@@ -2,64 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Any
+from flask import g
 
-from flask import g, jsonify
-
-from models import ApiKey
-from models.keys import KIND_ACCOUNT, KIND_USAGE
-from services.errors import InvalidInput
 from services.identity import keys
-from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
-from views.api.lists import list_response, page_args
-
-
-def key_json(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "object": "api_key",
-        "name": key.name,
-        "kind": key.kind,
-        "prefix": key.prefix,
-        "created_at": key.created_at.isoformat(),
-        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
-    }
+from views.api import ACCOUNT_KEY, account, bp
+from views.api.declare import operation
+from views.api.schemas.common import PageQuery
+from views.api.schemas.keys import (
+    ApiKey,
+    ApiKeyList,
+    CreateKeyRequest,
+    IssuedApiKey,
+    RevokedApiKey,
+    RotateKeyRequest,
+)
 
 
 @bp.get("/keys")
-@key_required(*ACCOUNT_KEY)
-def list_keys():
-    return list_response(keys.list_page(account().id, **page_args()), key_json)
+@operation(ACCOUNT_KEY, "Keys", "The account's active keys", ApiKeyList, query=PageQuery)
+def list_keys(query: PageQuery) -> ApiKeyList:
+    return ApiKeyList.of(keys.list_page(account().id, **query.page()), ApiKey.model_validate)
 
 
 @bp.post("/keys")
-@key_required(*ACCOUNT_KEY)
-def create_key():
-    """`{"kind": "usage" | "account", "name"}`; the key is in this answer only (the
-    idempotency store never keeps `api_key`)."""
-    body = json_body()
-    kind = body.get("kind", KIND_USAGE)
-    if kind not in (KIND_ACCOUNT, KIND_USAGE):
-        raise InvalidInput("kind must be usage or account.", param="kind")
-    issued = keys.issue_key(account=account(), kind=kind, name=keys.clean_name(body.get("name"), kind))
-    return jsonify(api_key=issued.plaintext, key=key_json(issued.key)), 201
+@operation(ACCOUNT_KEY, "Keys", "Create a key (shown once)", IssuedApiKey, status=201,
+           body=CreateKeyRequest)
+def create_key(body: CreateKeyRequest) -> tuple[IssuedApiKey, int]:
+    """The key is in this answer only."""
+    issued = keys.issue_key(account=account(), kind=body.kind, name=keys.clean_name(body.name, body.kind))
+    return IssuedApiKey(api_key=issued.plaintext, key=ApiKey.model_validate(issued.key)), 201
 
 
 @bp.post("/keys/rotate")
-@key_required(*ACCOUNT_KEY)
-def rotate_key():
-    """Rotate the calling key, or `{"key_id"}` of this account; the old key stops at once."""
-    body = json_body()
-    key_id = body.get("key_id", g.api_key.id)
-    if not isinstance(key_id, str):
-        raise InvalidInput("key_id must be a string such as key_...", param="key_id")
+@operation(ACCOUNT_KEY, "Keys", "Rotate a key", IssuedApiKey, body=RotateKeyRequest, errors=(404,),
+           description="The old key gets 401 from the moment this answers, on every worker.")
+def rotate_key(body: RotateKeyRequest) -> IssuedApiKey:
+    """Rotate the calling key, or `key_id` of this account; the old key stops at once."""
+    key_id = body.key_id if body.key_id is not None else g.api_key.id
     issued = keys.rotate(keys.get_account_key(account().id, key_id))
-    return jsonify(api_key=issued.plaintext, key=key_json(issued.key))
+    return IssuedApiKey(api_key=issued.plaintext, key=ApiKey.model_validate(issued.key))
 
 
 @bp.post("/keys/<key_id>/revoke")
 @bp.delete("/keys/<key_id>", endpoint="delete_key")
-@key_required(*ACCOUNT_KEY)
-def revoke_key(key_id: str):
-    revoked = keys.revoke(keys.get_account_key(account().id, key_id))
-    return jsonify(key_json(revoked) | {"revoked": True})
+@operation(ACCOUNT_KEY, "Keys", "Revoke a key", RevokedApiKey)
+def revoke_key(key_id: str) -> RevokedApiKey:
+    return RevokedApiKey.model_validate(keys.revoke(keys.get_account_key(account().id, key_id)))

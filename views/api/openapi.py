@@ -1,30 +1,30 @@
-"""The OpenAPI 3.1 document of the /v1 API (views/api_docs.py serves it and the API page).
+"""The OpenAPI 3.1 document of /v1, generated from the declarations.
 
-Each operation is one `Op` line below: method, path, the Flask endpoint (its operationId),
-the key kinds it takes, its body, parameters and answer. What every operation of a kind
-shares (auth, the error answers, rate-limit headers, `Idempotency-Key`, pagination) is
-added by `_operation`, in one place. The shapes are in views/api/openapi_schemas.py.
-tests/test_openapi.py checks that the document and the registered routes agree;
+It walks the app's registered /v1 routes; each view carries its `@operation`
+(views/api/declare.py), whose pydantic models give the parameters, bodies and answers.
+What every operation of a kind shares (key auth, the error answers, rate-limit headers,
+`Idempotency-Key`, pagination) is added here, in one place. A route without a
+declaration stops the document from being built, so none can be left out.
+tests/test_openapi.py checks the document against the routes and OpenAPI 3.1;
 tests/test_contract.py runs schemathesis against a live server with it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
-from services import idempotency
-from services.billing import plans
-from services.ledger import topups
-from services.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from views.api.openapi_schemas import SCHEMAS, Schema, array, enum, integer, list_of, obj, ref, string
+from flask import current_app
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from werkzeug.routing import Rule
 
-ACCOUNT = (KIND_ACCOUNT,)
-USAGE = (KIND_ACCOUNT, KIND_USAGE)
-STAFF = (KIND_STAFF,)
-PUBLIC = ()
+from services import idempotency
+from views.api.declare import Binary, OneOf, Operation, declared_operation
+from views.api.json_schema import TallySchema, without_null
+from views.api.schemas.common import Error, ListOf, PageQuery, PaymentRequiredError
 
 TAGS = [
     ("Account", "Who the key belongs to, the balance and the ledger."),
@@ -39,223 +39,6 @@ TAGS = [
     ("Webhooks", "Stripe calls this; signed with Stripe-Signature."),
     ("Meta", "This document."),
 ]
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    schema: Schema
-    description: str = ""
-    where: str = "query"
-    required: bool = False
-
-
-@dataclass(frozen=True)
-class Op:
-    method: str
-    path: str  # as in OpenAPI, /v1/keys/{key_id}
-    endpoint: str  # the Flask endpoint without "api.": the operationId
-    tag: str
-    summary: str
-    keys: tuple[str, ...]  # key kinds that may call it; () is public
-    response: Schema | None = None
-    status: int = 200
-    body: Schema | None = None
-    body_required: bool = True
-    params: tuple[Param, ...] = ()
-    paginated: bool = False
-    stripe: bool = False  # calls Stripe: 502 when it refuses, 503 when it cannot be reached
-    errors: tuple[int, ...] = ()  # statuses beyond those derived from the above
-    description: str = ""
-    media_type: str = "application/json"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _query(name: str, schema: Schema, description: str = "") -> Param:
-    return Param(name, schema, description)
-
-
-OPERATIONS: list[Op] = [
-    # Account
-    Op("GET", "/v1/me", "me", "Account", "The key's account", ACCOUNT, ref("Me")),
-    Op("GET", "/v1/billing", "billing", "Account", "Plan, all-time calls, balance", ACCOUNT,
-       ref("Billing"), description="`calls_total` is the all-time count of apiCalls and `call_limit` "
-       "its all-time cap; `over_limit` is true when a call would be refused now. Monthly limits are "
-       "in GET /v1/billing/usage."),
-    Op("GET", "/v1/billing/balance", "balance", "Account", "The balance", USAGE, ref("Balance")),
-    Op("GET", "/v1/billing/ledger", "ledger_entries", "Account", "Ledger entries, newest first",
-       ACCOUNT, list_of(ref("LedgerEntry")), paginated=True),
-    Op("GET", "/v1/billing/config", "billing_config", "Top-ups", "The Stripe publishable key",
-       PUBLIC, ref("StripeConfig")),
-    Op("GET", "/v1/billing/stripe-config", "stripe_config", "Top-ups",
-       "The Stripe publishable key (same as /v1/billing/config)", PUBLIC, ref("StripeConfig")),
-
-    # Top-ups
-    Op("POST", "/v1/billing/payment-intents", "payment_intents", "Top-ups", "Start a card top-up",
-       ACCOUNT, ref("PaymentIntent"), body=ref("PaymentIntentRequest"), stripe=True,
-       description="Pay `client_secret` with Stripe.js confirmCardPayment, then call "
-       "POST /v1/billing/confirm-payment (the webhook credits it too, exactly once)."),
-    Op("POST", "/v1/billing/create-payment-intent", "create_payment_intent", "Top-ups",
-       "Start a card top-up (same as /v1/billing/payment-intents)", ACCOUNT, ref("PaymentIntent"),
-       body=ref("PaymentIntentRequest"), stripe=True),
-    Op("POST", "/v1/billing/confirm-payment", "confirm_payment", "Top-ups",
-       "Credit a paid PaymentIntent, exactly once", ACCOUNT, ref("ConfirmPayment"),
-       body=ref("ConfirmPaymentRequest"), stripe=True, errors=(404,),
-       description="409 when the PaymentIntent has not succeeded or does not match what Tally created."),
-
-    # Keys
-    Op("GET", "/v1/keys", "list_keys", "Keys", "The account's active keys", ACCOUNT,
-       list_of(ref("ApiKey")), paginated=True),
-    Op("POST", "/v1/keys", "create_key", "Keys", "Create a key (shown once)", ACCOUNT,
-       ref("IssuedApiKey"), status=201, body=ref("CreateKeyRequest"), body_required=False),
-    Op("POST", "/v1/keys/rotate", "rotate_key", "Keys", "Rotate a key", ACCOUNT, ref("IssuedApiKey"),
-       body=ref("RotateKeyRequest"), body_required=False, errors=(404,),
-       description="The old key gets 401 from the moment this answers, on every worker."),
-    Op("POST", "/v1/keys/{key_id}/revoke", "revoke_key", "Keys", "Revoke a key", ACCOUNT,
-       ref("RevokedApiKey")),
-    Op("DELETE", "/v1/keys/{key_id}", "delete_key", "Keys", "Revoke a key (same as POST .../revoke)",
-       ACCOUNT, ref("RevokedApiKey")),
-
-    # Metering
-    Op("POST", "/v1/authorize", "authorize", "Metering", "The gate: may this key make this call?",
-       USAGE, ref("Authorization"), body=ref("AuthorizeRequest"), body_required=False, errors=(402,),
-       description="Checks the key, the rate limit and the plan limits (and prepaid credit for "
-       "priced meters), then records the event, in one call. A refused call records nothing."),
-    Op("POST", "/v1/events", "events", "Metering", "Ingest usage events (1 to 1,000)", USAGE,
-       ref("IngestResult"), body={"anyOf": [ref("EventBatch"), ref("Event")]}, errors=(402,),
-       description="`id` is the idempotency key per account, kept forever: a repeat is counted "
-       "once and reported in `duplicates`. A body that is not this shape is a 400 and stores nothing."),
-    Op("GET", "/v1/billing/usage", "usage", "Metering", "This period's usage against the limits",
-       USAGE, ref("Usage")),
-    Op("GET", "/v1/billing/settings", "get_settings", "Metering", "Time zone, spend cap, alerts",
-       ACCOUNT, ref("Settings")),
-    Op("POST", "/v1/billing/settings", "update_settings", "Metering", "Change time zone, spend cap, "
-       "alerts", ACCOUNT, ref("Settings"), body=ref("SettingsRequest"), body_required=False),
-    Op("GET", "/v1/meters", "list_meters", "Metering", "Meters", USAGE, list_of(ref("Meter")),
-       paginated=True),
-    Op("POST", "/v1/meters", "create_meter", "Metering", "Add a meter", STAFF, ref("Meter"),
-       status=201, body=ref("CreateMeterRequest"), errors=(409,)),
-    Op("GET", "/v1/meters/{name}/usage", "meter_usage", "Metering", "A meter's series by day or hour",
-       USAGE, ref("MeterUsage"), params=(
-           _query("from", string("Default: the start of this period.", format="date-time")),
-           _query("to", string("Default: now (within this period).", format="date-time")),
-           _query("granularity", enum("day", "hour"), "Default day."))),
-
-    # Plans and subscriptions
-    Op("GET", "/v1/billing/plans", "list_plans", "Plans and subscriptions", "Plans and prices",
-       ACCOUNT, list_of(ref("Plan")), paginated=True, stripe=True),
-    Op("POST", "/v1/billing/setup", "setup", "Plans and subscriptions", "Subscribe with a card",
-       ACCOUNT, ref("Setup"), body=ref("SetupRequest"), stripe=True, errors=(402, 404, 409),
-       description="Attaches the PaymentMethod (a `pm_...`, or one of Stripe's test ids such as "
-       "`pm_card_visa`), makes it the default and subscribes to the plan; the new limits apply "
-       "at once. A payment method Stripe cannot use is the caller's and changes nothing "
-       "(nothing is charged): 404 `resource_missing` (no such payment method), 402 "
-       "`card_declined`, or 400 `stripe_refused` (say, another customer's), each with `param` "
-       "`payment_method_id`. A card whose bank asks for authentication (3-D Secure) is a 402 "
-       "`requires_action` with `payment_intent_client_secret` and `subscription_id`: nothing is "
-       "charged yet. Confirm the client secret with Stripe.js `confirmCardPayment`, then call "
-       "POST /v1/billing/setup/confirm with the `subscription_id`."),
-    Op("POST", "/v1/billing/setup/confirm", "setup_confirm", "Plans and subscriptions",
-       "Finish a subscription after 3-D Secure", ACCOUNT, ref("Setup"),
-       body=ref("SetupConfirmRequest"), stripe=True, errors=(402, 404),
-       description="After a 402 `requires_action` from POST /v1/billing/setup and Stripe.js "
-       "`confirmCardPayment`. Authenticated: the answer of a setup that needed no "
-       "authentication (the upgrade happens once, whether this call or Stripe's `invoice.paid` "
-       "webhook gets there first; calling again answers the same). Still waiting for "
-       "authentication: 402 `requires_action` again. Failed or abandoned: 402 "
-       "`subscription_incomplete`; the subscription is cancelled and its invoice voided, nothing "
-       "was charged or is owed and the plan is unchanged. 404 for a subscription that is not the account's."),
-    Op("GET", "/v1/billing/subscription", "get_subscription", "Plans and subscriptions",
-       "The subscription", ACCOUNT, ref("Subscription")),
-    Op("POST", "/v1/billing/cancel", "cancel", "Plans and subscriptions", "Cancel at period end",
-       ACCOUNT, ref("CancelResult"), stripe=True, errors=(404,)),
-    Op("POST", "/v1/billing/resume", "resume", "Plans and subscriptions", "Undo a cancellation",
-       ACCOUNT, ref("ResumeResult"), stripe=True, errors=(404,)),
-    Op("POST", "/v1/billing/checkout", "checkout", "Plans and subscriptions",
-       "A Stripe Checkout page for a plan", ACCOUNT, ref("Url"), body=ref("CheckoutRequest"),
-       stripe=True),
-    Op("POST", "/v1/billing/portal", "portal", "Plans and subscriptions",
-       "A Stripe Customer Portal session", ACCOUNT, ref("Url"), body=ref("PortalRequest"), stripe=True),
-
-    # Invoices
-    Op("GET", "/v1/billing/invoices", "list_invoices", "Invoices", "Invoices, newest first", ACCOUNT,
-       list_of(ref("Invoice"), invoices=array(ref("Invoice"), "The same items as data.")),
-       paginated=True),
-    Op("GET", "/v1/accounts/{account_id}/invoices", "account_invoices", "Invoices",
-       "An account's invoices (its own key, or staff)", (KIND_ACCOUNT, KIND_STAFF),
-       list_of(ref("Invoice"), invoices=array(ref("Invoice"), "The same items as data.")),
-       paginated=True),
-    Op("GET", "/v1/invoices/{invoice_id}", "get_invoice", "Invoices", "An invoice with its lines",
-       (KIND_ACCOUNT, KIND_STAFF), ref("Invoice")),
-    Op("GET", "/v1/invoices/{invoice_id}/pdf", "invoice_pdf", "Invoices", "An invoice as PDF",
-       (KIND_ACCOUNT, KIND_STAFF), {"type": "string", "contentMediaType": "application/pdf"},
-       media_type="application/pdf"),
-
-    # Price plans
-    Op("GET", "/v1/price-plans", "list_price_plans", "Price plans",
-       "Price plans (staff: all; an account: its own)", (KIND_ACCOUNT, KIND_STAFF),
-       list_of(ref("PricePlan")), paginated=True),
-    Op("POST", "/v1/price-plans", "create_price_plan", "Price plans", "Create a price plan", STAFF,
-       ref("PricePlan"), status=201, body=ref("CreatePricePlanRequest"), errors=(404,)),
-    Op("POST", "/v1/accounts/{account_id}/price-plan", "assign_price_plan", "Price plans",
-       "Put an account on a price plan", STAFF, ref("PricePlanAssignment"),
-       body=ref("AssignPricePlanRequest")),
-
-    # Staff
-    Op("GET", "/v1/customers", "staff_customers", "Staff", "Customers, newest first", STAFF,
-       list_of(ref("Customer")), paginated=True, params=(
-           _query("q", string("Email (customer's or any user's), name, customer or account id, "
-                              "Stripe customer id.")),)),
-    Op("POST", "/v1/customers", "staff_create_customer", "Staff", "Create a customer", STAFF,
-       ref("Customer"), status=201, body=ref("CreateCustomerRequest"), errors=(409,),
-       description="Togai's fields. 409 `customer_exists` for a taken `id`."),
-    Op("GET", "/v1/customers/{customer_id}", "staff_customer", "Staff",
-       "A customer with its accounts (recorded as a staff view)", STAFF, ref("Customer")),
-    Op("GET", "/v1/customers/{customer_id}/accounts", "staff_customer_accounts", "Staff",
-       "A customer's accounts", STAFF, list_of(ref("Account")), paginated=True),
-    Op("POST", "/v1/customers/{customer_id}/accounts", "staff_create_account", "Staff",
-       "Open an account for a customer", STAFF, ref("Account"), status=201,
-       body=ref("CreateAccountRequest")),
-    Op("GET", "/v1/accounts/{account_id}", "staff_account", "Staff", "An account", STAFF,
-       ref("Account")),
-    Op("GET", "/v1/accounts/{account_id}/credits", "staff_credits", "Staff",
-       "An account's credit grants (staff, or the account's own key)", (KIND_STAFF, KIND_ACCOUNT),
-       list_of(ref("CreditGrant")), paginated=True),
-    Op("POST", "/v1/accounts/{account_id}/credits", "staff_grant_credit", "Staff", "Grant credit",
-       STAFF, ref("CreditGrantCreated"), status=201, body=ref("GrantCreditRequest"),
-       description="`effective_from` in the future schedules the grant; `expires_at` takes back "
-       "what is left then. A replay with the same Idempotency-Key answers 200 with the same grant.",
-       extra={"x-replay-status": 200}),
-
-    # Customer Portal
-    Op("GET", "/v1/billing-portal/configurations", "list_portal_configurations", "Customer Portal",
-       "Portal configurations", STAFF, list_of(ref("PortalConfiguration")), paginated=True,
-       stripe=True),
-    Op("POST", "/v1/billing-portal/configurations", "create_portal_configuration", "Customer Portal",
-       "Create a portal configuration", STAFF, ref("PortalConfiguration"), status=201,
-       body=ref("PortalConfigurationRequest"), body_required=False, stripe=True),
-    Op("GET", "/v1/billing-portal/configurations/{configuration_id}", "get_portal_configuration",
-       "Customer Portal", "A portal configuration", STAFF, ref("PortalConfiguration"), stripe=True),
-    Op("POST", "/v1/billing-portal/configurations/{configuration_id}", "update_portal_configuration",
-       "Customer Portal", "Change a portal configuration", STAFF, ref("PortalConfiguration"),
-       body=ref("PortalConfigurationRequest"), body_required=False, stripe=True),
-
-    # Webhooks and this document
-    Op("POST", "/v1/billing/webhook", "webhooks.receive", "Webhooks", "Stripe events", PUBLIC,
-       ref("WebhookReceipt"), body=obj({"id": string(), "type": string()},
-                                       description="A Stripe event.", additionalProperties=True),
-       params=(Param("Stripe-Signature", string(), "Stripe's signature of the raw body.",
-                     where="header", required=True),),
-       errors=(400, 500, 503),
-       description="Answers 2xx only after the work is committed; 500 on a transient failure, "
-       "so Stripe retries. Also served at /billing/webhook."),
-    Op("GET", "/v1/openapi.json", "api_docs.openapi", "Meta", "This OpenAPI document", PUBLIC,
-       obj({"openapi": string(), "paths": obj(additionalProperties=True)}, additionalProperties=True)),
-]
-
-
-# Building the document ---------------------------------------------------------------
-
 _ERRORS: dict[int, tuple[str, str]] = {  # status: (component name, description)
     400: ("BadRequest", "Bad input; `param` names the field."),
     401: ("Unauthorized", "No API key, or not a valid one (revoked, rotated, never existed)."),
@@ -279,149 +62,8 @@ _RATE_HEADERS = {
     "X-RateLimit-Remaining": "Requests left in the window.",
     "X-RateLimit-Reset": "When the window resets, in Unix seconds.",
 }
-IDEMPOTENCY_PARAM = {
-    "name": idempotency.HEADER, "in": "header", "required": False,
-    "description": "A unique value per operation (a UUID), the same on every retry: the first "
-                   "answer is replayed for 24 hours. With another request: 409 "
-                   "`idempotency_key_reused`.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH},
-}
-PAGINATION_PARAMS = [
-    {"name": "limit", "in": "query", "required": False,
-     "description": f"How many items, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).",
-     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-    {"name": "starting_after", "in": "query", "required": False,
-     "description": "The id of the last item of a page (a name for meters and plans): the page "
-                    "after it.",
-     "schema": {"type": "string"}},
-    {"name": "ending_before", "in": "query", "required": False,
-     "description": "The id of the first item of a page (a name for meters and plans): the page "
-                    "before it.",
-     "schema": {"type": "string"}},
-]
-
-
-def operation_id(op: Op) -> str:
-    return op.endpoint.split(".")[-1] if "." in op.endpoint else op.endpoint
-
-
-def flask_endpoint(op: Op) -> str:
-    return op.endpoint if "." in op.endpoint else f"api.{op.endpoint}"
-
-
-def is_mutating(op: Op) -> bool:
-    """POSTs under the API blueprint take Idempotency-Key (not Stripe's webhook)."""
-    return op.method == "POST" and flask_endpoint(op).startswith("api.")
-
-
-def takes_json(op: Op) -> bool:
-    """POST and DELETE under the API blueprint read any body as a JSON object (views/api)."""
-    return op.method in ("POST", "DELETE") and flask_endpoint(op).startswith("api.")
-
-
-def error_statuses(op: Op) -> list[int]:
-    statuses = set(op.errors)
-    if op.keys:
-        statuses |= {401, 403, 429}
-    if op.body is not None or op.params or op.paginated or takes_json(op) or "{" in op.path:
-        statuses.add(400)  # a path parameter with a NUL character is a 400 (views/request_guard.py)
-    if op.body is not None or takes_json(op):
-        statuses.add(413)
-    if takes_json(op):
-        statuses.add(415)
-    if "{" in op.path:
-        statuses.add(404)
-    if is_mutating(op):
-        statuses.add(409)
-    if op.stripe:
-        statuses |= {502, 503}
-    return sorted(statuses)
-
-
-def _parameters(op: Op) -> list[dict[str, Any]]:
-    params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)}", op.path)]
-    params += [{"name": p.name, "in": p.where, "required": p.required,
-                **({"description": p.description} if p.description else {}), "schema": p.schema}
-               for p in op.params]
-    if op.paginated:
-        params += [{"$ref": "#/components/parameters/" + name}
-                   for name in ("limit", "starting_after", "ending_before")]
-    if is_mutating(op):
-        params.append({"$ref": "#/components/parameters/IdempotencyKey"})
-    return params
-
-
-def _operation(op: Op) -> dict[str, Any]:
-    spec: dict[str, Any] = {"operationId": operation_id(op), "tags": [op.tag], "summary": op.summary}
-    if op.description:
-        spec["description"] = op.description
-    if op.keys:
-        spec["security"] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
-        spec["x-key-kinds"] = list(op.keys)
-    else:
-        spec["security"] = []
-    params = _parameters(op)
-    if params:
-        spec["parameters"] = params
-    if op.body is not None:
-        spec["requestBody"] = {"required": op.body_required,
-                               "content": {"application/json": {"schema": op.body}}}
-    ok: dict[str, Any] = {"description": "OK" if op.status == 200 else "Created",
-                          "content": {op.media_type: {"schema": op.response or {}}}}
-    headers = {name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_HEADERS} if op.keys else {}
-    if is_mutating(op):
-        headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
-    if headers:
-        ok["headers"] = headers
-    responses: dict[str, Any] = {str(op.status): ok}
-    replay = op.extra.get("x-replay-status")
-    if replay:
-        responses[str(replay)] = {"description": "An Idempotency-Key replay: the same grant.",
-                                  "content": ok["content"]}
-    for status in error_statuses(op):
-        responses[str(status)] = {"$ref": f"#/components/responses/{_ERRORS[status][0]}"}
-    spec["responses"] = responses
-    return spec
-
-
-def _components() -> dict[str, Any]:
-    low, high = topups.bounds()
-    plan_names = [p.name for p in plans.all_plans()]
-    schemas = dict(SCHEMAS)
-    schemas["PaymentIntentRequest"] = obj({"amount": integer(
-        f"Minor units, {low} to {high}.", minimum=low, maximum=high, examples=[2500])})
-    paid = [p.name for p in plans.all_plans() if p.price is not None]
-    schemas["PlanName"] = enum(*plan_names, description="A plan from the plans file.")
-    schemas["PaidPlanName"] = enum(*paid, description="A plan with a price.") if paid else string()
-    error_content = {"application/json": {"schema": ref("Error")}}
-    responses: dict[str, Any] = {
-        name: {"description": description, "content": error_content}
-        for name, description in _ERRORS.values()}
-    responses["PaymentRequired"]["content"] = {"application/json": {"schema": ref("PaymentRequiredError")}}
-    responses["TooManyRequests"]["headers"] = {
-        "Retry-After": {"description": "Seconds to wait.", "required": True,
-                        "schema": {"type": "integer"}},
-        **{name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_HEADERS}}
-    return {
-        "schemas": schemas,
-        "responses": responses,
-        "parameters": {"IdempotencyKey": IDEMPOTENCY_PARAM,
-                       **{p["name"]: p for p in PAGINATION_PARAMS}},
-        "headers": {
-            **{name: {"description": description, "schema": {"type": "integer"}}
-               for name, description in _RATE_HEADERS.items()},
-            "Idempotent-Replayed": {"description": "true on an answer replayed for an Idempotency-Key.",
-                                    "schema": {"const": "true"}}},
-        "securitySchemes": {
-            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key",
-                             "description": "A Tally API key (tly_...)."},
-            "BearerAuth": {"type": "http", "scheme": "bearer",
-                           "description": "The same key as `Authorization: Bearer tly_...`."},
-        },
-    }
-
+_PAGE_PARAMS = ("limit", "starting_after", "ending_before")
+_SCHEMAS = "#/components/schemas/"
 
 DESCRIPTION = """\
 Tally's JSON API, for scripts and AI agents.
@@ -432,7 +74,13 @@ Tally's JSON API, for scripts and AI agents.
 customers and accounts. Each operation lists the kinds it takes in `x-key-kinds`; another
 kind gets 403 `key_scope`.
 
-**Money** is integer minor units with an ISO currency: 2500 with usd is $25.00.
+**Money** is integer minor units with an ISO currency: 2500 with usd is $25.00. `balance`
+is spendable credit in every answer (the posted ledger balance less rated usage not yet
+posted); `posted_balance` is the ledger's own sum.
+
+**Names** are snake_case, except those a published API spells otherwise and its clients
+call (the generic billing API's `priceId`, `successUrl`, `returnUrl`, `paidAt`, ...;
+Togai's `primaryEmail`); where one object has both kinds, it carries both spellings.
 
 **Errors** all have one shape: `{"error", "code", "message", "param"?}` (`param` when one field
 is at fault). Over a plan limit, 402 adds `usage` and `upgrade_url`. Over the plan's
@@ -448,19 +96,270 @@ keep their own order); page with `limit` (1-100, default 10), `starting_after` a
 """
 
 
+@dataclass(frozen=True)
+class Route:
+    path: str  # as in OpenAPI: /v1/keys/{key_id}
+    method: str
+    endpoint: str  # the Flask endpoint; its last part is the operationId
+    declared: Operation
+    same_as: str | None  # another route of the same view: "(same as ...)"
+
+    @property
+    def in_api(self) -> bool:
+        return self.endpoint.startswith("api.")
+
+    @property
+    def mutating(self) -> bool:
+        """POSTs under the API blueprint take Idempotency-Key (not Stripe's webhook)."""
+        return self.method == "POST" and self.in_api
+
+    @property
+    def takes_json(self) -> bool:
+        """POST and DELETE under the API blueprint read any body as a JSON object (views/api)."""
+        return self.method in ("POST", "DELETE") and self.in_api
+
+
+def routes() -> Iterator[Route]:
+    """Every /v1 route of the app with its declaration, in the order they were registered."""
+    rules = [r for r in current_app.url_map.iter_rules() if r.rule.startswith("/v1/")]
+    for rule in rules:
+        view = current_app.view_functions[rule.endpoint]
+        declared = declared_operation(view)
+        if declared is None:
+            raise LookupError(f"{rule.endpoint} ({rule.rule}) has no @operation declaration")
+        first = _first_rule(rule, view, rules)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            same_as = None
+            if first is not rule:
+                shown = _path(first)
+                same_as = shown if method in (first.methods or ()) else f"{method_of(first)} {shown}"
+            yield Route(_path(rule), method, rule.endpoint, declared, same_as)
+
+
+def _first_rule(rule: Rule, view: Any, rules: list[Rule]) -> Rule:
+    """The route named after the view (the others are its aliases), else the first."""
+    mine = [r for r in rules if current_app.view_functions[r.endpoint] is view]
+    named = [r for r in mine if r.endpoint.split(".")[-1] == view.__name__]
+    return (named or mine)[0]
+
+
+def method_of(rule: Rule) -> str:
+    return sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})[0]
+
+
+def _path(rule: Rule) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+
+
+# Schemas ---------------------------------------------------------------------------------
+
+
+def _models(found: list[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None,
+                                                       (PaymentRequiredError, "serialization"): None}
+    for route in found:
+        declared = route.declared
+        if not isinstance(declared.answer, Binary):
+            models[(declared.answer, "serialization")] = None
+        shapes = declared.body.shapes if isinstance(declared.body, OneOf) else (declared.body,)
+        for shape in shapes:
+            if shape is not None:
+                models[(shape, "validation")] = None
+    return list(models)
+
+
+def _schemas(found: list[Route]) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    """(the schema of each model, by (model, mode)), and the component schemas. List
+    envelopes are written out where they are used (`{object: "list", data, has_more}`)."""
+    pairs = _models(found)
+    names = [model.__name__ for model, _ in pairs]
+    if len(set(names)) != len(pairs):
+        raise ValueError("two declared models share a name: " + ", ".join(sorted(names)))
+    by_model, definitions = models_json_schema(
+        pairs, ref_template=_SCHEMAS + "{model}", union_format="primitive_type_array",
+        schema_generator=TallySchema)
+    components = definitions.get("$defs", {})
+    for (model, _mode), ref in by_model.items():
+        if isinstance(model, type) and issubclass(model, ListOf):
+            by_model[(model, _mode)] = components.pop(ref["$ref"].removeprefix(_SCHEMAS))
+    return by_model, components
+
+
+def _query_parameters(query: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = query.model_json_schema(schema_generator=TallySchema)
+    required = set(schema.get("required", []))
+    params: list[dict[str, Any]] = []
+    for name, prop in schema["properties"].items():
+        if issubclass(query, PageQuery) and name in _PAGE_PARAMS:
+            params.append({"$ref": "#/components/parameters/" + name})
+            continue
+        description = prop.pop("description", "")
+        params.append({"name": name, "in": "query", "required": name in required,
+                       **({"description": description} if description else {}),
+                       "schema": _query_schema(prop)})
+    return params
+
+
+def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is text or absent, never JSON null."""
+    schema = without_null(schema)
+    if schema.get("default", 0) is None:
+        schema.pop("default")
+    return schema
+
+
+# Operations -------------------------------------------------------------------------------
+
+
+def error_statuses(route: Route) -> list[int]:
+    declared = route.declared
+    statuses = set(declared.errors)
+    if declared.keys:
+        statuses |= {401, 403, 429}
+    if declared.body is not None or declared.query is not None or route.takes_json or "{" in route.path:
+        statuses.add(400)  # a path parameter with a NUL character is a 400 (views/request_guard.py)
+    if declared.body is not None or route.takes_json:
+        statuses.add(413)
+    if route.takes_json:
+        statuses.add(415)
+    if "{" in route.path:
+        statuses.add(404)
+    if route.mutating:
+        statuses.add(409)
+    if declared.stripe:
+        statuses |= {502, 503}
+    return sorted(statuses)
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    declared = route.declared
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", route.path)]
+    if declared.query is not None:
+        params += _query_parameters(declared.query)
+    params += [{"name": name, "in": "header", "required": True, "description": description,
+                "schema": {"type": "string"}} for name, description in declared.headers]
+    if route.mutating:
+        params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+    return params
+
+
+def _body(route: Route, schemas: dict[Any, dict[str, Any]]) -> dict[str, Any] | None:
+    body = route.declared.body
+    if body is None:
+        return None
+    if isinstance(body, OneOf):
+        schema: dict[str, Any] = {"anyOf": [schemas[(s, "validation")] for s in body.shapes]}
+        required = True
+    else:
+        schema = schemas[(body, "validation")]
+        required = any(f.is_required() for f in body.model_fields.values())
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _success(route: Route, schemas: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    answer = route.declared.answer
+    if isinstance(answer, Binary):
+        content = {media: {"schema": {"type": "string", "format": "binary",
+                                      "contentMediaType": media}} for media in answer.media_types}
+    else:
+        content = {"application/json": {"schema": schemas[(answer, "serialization")]}}
+    ok: dict[str, Any] = {"description": "OK" if route.declared.status == 200 else "Created",
+                          "content": content}
+    headers = {name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_HEADERS} \
+        if route.declared.keys else {}
+    if route.mutating:
+        headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
+    if headers:
+        ok["headers"] = headers
+    return ok
+
+
+def _operation(route: Route, schemas: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    declared = route.declared
+    summary = declared.summary + (f" (same as {route.same_as})" if route.same_as else "")
+    spec: dict[str, Any] = {"operationId": route.endpoint.split(".")[-1], "tags": [declared.tag],
+                            "summary": summary}
+    if declared.description:
+        spec["description"] = declared.description
+    if declared.keys:
+        spec["security"] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+        spec["x-key-kinds"] = list(declared.keys)
+    else:
+        spec["security"] = []
+    params = _parameters(route)
+    if params:
+        spec["parameters"] = params
+    body = _body(route, schemas)
+    if body is not None:
+        spec["requestBody"] = body
+    ok = _success(route, schemas)
+    responses: dict[str, Any] = {str(declared.status): ok}
+    for status in error_statuses(route):
+        responses[str(status)] = {"$ref": f"#/components/responses/{_ERRORS[status][0]}"}
+    spec["responses"] = responses
+    return spec
+
+
+def _components(schemas: dict[str, Any]) -> dict[str, Any]:
+    error_content = {"application/json": {"schema": {"$ref": _SCHEMAS + "Error"}}}
+    responses: dict[str, Any] = {
+        name: {"description": description, "content": error_content}
+        for name, description in _ERRORS.values()}
+    responses["PaymentRequired"]["content"] = {
+        "application/json": {"schema": {"$ref": _SCHEMAS + "PaymentRequiredError"}}}
+    responses["TooManyRequests"]["headers"] = {
+        "Retry-After": {"description": "Seconds to wait.", "required": True,
+                        "schema": {"type": "integer"}},
+        **{name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_HEADERS}}
+    page = PageQuery.model_json_schema(schema_generator=TallySchema)["properties"]
+    parameters: dict[str, Any] = {"IdempotencyKey": {
+        "name": idempotency.HEADER, "in": "header", "required": False,
+        "description": "A unique value per operation (a UUID), the same on every retry: the first "
+                       "answer is replayed for 24 hours. With another request: 409 "
+                       "`idempotency_key_reused`.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH}}}
+    for name in _PAGE_PARAMS:
+        prop = dict(page[name])
+        parameters[name] = {"name": name, "in": "query", "required": False,
+                            "description": prop.pop("description"), "schema": _query_schema(prop)}
+    return {
+        "schemas": schemas,
+        "responses": responses,
+        "parameters": parameters,
+        "headers": {
+            **{name: {"description": description, "schema": {"type": "integer"}}
+               for name, description in _RATE_HEADERS.items()},
+            "Idempotent-Replayed": {"description": "true on an answer replayed for an Idempotency-Key.",
+                                    "schema": {"const": "true"}}},
+        "securitySchemes": {
+            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key",
+                             "description": "A Tally API key (tly_...)."},
+            "BearerAuth": {"type": "http", "scheme": "bearer",
+                           "description": "The same key as `Authorization: Bearer tly_...`."},
+        },
+    }
+
+
 def document(server_url: str | None = None) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (under an app context: bounds and plans are configured)."""
+    found = list(routes())
+    tags = {name for name, _ in TAGS}
+    for route in found:
+        if route.declared.tag not in tags:
+            raise ValueError(f"{route.endpoint}: unknown tag {route.declared.tag!r}")
+    schemas, components = _schemas(found)
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    for route in found:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Tally API", "version": "1", "description": DESCRIPTION},
         "tags": [{"name": name, "description": description} for name, description in TAGS],
         "paths": paths,
-        "components": _components(),
+        "components": _components(components),
     }
     if server_url:
         doc["servers"] = [{"url": server_url}]
     return doc
-

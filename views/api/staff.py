@@ -9,143 +9,137 @@ audit log with the staff member behind the key.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from flask import jsonify, request
-
-from models import Account, CreditGrant, Customer
+from models import Account as AccountRow
+from models import CreditGrant as CreditGrantRow
+from models import Customer as CustomerRow
 from models.keys import KIND_ACCOUNT
-from services.errors import InvalidInput, NotFound
+from services.errors import NotFound
 from services.ledger import grants
 from services.ledger.audited import GRANT_DESCRIPTION, customer_description
 from services.staff import console as staff
-from services.staff import rules
-from services.usage.events import parse_timestamp
-from views.api import ACCOUNT_KEY, STAFF_KEY, bp, current_key, json_body, key_required, staff_actor
-from views.api.lists import list_response, page_args
+from views.api import STAFF_KEY, bp, current_key, staff_actor
+from views.api.declare import operation
+from views.api.schemas.common import PageQuery
+from views.api.schemas.staff import (
+    Account,
+    AccountList,
+    CreateAccountRequest,
+    CreateCustomerRequest,
+    CreditGrant,
+    CreditGrantCreated,
+    CreditGrantList,
+    Customer,
+    CustomerList,
+    CustomerQuery,
+    GrantCreditRequest,
+)
+
+TAG = "Staff"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def customer_answer(customer: CustomerRow, *, with_accounts: bool = False) -> Customer:
+    return Customer(id=customer.id, name=customer.name, primary_email=customer.primary_email,
+                    primaryEmail=customer.primary_email,
+                    stripe_customer_id=customer.stripe_customer_id, created_at=customer.created_at,
+                    accounts=[account_answer(a) for a in customer.accounts] if with_accounts else None)
 
 
-def customer_json(customer: Customer, *, with_accounts: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": customer.id, "object": "customer", "name": customer.name,
-        "primaryEmail": customer.primary_email,
-        "stripe_customer_id": customer.stripe_customer_id,
-        "created_at": _iso(customer.created_at),
-    }
-    if with_accounts:
-        body["accounts"] = [account_json(a) for a in customer.accounts]
-    return body
+def account_answer(account: AccountRow) -> Account:
+    return Account(id=account.id, customer_id=account.customer_id, name=account.name,
+                   plan=account.tier, currency=account.currency, balance=account.available_balance,
+                   posted_balance=account.balance, pending_usage=account.pending_usage,
+                   time_zone=account.time_zone, grace_period_ends_at=account.grace_period_ends_at,
+                   created_at=account.created_at)
 
 
-def account_json(account: Account) -> dict[str, Any]:
-    return {
-        "id": account.id, "object": "account", "customer_id": account.customer_id,
-        "name": account.name, "plan": account.tier, "currency": account.currency,
-        "balance": account.balance, "time_zone": account.time_zone,
-        "grace_period_ends_at": _iso(account.grace_period_ends_at),
-        "created_at": _iso(account.created_at),
-    }
-
-
-def grant_json(grant: CreditGrant, remaining: int | None = None, *,
-               for_customer: bool = False) -> dict[str, Any]:
+def grant_answer(grant: CreditGrantRow, remaining: int | None = None, *,
+                 for_customer: bool = False) -> CreditGrant:
     """`for_customer` (an account key reading its own grants): `reason` is what the
     customer's ledger says (the note, or "Credit from Tally"), never the staff's reason."""
     reason = (customer_description(GRANT_DESCRIPTION, grant.note) if for_customer
               else grant.reason)
-    return {
-        "id": grant.id, "object": "credit_grant", "account_id": grant.account_id,
-        "amount": grant.amount, "currency": grant.currency, "reason": reason, "note": grant.note,
-        "status": grant.status, "effective_from": _iso(grant.effective_from),
-        "expires_at": _iso(grant.expires_at), "expired_amount": grant.expired_amount,
-        "remaining": remaining, "created_at": _iso(grant.created_at),
-    }
+    return CreditGrant.model_validate({
+        "id": grant.id, "account_id": grant.account_id, "amount": grant.amount,
+        "currency": grant.currency, "reason": reason, "note": grant.note, "status": grant.status,
+        "effective_from": grant.effective_from, "expires_at": grant.expires_at,
+        "expired_amount": grant.expired_amount, "remaining": remaining,
+        "created_at": grant.created_at})
 
 
 @bp.get("/customers", endpoint="staff_customers")
-@key_required(*STAFF_KEY)
-def list_customers():
+@operation(STAFF_KEY, TAG, "Customers, newest first", CustomerList, query=CustomerQuery)
+def list_customers(query: CustomerQuery) -> CustomerList:
     """Newest first; `q` searches email, name, customer, account and Stripe ids."""
-    return list_response(staff.list_customers(q=request.args.get("q"), **page_args()), customer_json)
+    return CustomerList.of(staff.list_customers(q=query.q, **query.page()), customer_answer)
 
 
 @bp.post("/customers", endpoint="staff_create_customer")
-@key_required(*STAFF_KEY)
-def create_customer():
-    body = json_body()
-    email = body.get("primaryEmail", body.get("primary_email"))
-    customer = staff.create_customer(staff_actor(), name=body.get("name"), primary_email=email,
-                                     customer_id=body.get("id"))
-    return jsonify(customer_json(customer, with_accounts=True)), 201
+@operation(STAFF_KEY, TAG, "Create a customer", Customer, status=201, body=CreateCustomerRequest,
+           errors=(409,), description="Togai's fields (`primary_email` is taken for "
+                                      "`primaryEmail`). 409 `customer_exists` for a taken `id`.")
+def create_customer(body: CreateCustomerRequest) -> tuple[Customer, int]:
+    assert body.email is not None  # the declaration requires one spelling
+    customer = staff.create_customer(staff_actor(), name=body.name, primary_email=body.email,
+                                     customer_id=body.id)
+    return customer_answer(customer, with_accounts=True), 201
 
 
 @bp.get("/customers/<customer_id>", endpoint="staff_customer")
-@key_required(*STAFF_KEY)
-def get_customer(customer_id: str):
+@operation(STAFF_KEY, TAG, "A customer with its accounts (recorded as a staff view)", Customer)
+def get_customer(customer_id: str) -> Customer:
     customer = staff.get_customer(customer_id)
     staff.record_view(staff_actor(), customer)
-    return jsonify(customer_json(customer, with_accounts=True))
+    return customer_answer(customer, with_accounts=True)
 
 
 @bp.get("/customers/<customer_id>/accounts", endpoint="staff_customer_accounts")
-@key_required(*STAFF_KEY)
-def list_accounts(customer_id: str):
-    return list_response(staff.list_accounts(staff.get_customer(customer_id), **page_args()),
-                         account_json)
+@operation(STAFF_KEY, TAG, "A customer's accounts", AccountList, query=PageQuery)
+def list_accounts(customer_id: str, query: PageQuery) -> AccountList:
+    return AccountList.of(staff.list_accounts(staff.get_customer(customer_id), **query.page()),
+                          account_answer)
 
 
 @bp.post("/customers/<customer_id>/accounts", endpoint="staff_create_account")
-@key_required(*STAFF_KEY)
-def create_account(customer_id: str):
-    body = json_body()
-    account = staff.create_account(staff_actor(), staff.get_customer(customer_id),
-                                   name=body.get("name"), currency=body.get("currency"),
-                                   plan=body.get("plan"))
-    return jsonify(account_json(account)), 201
+@operation(STAFF_KEY, TAG, "Open an account for a customer", Account, status=201,
+           body=CreateAccountRequest)
+def create_account(customer_id: str, body: CreateAccountRequest) -> tuple[Account, int]:
+    account = staff.create_account(staff_actor(), staff.get_customer(customer_id), name=body.name,
+                                   currency=body.currency, plan=body.plan)
+    return account_answer(account), 201
 
 
 @bp.get("/accounts/<account_id>", endpoint="staff_account")
-@key_required(*STAFF_KEY)
-def get_account(account_id: str):
-    return jsonify(account_json(staff.get_account(account_id)))
+@operation(STAFF_KEY, TAG, "An account", Account)
+def get_account(account_id: str) -> Account:
+    return account_answer(staff.get_account(account_id))
 
 
 @bp.get("/accounts/<account_id>/credits", endpoint="staff_credits")
-@key_required(*STAFF_KEY, *ACCOUNT_KEY)
-def list_credits(account_id: str):
+@operation((*STAFF_KEY, KIND_ACCOUNT), TAG,
+           "An account's credit grants (staff, or the account's own key)", CreditGrantList,
+           query=PageQuery)
+def list_credits(account_id: str, query: PageQuery) -> CreditGrantList:
     """Staff see any account's grants; an account key sees its own (another's is a 404)."""
     if current_key().kind == KIND_ACCOUNT and account_id != current_key().account_id:
         raise NotFound(f"No such account: {account_id}", param="account_id")
     account = staff.get_account(account_id)
     left = grants.remaining(account.id)
     for_customer = current_key().kind == KIND_ACCOUNT
-    return list_response(grants.list_for(account.id, **page_args()),
-                         lambda g: grant_json(g, left.get(g.id), for_customer=for_customer))
-
-
-def _optional_time(body: dict[str, Any], name: str) -> datetime | None:
-    value = body.get(name)
-    return None if value is None else parse_timestamp(value, name)
+    return CreditGrantList.of(grants.list_for(account.id, **query.page()),
+                              lambda g: grant_answer(g, left.get(g.id), for_customer=for_customer))
 
 
 @bp.post("/accounts/<account_id>/credits", endpoint="staff_grant_credit")
-@key_required(*STAFF_KEY)
-def grant_credit(account_id: str):
-    """`{amount, reason, note?, effective_from?, expires_at?}`; optional header
-    `Idempotency-Key`. `reason` is for the audit log; `note` is what the customer reads."""
-    body = json_body()
-    if "amount" not in body:
-        raise InvalidInput("amount is required: minor units (cents), e.g. 2500 for 25.00.",
-                           param="amount")
-    # The first bad field in the order the request documents them: amount, then reason.
-    rules.check_amount(body["amount"], positive=True)
-    result = grants.grant(
-        staff_actor(), staff.get_account(account_id).id, body["amount"], body.get("reason"),
-        note=body.get("note"), effective_from=_optional_time(body, "effective_from"),
-        expires_at=_optional_time(body, "expires_at"))
-    return jsonify(grant_json(result.grant) | {"balance": result.balance}), 201
+@operation(STAFF_KEY, TAG, "Grant credit", CreditGrantCreated, status=201, body=GrantCreditRequest,
+           description="`reason` is for the audit log; `note` is what the customer reads. "
+                       "`effective_from` in the future schedules the grant; `expires_at` takes back "
+                       "what is left then. A retry with the same Idempotency-Key gets the first "
+                       "answer again, and grants nothing. `balance` is the account's spendable "
+                       "credit after it.")
+def grant_credit(account_id: str, body: GrantCreditRequest) -> tuple[CreditGrantCreated, int]:
+    result = grants.grant(staff_actor(), account_id, body.amount, body.reason, note=body.note,
+                          effective_from=body.effective_from, expires_at=body.expires_at)
+    account = staff.get_account(account_id)
+    answer = CreditGrantCreated(**grant_answer(result.grant).model_dump(),
+                                balance=account.available_balance, posted_balance=account.balance)
+    return answer, 201

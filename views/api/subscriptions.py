@@ -2,110 +2,127 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from flask import Response, jsonify
-
-from models import Subscription
+from models import Subscription as SubscriptionRow
 from services.billing import plans, subscriptions
 from services.billing.gateway import gateway
-from services.errors import InvalidInput
 from services.pagination import paginate_list
-from views.api import ACCOUNT_KEY, account, bp, json_body, key_required
-from views.api.lists import list_response, page_args
+from views.api import ACCOUNT_KEY, account, bp
+from views.api.declare import operation
+from views.api.schemas.common import PageQuery
+from views.api.schemas.plans import (
+    CancelResult,
+    CheckoutRequest,
+    Plan,
+    PlanList,
+    PlanPrice,
+    PortalRequest,
+    ResumeResult,
+    Setup,
+    SetupConfirmRequest,
+    SetupRequest,
+    Subscription,
+    Url,
+)
+
+TAG = "Plans and subscriptions"
 
 
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
-
-
-def subscription_json(row: Subscription | None) -> dict:
+def subscription_answer(row: SubscriptionRow | None) -> Subscription:
     if row is None:
-        return {"id": None, "plan": "free", "status": "none", "currentPeriodStart": None,
-                "currentPeriodEnd": None, "cancelAtPeriodEnd": False, "cancelAt": None}
-    return {"id": row.id, "plan": row.plan, "status": row.status,
-            "currentPeriodStart": _iso(row.current_period_start),
-            "currentPeriodEnd": _iso(row.current_period_end),
-            "cancelAtPeriodEnd": row.cancel_at_period_end, "cancelAt": _iso(row.cancel_at)}
+        return Subscription(id=None, plan="free", status="none", currentPeriodStart=None,
+                            currentPeriodEnd=None, cancelAtPeriodEnd=False, cancelAt=None)
+    return Subscription(id=row.id, plan=row.plan, status=row.status,
+                        currentPeriodStart=row.current_period_start,
+                        currentPeriodEnd=row.current_period_end,
+                        cancelAtPeriodEnd=row.cancel_at_period_end, cancelAt=row.cancel_at)
 
 
 @bp.get("/billing/plans")
-@key_required(*ACCOUNT_KEY)
-def list_plans():
+@operation(ACCOUNT_KEY, TAG, "Plans and prices", PlanList, query=PageQuery, stripe=True)
+def list_plans(query: PageQuery) -> PlanList:
     """The plans in the configuration's order; a cursor is a plan's name."""
 
-    def plan_json(plan: plans.Plan) -> dict:
+    def plan_answer(plan: plans.Plan) -> Plan:
         price = None
         if plan.price is not None:
-            price = {"amount": plan.price.amount, "currency": plan.price.currency,
-                     "interval": plan.price.interval,
-                     "priceId": subscriptions.price_id(plan) if gateway().configured else None}
-        return {"object": "plan", "name": plan.name, "limits": plan.limits, "price": price,
-                "current": plan.name == account().tier}
+            price = PlanPrice.model_validate({
+                "amount": plan.price.amount, "currency": plan.price.currency,
+                "interval": plan.price.interval,
+                "priceId": subscriptions.price_id(plan) if gateway().configured else None})
+        return Plan(name=plan.name, limits=plan.limits, price=price,
+                    current=plan.name == account().tier)
 
-    return list_response(paginate_list(plans.all_plans(), lambda p: p.name, **page_args()), plan_json)
+    return PlanList.of(paginate_list(plans.all_plans(), lambda p: p.name, **query.page()), plan_answer)
+
+
+SETUP = ("Attaches the PaymentMethod (a `pm_...`, or one of Stripe's test ids such as "
+         "`pm_card_visa`), makes it the default and subscribes to the plan; the new limits apply "
+         "at once. A payment method Stripe cannot use is the caller's and changes nothing "
+         "(nothing is charged): 404 `resource_missing` (no such payment method), 402 "
+         "`card_declined`, or 400 `stripe_refused` (say, another customer's), each with `param` "
+         "`payment_method_id`. A card whose bank asks for authentication (3-D Secure) is a 402 "
+         "`requires_action` with `payment_intent_client_secret` and `subscription_id`: nothing is "
+         "charged yet. Confirm the client secret with Stripe.js `confirmCardPayment`, then call "
+         "POST /v1/billing/setup/confirm with the `subscription_id`.")
+SETUP_CONFIRM = (
+    "After a 402 `requires_action` from POST /v1/billing/setup and Stripe.js "
+    "`confirmCardPayment`. Authenticated: the answer of a setup that needed no authentication "
+    "(the upgrade happens once, whether this call or Stripe's `invoice.paid` webhook gets there "
+    "first; calling again answers the same). Still waiting for authentication: 402 "
+    "`requires_action` again. Failed or abandoned: 402 `subscription_incomplete`; the "
+    "subscription is cancelled and its invoice voided, nothing was charged or is owed and the "
+    "plan is unchanged. 404 for a subscription that is not the account's.")
 
 
 @bp.post("/billing/setup")
-@key_required(*ACCOUNT_KEY)
-def setup():
-    """Attach `payment_method_id`, make it the default, and subscribe to Pro (or `plan`).
-
-    A card whose bank asks for 3-D Secure answers 402 `requires_action` with
-    `payment_intent_client_secret` and `subscription_id` (see `setup_confirm`)."""
-    body = json_body()
-    plan_name = body.get("plan", "pro")
-    if not isinstance(plan_name, str):
-        raise InvalidInput("plan must be the name of a paid plan, such as pro.", param="plan")
-    return _setup_answer(subscriptions.start(account(), body.get("payment_method_id"), plan_name))
+@operation(ACCOUNT_KEY, TAG, "Subscribe with a card", Setup, body=SetupRequest, stripe=True,
+           errors=(402, 404, 409), description=SETUP)
+def setup(body: SetupRequest) -> Setup:
+    return _setup_answer(subscriptions.start(account(), body.payment_method_id, body.plan))
 
 
 @bp.post("/billing/setup/confirm")
-@key_required(*ACCOUNT_KEY)
-def setup_confirm():
-    """After Stripe.js `confirmCardPayment` of a 402 `requires_action` from setup: finish the
-    upgrade (exactly once, shared with the `invoice.paid` webhook) or report that it failed."""
-    row = subscriptions.confirm_first_payment(account(), json_body().get("subscription_id"))
-    return _setup_answer(row)
+@operation(ACCOUNT_KEY, TAG, "Finish a subscription after 3-D Secure", Setup,
+           body=SetupConfirmRequest, stripe=True, errors=(402, 404), description=SETUP_CONFIRM)
+def setup_confirm(body: SetupConfirmRequest) -> Setup:
+    return _setup_answer(subscriptions.confirm_first_payment(account(), body.subscription_id))
 
 
-def _setup_answer(row: Subscription) -> Response:
+def _setup_answer(row: SubscriptionRow) -> Setup:
     plan = plans.plan_for(row.plan)
-    return jsonify(tier=account().tier, call_limit=plan.limit("lifetimeApiCalls"),
-                   subscription=subscription_json(row),
-                   message=f"You are on {plan.display_name}. New limits apply now.")
+    return Setup(tier=account().tier, call_limit=plan.limit("lifetimeApiCalls"),
+                 subscription=subscription_answer(row),
+                 message=f"You are on {plan.display_name}. New limits apply now.")
 
 
 @bp.get("/billing/subscription")
-@key_required(*ACCOUNT_KEY)
-def get_subscription():
-    return jsonify(subscription_json(subscriptions.current(account())))
+@operation(ACCOUNT_KEY, TAG, "The subscription", Subscription)
+def get_subscription() -> Subscription:
+    return subscription_answer(subscriptions.current(account()))
 
 
 @bp.post("/billing/cancel")
-@key_required(*ACCOUNT_KEY)
-def cancel():
+@operation(ACCOUNT_KEY, TAG, "Cancel at period end", CancelResult, stripe=True, errors=(404,))
+def cancel() -> CancelResult:
     row = subscriptions.set_cancel_at_period_end(account(), True)
-    return jsonify(success=True, cancelAt=_iso(row.cancel_at), subscription=subscription_json(row))
+    return CancelResult(cancelAt=row.cancel_at, subscription=subscription_answer(row))
 
 
 @bp.post("/billing/resume")
-@key_required(*ACCOUNT_KEY)
-def resume():
+@operation(ACCOUNT_KEY, TAG, "Undo a cancellation", ResumeResult, stripe=True, errors=(404,))
+def resume() -> ResumeResult:
     row = subscriptions.set_cancel_at_period_end(account(), False)
-    return jsonify(success=True, subscription=subscription_json(row))
+    return ResumeResult(subscription=subscription_answer(row))
 
 
 @bp.post("/billing/checkout")
-@key_required(*ACCOUNT_KEY)
-def checkout():
-    body = json_body()
-    url = subscriptions.checkout_url(account(), body.get("priceId"), body.get("successUrl"),
-                                     body.get("cancelUrl"))
-    return jsonify(url=url)
+@operation(ACCOUNT_KEY, TAG, "A Stripe Checkout page for a plan", Url, body=CheckoutRequest,
+           stripe=True)
+def checkout(body: CheckoutRequest) -> Url:
+    return Url(url=subscriptions.checkout_url(account(), body.priceId, body.successUrl, body.cancelUrl))
 
 
 @bp.post("/billing/portal")
-@key_required(*ACCOUNT_KEY)
-def portal():
-    return jsonify(url=subscriptions.portal_url(account(), json_body().get("returnUrl")))
+@operation(ACCOUNT_KEY, TAG, "A Stripe Customer Portal session", Url, body=PortalRequest, stripe=True)
+def portal(body: PortalRequest) -> Url:
+    return Url(url=subscriptions.portal_url(account(), body.returnUrl))

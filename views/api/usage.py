@@ -1,130 +1,139 @@
-"""The gate, event ingestion, usage and meters."""
+"""The gate, event ingestion, usage, settings and meters."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import jsonify, request
-
+from models import Meter as MeterRow
 from models.base import utcnow
 from services import usage as metering
 from services.errors import InvalidInput
 from services.pagination import paginate_list
 from services.usage import meters as meter_defs
 from services.usage import rating, settings
-from views.api import (
-    ACCOUNT_KEY,
-    STAFF_KEY,
-    USAGE_OR_ACCOUNT_KEY,
-    account,
-    bp,
-    json_body,
-    key_required,
-    staff_actor,
+from views.api import ACCOUNT_KEY, STAFF_KEY, USAGE_OR_ACCOUNT_KEY, account, bp, staff_actor
+from views.api.declare import OneOf, operation
+from views.api.schemas.common import PageQuery
+from views.api.schemas.metering import (
+    Authorization,
+    AuthorizationUsage,
+    AuthorizeRequest,
+    CreateMeterRequest,
+    Event,
+    EventBatch,
+    IngestResult,
+    Meter,
+    MeterList,
+    MeterUsage,
+    MeterUsageQuery,
+    Rejection,
+    Settings,
+    SettingsRequest,
+    Spend,
+    Usage,
+    UsagePoint,
+    UsageValues,
+    event_shape,
 )
-from views.api.lists import list_response, page_args
 
 MAX_SERIES_POINTS = 24 * 62  # two months of hours, or ~4 years of days
 
 
 @bp.post("/authorize")
-@key_required(*USAGE_OR_ACCOUNT_KEY)
-def authorize():
-    decision = metering.authorize(account(), json_body())
-    body = {
-        "allowed": True,
-        "account_id": decision.account_id,
-        "tier": decision.tier,
-        "usage": {"current": decision.current, "limit": decision.limit},
-        "remaining": decision.remaining,
-    }
-    if decision.duplicate:
-        body["duplicate"] = True
-    return jsonify(body)
+@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "The gate: may this key make this call?", Authorization,
+           body=AuthorizeRequest, errors=(402,),
+           description="Checks the key, the rate limit and the plan limits (and prepaid credit for "
+                       "priced meters), then records the event, in one call. A refused call "
+                       "records nothing.")
+def authorize(body: AuthorizeRequest) -> Authorization:
+    decision = metering.authorize(account(), event_name=body.event_name, quantity=body.quantity,
+                                  request_id=body.id or None, properties=body.properties or {})
+    return Authorization(account_id=decision.account_id, tier=decision.tier,
+                         usage=AuthorizationUsage(current=decision.current, limit=decision.limit),
+                         remaining=decision.remaining, duplicate=True if decision.duplicate else None)
 
 
 @bp.post("/events")
-@key_required(*USAGE_OR_ACCOUNT_KEY)
-def events():
-    result = metering.ingest(account(), json_body())
-    return jsonify(accepted=result.accepted, duplicates=result.duplicates, rejected=result.rejected)
+@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "Ingest usage events (1 to 1,000)", IngestResult,
+           body=OneOf((EventBatch, Event), event_shape), errors=(402,),
+           description="`id` is the idempotency key per account, kept forever: a repeat is "
+                       "counted once and reported in `duplicates`. A body that is not this shape "
+                       "is a 400 and stores nothing.")
+def events(body: EventBatch | Event) -> IngestResult:
+    batch = body.events if isinstance(body, EventBatch) else [body]
+    now = utcnow()  # an event without a timestamp happened now
+    result = metering.ingest(account(), [
+        metering.EventIn(i, e.id, e.event_name, e.timestamp or now, e.properties or {})
+        for i, e in enumerate(batch)], now=now)
+    return IngestResult(accepted=result.accepted, duplicates=result.duplicates,
+                        rejected=[Rejection(**r) for r in result.rejected])
 
 
 @bp.get("/billing/usage")
-@key_required(*USAGE_OR_ACCOUNT_KEY)
-def usage():
+@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "This period's usage against the limits", Usage)
+def usage() -> Usage:
     summary = metering.summary(account())
     values: dict[str, int | None] = {}
     for m in summary.meters:
         values[m.meter.name] = m.current
         values[m.meter.name + "Limit"] = m.limit
-    return jsonify(
-        period=summary.period.label,
-        period_start=summary.period.start.isoformat(),
-        period_end=summary.period.end.isoformat(),
-        time_zone=summary.period.time_zone,
-        usage=values,
-        spend=_spend_json(rating.spend(account(), summary.period)),
-    )
-
-
-def _spend_json(spend: rating.Spend) -> dict:
-    return {"amount": spend.amount, "cap": spend.cap, "currency": spend.currency}
+    spend = rating.spend(account(), summary.period)
+    return Usage(period=summary.period.label, period_start=summary.period.start,
+                 period_end=summary.period.end, time_zone=summary.period.time_zone,
+                 usage=UsageValues.model_validate(values),
+                 spend=Spend(amount=spend.amount, cap=spend.cap, currency=spend.currency))
 
 
 @bp.get("/billing/settings")
-@key_required(*ACCOUNT_KEY)
-def get_settings():
-    return jsonify(settings.as_dict(account()))
+@operation(ACCOUNT_KEY, "Metering", "Time zone, spend cap, alerts", Settings)
+def get_settings() -> Settings:
+    return Settings(**settings.as_dict(account()))
 
 
 @bp.post("/billing/settings")
-@key_required(*ACCOUNT_KEY)
-def update_settings():
-    return jsonify(settings.as_dict(settings.update(account(), json_body())))
+@operation(ACCOUNT_KEY, "Metering", "Change time zone, spend cap, alerts", Settings,
+           body=SettingsRequest)
+def update_settings(body: SettingsRequest) -> Settings:
+    changes: settings.Changes = body.model_dump(exclude_unset=True)  # type: ignore[assignment]
+    return Settings(**settings.as_dict(settings.update(account(), changes)))
 
 
-def _meter_json(meter) -> dict:
-    return {"object": "meter", "name": meter.name, "event_name": meter.event_name,
-            "aggregation": meter.aggregation, "property": meter.property, "unit": meter.unit}
+def _meter(meter: MeterRow) -> Meter:
+    return Meter.model_validate(meter)
 
 
 @bp.get("/meters")
-@key_required(*USAGE_OR_ACCOUNT_KEY)
-def list_meters():
+@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "Meters", MeterList, query=PageQuery)
+def list_meters(query: PageQuery) -> MeterList:
     """Meters in the order they were created (the defaults first); a cursor is a meter's name."""
-    return list_response(paginate_list(meter_defs.all_meters(), lambda m: m.name, **page_args()),
-                         _meter_json)
+    return MeterList.of(paginate_list(meter_defs.all_meters(), lambda m: m.name, **query.page()), _meter)
 
 
 @bp.post("/meters")
-@key_required(*STAFF_KEY)
-def create_meter():
-    body = json_body()
-    meter = meter_defs.create_meter(
-        staff_actor(), name=body.get("name"), event_name=body.get("event_name"),
-        aggregation=body.get("aggregation"), property=body.get("property"),
-        unit=body.get("unit", ""))
-    return jsonify(_meter_json(meter)), 201
+@operation(STAFF_KEY, "Metering", "Add a meter", Meter, status=201, body=CreateMeterRequest,
+           errors=(409,))
+def create_meter(body: CreateMeterRequest) -> tuple[Meter, int]:
+    meter = meter_defs.create_meter(staff_actor(), name=body.name, event_name=body.event_name,
+                                    aggregation=body.aggregation, property=body.property,
+                                    unit=body.unit)
+    return _meter(meter), 201
 
 
 @bp.get("/meters/<name>/usage")
-@key_required(*USAGE_OR_ACCOUNT_KEY)
-def meter_usage(name: str):
+@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "A meter's series by day or hour", MeterUsage,
+           query=MeterUsageQuery)
+def meter_usage(name: str, query: MeterUsageQuery) -> MeterUsage:
     acct = account()
     meter = meter_defs.get_meter(name)
-    granularity = request.args.get("granularity", "day")
     period = metering.summary(acct).period
-    start = metering.parse_timestamp(request.args["from"], "from") if "from" in request.args else period.start
-    end = metering.parse_timestamp(request.args["to"], "to") if "to" in request.args else min(
-        period.end, utcnow() + timedelta(hours=1))
+    start = query.from_ or period.start
+    end = query.to or min(period.end, utcnow() + timedelta(hours=1))
     if end <= start:
         raise InvalidInput("to must be after from.", param="to")
-    step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
+    step = timedelta(hours=1) if query.granularity == "hour" else timedelta(days=1)
     if (end - start) / step > MAX_SERIES_POINTS:
         raise InvalidInput(f"Ask for at most {MAX_SERIES_POINTS:,} points; narrow from/to.",
                            param="from")
-    points = metering.series(acct, meter, start, end, granularity)
-    return jsonify(object="list", meter=meter.name, granularity=granularity,
-                   time_zone=acct.time_zone, unit=meter.unit,
-                   data=[{"start": t.isoformat(), "value": v} for t, v in points])
+    points = metering.series(acct, meter, start, end, query.granularity)
+    return MeterUsage(meter=meter.name, granularity=query.granularity, time_zone=acct.time_zone,
+                      unit=meter.unit, data=[UsagePoint(start=t, value=v) for t, v in points])

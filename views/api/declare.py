@@ -1,0 +1,117 @@
+"""One declaration per /v1 operation.
+
+`@operation(...)` on a view says which key kinds may call it, the JSON body and query it
+reads (pydantic models, views/api/schemas/) and what it answers. The same declaration
+checks every request, hands the view typed values (`body=`, `query=`), turns the model the
+view returns into the JSON answer, and is what views/api/openapi.py reads to build the
+OpenAPI document. A failed check is Tally's 400 (views/api/invalid.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Response, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from views.api import idempotency, json_body, require_key
+from views.api.invalid import invalid_input
+from views.api.schemas.common import Answer, Query, Request
+
+Model = TypeVar("Model", bound=BaseModel)
+View = Callable[..., Any]
+_DECLARED = "__tally_operation__"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A body of one of several shapes; `pick` chooses the shape from the body's keys."""
+
+    shapes: tuple[type[Request], ...]
+    pick: Callable[[dict[str, Any]], type[Request]]
+
+
+@dataclass(frozen=True)
+class Binary:
+    """An answer that is a file in one of these media types, not JSON."""
+
+    media_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Operation:
+    keys: tuple[str, ...]  # key kinds that may call it; () is public
+    tag: str  # the document's section
+    summary: str
+    answer: type[Answer] | Binary
+    status: int = 200
+    body: type[Request] | OneOf | None = None
+    raw_body: bool = False  # the body is documented, and the view reads the bytes itself
+    query: type[Query] | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # required request headers: (name, description)
+    stripe: bool = False  # calls Stripe: 502 when it refuses, 503 when it cannot be reached
+    errors: tuple[int, ...] = ()  # statuses beyond those the generator derives
+    description: str = ""
+
+
+def operation(keys: tuple[str, ...], tag: str, summary: str, answer: type[Answer] | Binary, *,
+              status: int = 200, body: type[Request] | OneOf | None = None, raw_body: bool = False,
+              query: type[Query] | None = None, headers: tuple[tuple[str, str], ...] = (),
+              stripe: bool = False, errors: tuple[int, ...] = (),
+              description: str = "") -> Callable[[View], View]:
+    """Declare a view: see the module's docstring."""
+    declared = Operation(keys, tag, summary, answer, status, body, raw_body, query, headers, stripe,
+                         errors, description)
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if declared.keys:
+                # Only now, with the key and its scope checked, may a stored answer be
+                # replayed (views/api/idempotency.py).
+                replay = idempotency.claim(require_key(declared.keys))
+                if replay is not None:
+                    return replay
+            if declared.body is not None and not declared.raw_body:
+                kwargs["body"] = read_body(declared.body, json_body())
+            if declared.query is not None:
+                kwargs["query"] = validated(declared.query, request.args.to_dict())
+            return _respond(declared, view(*args, **kwargs))
+
+        setattr(run, _DECLARED, declared)
+        return run
+
+    return decorate
+
+
+def declared_operation(view: View) -> Operation | None:
+    return getattr(view, _DECLARED, None)
+
+
+def validated(model: type[Model], data: Any) -> Model:
+    """`data` as `model`, or the 400 naming the first fault. Pages that take the same values
+    as the API check them with the API's own model through this."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc, model) from None
+
+
+def read_body(shape: type[Request] | OneOf, data: dict[str, Any]) -> Request:
+    return validated(shape.pick(data) if isinstance(shape, OneOf) else shape, data)
+
+
+def _respond(declared: Operation, result: Any) -> Any:
+    if isinstance(result, Response):
+        return result
+    status = declared.status
+    if isinstance(result, tuple):
+        result, status = result
+    if status != declared.status:
+        raise TypeError(f"{status} is not a declared status of this operation")
+    if isinstance(declared.answer, Binary) or not isinstance(result, declared.answer):
+        raise TypeError(f"{type(result).__name__} is not the declared answer {declared.answer}")
+    return jsonify(result.model_dump(mode="json", by_alias=True)), status

@@ -1,0 +1,109 @@
+"""The account, its balance and ledger, and card top-ups."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from models.ledger import KINDS as LEDGER_KINDS
+from services.ledger import topups
+from views.api.schemas.common import (
+    STRIPE_ID,
+    AccountId,
+    Answer,
+    Currency,
+    ListOf,
+    Money,
+    PendingUsage,
+    PostedBalance,
+    Request,
+    Says,
+    Spendable,
+    Time,
+)
+
+TIER = Field(description="Plan name.", examples=["free"])
+
+
+class Me(Answer):
+    account_id: AccountId
+    email: str = Field(json_schema_extra={"format": "email"}, examples=["ada@example.com"])
+    name: str = Field(examples=["Analytical Engines"])
+    tier: str = TIER
+
+
+class Billing(Answer):
+    tier: str = TIER
+    calls_total: int = Field(description="All-time count of apiCalls.", ge=0)
+    call_limit: int | None = Field(description="All-time cap on apiCalls (the plan's "
+                                               "lifetimeApiCalls); null for none.", ge=0)
+    over_limit: bool = Field(description="True when a call would be refused now (monthly or "
+                                         "all-time limit).")
+    stripe_customer_id: str | None = Field(examples=["cus_QXk1"])
+    balance: Spendable
+    currency: Currency
+
+
+class Balance(Answer):
+    balance: Spendable
+    posted_balance: PostedBalance
+    pending_usage: PendingUsage
+    currency: Currency
+
+
+class LedgerEntry(Answer):
+    id: int = Field(examples=[42])
+    object: Literal["ledger_entry"] = "ledger_entry"
+    amount: int = Field(description="Signed minor units: credits are positive, debits negative.",
+                        examples=[2500])
+    currency: Currency
+    kind: Literal[LEDGER_KINDS]  # type: ignore[valid-type]
+    description: str = Field(examples=["Card top-up"])
+    created_at: Time
+
+
+class LedgerEntryList(ListOf[LedgerEntry]):
+    pass
+
+
+class StripeConfig(Answer):
+    stripe_publishable_key: str = Field(description="For Stripe.js; empty when not set.",
+                                        examples=["pk_test_..."])
+
+
+# Top-ups -------------------------------------------------------------------------------
+
+
+def _topup_bounds(schema: dict[str, Any]) -> None:
+    """The configured bounds (TALLY_TOPUP_MIN_AMOUNT / _MAX_AMOUNT), read when the document
+    is built; the service refuses amounts outside them (400 amount_out_of_range)."""
+    low, high = topups.bounds()
+    schema.update(minimum=low, maximum=high, description=f"Minor units, {low} to {high}.")
+
+
+class PaymentIntentRequest(Request):
+    amount: Annotated[int, Field(examples=[2500], json_schema_extra=_topup_bounds), Says(
+        "amount must be a whole number of minor units (cents), e.g. 2500 for 25.00.",
+        missing="amount is required: minor units (cents), e.g. 2500 for 25.00.")]
+
+
+class PaymentIntent(Answer):
+    payment_intent_id: str = Field(examples=["pi_3QxAbC"])
+    client_secret: str = Field(description="Give to Stripe.js confirmCardPayment.",
+                               examples=["pi_3QxAbC_secret_xyz"])
+    amount: Money
+    currency: Currency
+
+
+class ConfirmPaymentRequest(Request):
+    payment_intent_id: Annotated[str, Field(pattern=STRIPE_ID.format(prefix="pi"),
+                                            examples=["pi_3QxAbC"]), Says(
+        "payment_intent_id must be a PaymentIntent id (pi_...).",
+        missing="payment_intent_id is required.")]
+
+
+class ConfirmPayment(Answer):
+    credited: bool = Field(description="True only on the call that credited the account.")
+    balance: Spendable
+    currency: Currency
