@@ -54,7 +54,6 @@ def grant(actor: Actor, account_id: str, amount: int, reason: str | None, *,
     require_staff(actor.staff)
     amount = check_amount(amount, positive=True)  # the order the request documents: amount, reason
     reason = check_reason(reason)
-    amount = check_amount(amount, positive=True)
     note = check_note(note)
     account = get_account(account_id)
     now = now or utcnow()
