@@ -45,6 +45,7 @@ _WROTE = "tally_uow_wrote"  # session.info: this transaction has written or lock
 _QUEUED = "tally_uow_queued"  # session.info: this transaction wrote outbox rows
 _commit_hooks: list[Callable[[], None]] = []
 _Row = TypeVar("_Row")
+_Result = TypeVar("_Result")
 
 
 class WriteBeforeNetworkCall(RuntimeError):
@@ -80,6 +81,19 @@ def unit() -> Iterator[None]:
         rollback()
         raise
     commit()
+
+
+def attempt(work: Callable[[], _Result], on_failure: Callable[[BaseException], None]) -> _Result:
+    """Run `work` as one unit of work. If it raises: roll it back, record the failure with
+    `on_failure` as a unit of its own, and raise again (a webhook delivery that failed is
+    kept, with its error, for Stripe's retry or a replay)."""
+    try:
+        with unit():
+            return work()
+    except Exception as exc:
+        with unit():
+            on_failure(exc)
+        raise
 
 
 def mark_queued() -> None:

@@ -15,6 +15,7 @@ from pypdf import PdfReader
 
 from extensions import db
 from models.base import utcnow
+from services import uow
 from services.billing import subscriptions
 from tests.conftest import WEBHOOK_SECRET, login
 from tests.support import stripe_events
@@ -387,6 +388,7 @@ def test_failed_renewal_is_past_due_with_a_banner_then_free_after_grace(
     with app.app_context():
         assert subscriptions.end_expired_grace(utcnow() + timedelta(days=1)) == 0
         assert subscriptions.end_expired_grace(utcnow() + timedelta(days=8)) == 1
+        uow.commit()
         db.session.remove()
     assert client.get("/v1/me", headers=customer.headers).get_json()["tier"] == "free"
     # The customer fixes the card: the next renewal is paid, Pro comes back, invoice mirrored.

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
-from models import Subscription
 from services import uow
 from services.billing import invoices, plans, subscriptions
 from services.errors import TallyError
 from services.pagination import parse_limit
 from views.api.declare import validated
 from views.api.schemas.plans import SetupConfirmRequest, SetupRequest
+from views.errors import refusal_response
 from views.htmx import render_page
 from views.pdf import pdf_response
 from views.session import current_account, customer_page
@@ -49,8 +49,11 @@ def upgrade_confirm():
     return _upgraded(subscriptions.confirm_first_payment(current_account(), body.subscription_id))
 
 
-def _upgraded(row: Subscription):
-    flash(f"You are on {row.plan.capitalize()} now. Your new limits apply immediately.")
+def _upgraded(result: subscriptions.Subscribed):
+    if result.refusal is not None:  # 402 (requires_action: the page's script runs 3-D Secure)
+        return refusal_response(result.refusal)
+    flash(f"You are on {result.subscription.plan.capitalize()} now. Your new limits apply "
+          "immediately.")
     return jsonify(tier=current_account().tier, redirect=url_for("pages.plans"))
 
 

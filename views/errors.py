@@ -59,6 +59,16 @@ def error_response(error: TallyError) -> tuple[Response, int] | tuple[str, int]:
     return render_template("error.html", error=error), error.status
 
 
+def refusal_response(error: TallyError) -> Response:
+    """An error answer a view returns rather than raises: the operation's work stands and
+    commits (a subscription whose first payment waits for 3-D Secure answers 402
+    `requires_action`, and the subscription is recorded)."""
+    body, status = error_response(error)
+    response = body if isinstance(body, Response) else Response(body, mimetype="text/html")
+    response.status_code = status
+    return response
+
+
 def init_app(app: Flask) -> None:
     # An exception ends the operation: whatever it wrote is rolled back (services/uow.py).
     @app.errorhandler(TallyError)

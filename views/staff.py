@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from flask import (
@@ -32,7 +32,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from extensions import db
 from models import Account, Customer, User
 from services import uow
-from services.billing import plans
+from services.billing import plans, webhooks
 from services.billing.gateway import API_VERSION
 from services.errors import InvalidInput, TallyError
 from services.ledger import grants
@@ -442,7 +442,13 @@ def webhook(event_id: str):
 @staff_page
 def replay_webhook(event_id: str):
     ConfirmForm().validate_on_submit()
-    outcome = staff.replay_webhook(actor(), event_id)
+    before = staff.webhook_state(event_id)
+    try:  # the handler's work is one unit; a failure is kept on the event, then shown here
+        outcome = uow.attempt(partial(webhooks.process, event_id),
+                              partial(webhooks.record_failure, event_id))
+    except TallyError as exc:
+        outcome = webhooks.Outcome(event_id, before["type"], "error", exc.message)
+    staff.record_replay(actor(), event_id, before, outcome)
     if outcome.status == "error":
         flash(f"Replay failed: {outcome.detail}", "error")
     else:

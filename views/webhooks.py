@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, request
 
+from services import uow
 from services.billing import webhooks
 from views.api import PUBLIC
 from views.api.declare import operation
@@ -20,6 +23,9 @@ bp = Blueprint("webhooks", __name__)
            description="Answers 2xx only after the work is committed; 500 on a transient failure, "
                        "so Stripe retries. Also served at /billing/webhook.")
 def receive() -> WebhookReceipt:
-    outcome = webhooks.receive(request.get_data(), request.headers.get("Stripe-Signature"))
+    with uow.unit():  # the delivery is stored, whatever becomes of its work
+        event_id = webhooks.record(request.get_data(), request.headers.get("Stripe-Signature"))
+    outcome = uow.attempt(partial(webhooks.process, event_id),
+                          partial(webhooks.record_failure, event_id))
     return WebhookReceipt(id=outcome.event_id, type=outcome.type, status=outcome.status,
                           detail=outcome.detail)

@@ -25,6 +25,7 @@ from typing import Any
 import stripe
 from flask import Flask, current_app
 
+from services import uow
 from services.errors import InvalidInput, NotFound, PaymentFailed, Unavailable, UpstreamError
 
 API_VERSION = "2026-10-28.endive"
@@ -478,7 +479,8 @@ class _translated_errors:
         self.caller_fault = caller_fault
 
     def __enter__(self) -> None:
-        return None
+        # A network call never waits while the operation holds a row lock (services/uow.py).
+        uow.assert_no_writes("A Stripe call")
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None or not isinstance(exc, stripe.StripeError):

@@ -21,6 +21,7 @@ older `incomplete` over a later state) and the invoice is mirrored once per Stri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -106,12 +107,26 @@ class ActionRequired(PaymentFailed):
                    "payment_intent_client_secret": payment.client_secret})
 
 
-def start(account: Account, payment_method_id: str, plan_name: str = "pro") -> Subscription:
+@dataclass(frozen=True)
+class Subscribed:
+    """What a subscription's start (or its confirmation) came to, as Stripe has it and
+    Tally records it. `refusal` is the answer when it is not (yet) a paid subscription:
+    402 `requires_action` while the first payment waits for the payer's bank (3-D Secure),
+    or 402 `subscription_incomplete` when it failed and the subscription was ended. The
+    subscription is recorded either way (what Stripe did stands); nothing is charged."""
+
+    subscription: Subscription
+    refusal: PaymentFailed | None = None
+
+
+def start(account: Account, payment_method_id: str, plan_name: str = "pro") -> Subscribed:
     """Attach the card, make it the default, subscribe; the tier changes at once.
 
-    A declined card changes nothing (402). A card whose first payment needs authentication
-    raises `ActionRequired` (402 `requires_action`): confirm the PaymentIntent with Stripe.js,
-    then call `confirm_first_payment`.
+    A card declined when attached changes nothing (402). One whose first charge is
+    declined ends the subscription at once (`refusal`: 402, nothing charged). One whose
+    first payment needs authentication comes back with `refusal` 402 `requires_action`:
+    confirm the PaymentIntent with Stripe.js, then call `confirm_first_payment`. Every
+    Stripe call comes first; what Stripe answered is then written in one go.
     """
     plan = paid_plan(plan_name)
     existing = current(account)
@@ -133,28 +148,17 @@ def start(account: Account, payment_method_id: str, plan_name: str = "pro") -> S
         customer=customer, price=price_id(plan),
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
         idempotency_key=f"tally-sub-{account.id}-{attached}")
-    customers.remember(account.customer, customer)
-    subscription = apply(info)
-    if info.latest_invoice:
-        mirror_invoice(info.latest_invoice)
-    if subscription is not None and subscription.status in ACTIVE:
-        return subscription
-    payment = gateway().invoice_payment_intent(info.latest_invoice) if info.latest_invoice else None
-    if payment is not None and payment.status == "requires_action" and payment.client_secret:
-        raise ActionRequired(info.id, payment)
-    _abandon(info)
-    raise PaymentFailed(f"{_declined(payment)} {_nothing_charged(account)} Try another card.",
-                        code="subscription_incomplete")
+    return _settle(account, info, waiting=("requires_action",), stripe_customer=customer)
 
 
-def confirm_first_payment(account: Account, subscription_id: str) -> Subscription:
+def confirm_first_payment(account: Account, subscription_id: str) -> Subscribed:
     """Finish an upgrade whose first payment needed authentication; safe to call again.
 
     Refuses subscriptions that are not the account's before any network call. Then re-reads
     the subscription from Stripe: active, it is returned (the webhook may have got there
     first; either way the state and the mirrored invoice are written once). Still waiting
-    for authentication: 402 `requires_action` again, with the client secret. Failed or
-    abandoned: the incomplete subscription is cancelled at Stripe and a 402 says nothing
+    for authentication: `requires_action` again, with the client secret. Failed or
+    abandoned: the incomplete subscription is cancelled at Stripe and the 402 says nothing
     was charged.
     """
     row = db.session.get(Subscription, subscription_id)
@@ -162,36 +166,56 @@ def confirm_first_payment(account: Account, subscription_id: str) -> Subscriptio
         raise NotFound("No such subscription for this account.", code="resource_missing",
                        param="subscription_id")
     info = gateway().retrieve_subscription(subscription_id)
-    applied = apply(info)
-    assert applied is not None
-    if applied.status in LIVE:
-        if info.latest_invoice:
-            mirror_invoice(info.latest_invoice)
-        return applied
-    if applied.status in ENDED:
-        raise PaymentFailed(f"This upgrade was not completed. {_nothing_charged(account)}",
-                            code="subscription_incomplete")
+    if info.status in ENDED:
+        return Subscribed(_recorded(account, info, None, None), PaymentFailed(
+            f"This upgrade was not completed. {_nothing_charged(account)}",
+            code="subscription_incomplete"))
+    return _settle(account, info, waiting=PAYMENT_PENDING, again=True)
+
+
+def _settle(account: Account, info: SubscriptionInfo, *, waiting: tuple[str, ...],
+            again: bool = False, stripe_customer: str | None = None) -> Subscribed:
+    """After Stripe created (or re-read) a subscription: fetch what its first invoice came
+    to, then record it. Live: done. Its payment waiting for the payer: `action`. Else the
+    first payment failed: cancel and void at Stripe, and refuse (402)."""
+    invoice = gateway().retrieve_invoice(info.latest_invoice) if info.latest_invoice else None
+    if info.status in LIVE:
+        return Subscribed(_recorded(account, info, invoice, stripe_customer))
     payment = gateway().invoice_payment_intent(info.latest_invoice) if info.latest_invoice else None
-    if payment is not None and payment.status in PAYMENT_PENDING:
-        raise ActionRequired(
-            info.id, payment,
-            message="The first payment still waits for authentication. Confirm "
-                    "payment_intent_client_secret with Stripe.js confirmCardPayment, then call "
-                    "this again.")
-    _abandon(info)
-    raise PaymentFailed(f"{_declined(payment)} {_nothing_charged(account)} Try another card.",
-                        code="subscription_incomplete")
+    if payment is not None and payment.status in waiting and payment.client_secret:
+        message = ("The first payment still waits for authentication. Confirm "
+                   "payment_intent_client_secret with Stripe.js confirmCardPayment, then call "
+                   "this again.") if again else None
+        return Subscribed(_recorded(account, info, invoice, stripe_customer),
+                          ActionRequired(info.id, payment, message))
+    ended = _abandon(info)
+    return Subscribed(_recorded(account, ended, None, stripe_customer), PaymentFailed(
+        f"{_declined(payment)} {_nothing_charged(account)} Try another card.",
+        code="subscription_incomplete"))
 
 
-def _abandon(info: SubscriptionInfo) -> None:
+def _recorded(account: Account, info: SubscriptionInfo, invoice: InvoiceInfo | None,
+              stripe_customer: str | None) -> Subscription:
+    """What Stripe answered, written once every Stripe call is made."""
+    if stripe_customer:
+        customers.remember(account.customer, stripe_customer)
+    subscription = apply(info)
+    assert subscription is not None  # created by Tally, for this account
+    if invoice is not None:
+        mirror_invoice(invoice)
+    return subscription
+
+
+def _abandon(info: SubscriptionInfo) -> SubscriptionInfo:
     """End a subscription whose first payment failed, so nothing can charge it later
     (Stripe would keep it `incomplete` for 23 hours), and void its first invoice, which
-    cancelling leaves `open`: the customer would owe it in the Customer Portal."""
+    cancelling leaves `open`: the customer would owe it in the Customer Portal. Returns
+    the subscription as Stripe has it now."""
     if info.status == "incomplete":
         info = gateway().cancel_subscription(info.id)
     if info.latest_invoice:
         gateway().void_open_invoice(info.latest_invoice)
-    apply(info)
+    return info
 
 
 def _declined(payment: PaymentIntentInfo | None) -> str:
@@ -222,8 +246,7 @@ def apply(info: SubscriptionInfo) -> Subscription | None:
         row = Subscription(id=info.id, account_id=account.id, created_at=utcnow())
         db.session.add(row)
     elif _stale(row.status, info.status):
-        db.session.commit()  # an older read (say, `incomplete` fetched before a confirm): keep
-        return row
+        return row  # an older read (say, `incomplete` fetched before a confirm): keep
     row.plan, row.status, row.price_id = plan, info.status, info.price_id or ""
     row.current_period_start = _ts(info.current_period_start)
     row.current_period_end = _ts(info.current_period_end)
@@ -233,7 +256,6 @@ def apply(info: SubscriptionInfo) -> Subscription | None:
     row.updated_at = utcnow()
     db.session.flush()
     _derive_tier(account)
-    db.session.commit()
     return row
 
 
@@ -276,7 +298,6 @@ def end_expired_grace(now: datetime | None = None) -> int:
         Account.tier != "free")).scalars())
     for account in accounts:
         _derive_tier(account, now)
-    db.session.commit()
     return len(accounts)
 
 
@@ -291,17 +312,14 @@ def set_cancel_at_period_end(account: Account, cancel: bool) -> Subscription:
     return applied
 
 
-def mirror_invoice(invoice: str | InvoiceInfo) -> Invoice | None:
-    """A paid subscription invoice at Stripe becomes a Tally invoice (once), with Stripe's
-    number beside Tally's. The subscription's first invoice is kind `subscription`; the
-    invoices of later periods are `renewal`. None: not paid, or not a Tally subscription's."""
-    info = gateway().retrieve_invoice(invoice) if isinstance(invoice, str) else invoice
+def mirror_invoice(info: InvoiceInfo) -> Invoice | None:
+    """A paid subscription invoice at Stripe (as fetched) becomes a Tally invoice (once),
+    with Stripe's number beside Tally's. The subscription's first invoice is kind
+    `subscription`; the invoices of later periods are `renewal`. None: not paid, or not a
+    subscription Tally knows (its webhook comes first; this writes, and calls no Stripe)."""
     if info.status != "paid" or not info.subscription:
         return None
     row = db.session.get(Subscription, info.subscription)
-    if row is None:
-        sync(info.subscription)
-        row = db.session.get(Subscription, info.subscription)
     if row is None:
         return None
     account = db.session.get(Account, row.account_id)

@@ -1,8 +1,12 @@
 """Stripe webhooks: verify, store once, process once, through a table of handlers.
 
-Every handler re-fetches its object from Stripe (deliveries come twice and out of
-order) and calls an idempotent service, so a replay or a concurrent duplicate does
-nothing twice. An event is answered 2xx only after its work is committed.
+A delivery is two units of work: `record` stores the verified event (once, by its id),
+then `process` runs its handler and marks it processed in the same transaction as the
+work. A failure of the work rolls it back, and `record_failure` keeps the error on the
+event (its own unit), for Stripe's retry or a replay. Every handler re-fetches its object
+from Stripe (deliveries come twice and out of order) before it writes anything, and calls
+an idempotent service, so a replay or a concurrent duplicate does nothing twice. An event
+is answered 2xx only after its work is committed.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
 from models import WebhookEvent
@@ -88,55 +93,55 @@ class Outcome:
     detail: str = ""
 
 
-def receive(payload: bytes, signature: str | None) -> Outcome:
-    """Verify and store a delivery, then process it unless it was processed already."""
+def record(payload: bytes, signature: str | None) -> str:
+    """Verify a delivery and store it, unless an earlier (or concurrent) delivery did; the
+    event's id."""
     event = gateway().verify_event(payload, signature)
-    try:
-        db.session.add(WebhookEvent(id=event.id, type=event.type, payload=event.payload,
-                                    api_version=event.api_version))
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # stored by an earlier (or concurrent) delivery
-    return process(event.id)
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(WebhookEvent)
+    db.session.execute(insert.values(
+        id=event.id, type=event.type, payload=event.payload, api_version=event.api_version,
+        received_at=utcnow(), attempts=0).on_conflict_do_nothing())
+    return event.id
 
 
 def process(event_id: str) -> Outcome:
-    """Run the handler for a stored event; safe to call again (replay)."""
+    """Run the handler for a stored event and mark it processed (one unit of work with
+    the handler's); safe to call again (replay)."""
     row = db.session.get(WebhookEvent, event_id, populate_existing=True)
     if row is None:
         raise NotFound(f"No such event: {event_id}")
     if row.processed_at is not None and row.last_error is None:
         return Outcome(row.id, row.type, "duplicate")
-    event_type, handler = row.type, HANDLERS.get(row.type)
-    row.attempts += 1
-    db.session.commit()
+    event_type, handler, payload = row.type, HANDLERS.get(row.type), row.payload
     if handler is None:
-        _finish(event_id, error=None)
+        _finish(row, error=None)
         return Outcome(event_id, event_type, "ignored", "no handler for this event type")
     try:
-        object_id = parse_event(row.payload).object_id(handler.object_type)
+        object_id = parse_event(payload).object_id(handler.object_type)
     except InvalidInput:  # stored before it could be checked, or not JSON at all
         object_id = None
     if object_id is None:
         # Retrying cannot help: record why, so the inbox lists it under "Failed".
         message = unreadable(event_type, handler.object_type, row.api_version)
-        _finish(event_id, error=f"unsupported_event_shape: {message}")
+        _finish(row, error=f"unsupported_event_shape: {message}")
         return Outcome(event_id, event_type, "refused", message)
     try:
-        detail = handler.run(object_id)
+        detail = handler.run(object_id)  # reads Stripe first, then writes
     except TallyError as exc:
         if exc.status >= 500:  # Stripe unreachable and the like: let Stripe retry
-            db.session.rollback()
-            _record_error(event_id, exc.message)
             raise
-        _finish(event_id, error=f"{exc.code}: {exc.message}")
+        _finish(row, error=f"{exc.code}: {exc.message}")
         return Outcome(event_id, event_type, "refused", exc.message)
-    except Exception as exc:
-        db.session.rollback()
-        _record_error(event_id, repr(exc))
-        raise
-    _finish(event_id, error=None)
+    _finish(row, error=None)
     return Outcome(event_id, event_type, "processed", detail)
+
+
+def record_failure(event_id: str, error: BaseException) -> None:
+    """Keep the error of a delivery whose work failed (and was rolled back)."""
+    message = error.message if isinstance(error, TallyError) else repr(error)
+    db.session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(
+        attempts=WebhookEvent.attempts + 1, last_error=message[:2000]))
 
 
 def unreadable(event_type: str, object_type: str, api_version: str | None) -> str:
@@ -147,16 +152,7 @@ def unreadable(event_type: str, object_type: str, api_version: str | None) -> st
             f"events) to this endpoint.")
 
 
-def _finish(event_id: str, *, error: str | None) -> None:
-    row = db.session.get(WebhookEvent, event_id)
-    assert row is not None
+def _finish(row: WebhookEvent, *, error: str | None) -> None:
+    row.attempts += 1
     row.processed_at = utcnow()
     row.last_error = error
-    db.session.commit()
-
-
-def _record_error(event_id: str, error: str) -> None:
-    row = db.session.get(WebhookEvent, event_id)
-    if row is not None:
-        row.last_error = error[:2000]
-        db.session.commit()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, func, or_, select
@@ -33,7 +34,7 @@ from models.ledger import KIND_ADJUSTMENT
 from services import notifications
 from services import usage as metering
 from services.billing import plans, webhooks
-from services.errors import Conflict, InvalidInput, NotFound, TallyError, Unavailable
+from services.errors import Conflict, InvalidInput, NotFound, Unavailable
 from services.identity import accounts, keys
 from services.ledger import entries as ledger
 from services.ledger.audited import ADJUSTMENT_DESCRIPTION, customer_description, post_audited
@@ -404,20 +405,21 @@ def get_webhook_event(event_id: str) -> WebhookEvent:
     return row
 
 
-def replay_webhook(actor: Actor, event_id: str) -> webhooks.Outcome:
-    """Run the event's handler again (idempotent: it credits or changes nothing twice)."""
+def webhook_state(event_id: str) -> dict[str, Any]:
+    """What a replay may change of a stored event (the audit row's before and after)."""
+    row = db.session.get(WebhookEvent, event_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"No such event: {event_id}", param="event_id")
+    return {"processed_at": row.processed_at, "last_error": row.last_error,
+            "attempts": row.attempts, "type": row.type}
+
+
+def record_replay(actor: Actor, event_id: str, before: dict[str, Any],
+                  outcome: webhooks.Outcome) -> None:
+    """Audit a replay (its handler ran, idempotently, in a unit of work of its own)."""
     require_staff(actor.staff)
-    row = get_webhook_event(event_id)
-    before = {"processed_at": row.processed_at, "last_error": row.last_error,
-              "attempts": row.attempts}
-    try:
-        outcome = webhooks.process(event_id)
-    except TallyError as exc:  # Stripe unreachable and the like: the event keeps its error
-        outcome = webhooks.Outcome(event_id, row.type, "error", exc.message)
-    row = get_webhook_event(event_id)
-    audit.record(actor, "webhook.replay", before=before,
-                 after={"processed_at": row.processed_at, "last_error": row.last_error,
-                        "attempts": row.attempts},
-                 meta={"event_id": event_id, "type": row.type, "outcome": outcome.status,
+    after = webhook_state(event_id)
+    audit.record(actor, "webhook.replay", before={k: v for k, v in before.items() if k != "type"},
+                 after={k: v for k, v in after.items() if k != "type"},
+                 meta={"event_id": event_id, "type": after["type"], "outcome": outcome.status,
                        "detail": outcome.detail})
-    return outcome

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import Response
+
 from models import Subscription as SubscriptionRow
 from services.billing import plans, subscriptions
 from services.billing.gateway import gateway
@@ -23,6 +25,7 @@ from views.api.schemas.plans import (
     Subscription,
     Url,
 )
+from views.errors import refusal_response
 
 TAG = "Plans and subscriptions"
 
@@ -77,18 +80,21 @@ SETUP_CONFIRM = (
 @bp.post("/billing/setup")
 @operation(ACCOUNT_KEY, TAG, "Subscribe with a card", Setup, body=SetupRequest, stripe=True,
            errors=(402, 404, 409), description=SETUP)
-def setup(body: SetupRequest) -> Setup:
+def setup(body: SetupRequest) -> Setup | Response:
     return _setup_answer(subscriptions.start(account(), body.payment_method_id, body.plan))
 
 
 @bp.post("/billing/setup/confirm")
 @operation(ACCOUNT_KEY, TAG, "Finish a subscription after 3-D Secure", Setup,
            body=SetupConfirmRequest, stripe=True, errors=(402, 404), description=SETUP_CONFIRM)
-def setup_confirm(body: SetupConfirmRequest) -> Setup:
+def setup_confirm(body: SetupConfirmRequest) -> Setup | Response:
     return _setup_answer(subscriptions.confirm_first_payment(account(), body.subscription_id))
 
 
-def _setup_answer(row: SubscriptionRow) -> Setup:
+def _setup_answer(result: subscriptions.Subscribed) -> Setup | Response:
+    if result.refusal is not None:  # 402: the subscription is recorded as Stripe has it
+        return refusal_response(result.refusal)
+    row = result.subscription
     plan = plans.plan_for(row.plan)
     return Setup(tier=account().tier, call_limit=plan.limit("lifetimeApiCalls"),
                  subscription=subscription_answer(row),
