@@ -39,6 +39,7 @@ from views import (
     staff_pricing,
     webhooks,
 )
+from views import idempotency as idempotent
 from views import session as web_session
 
 
@@ -82,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # User loader (impersonation-aware), banner, expiry, and the read-only guard, which
     # must run before any other hook or view acts on a request.
     web_session.init_app(app)
+    idempotent.init_app(app)  # Idempotency-Key of page forms, then every stored answer
     # Registered before the limiter: after_request hooks run in reverse order, so this one
     # sees the headers Flask-Limiter adds, which include Retry-After on every answer.
     app.after_request(_retry_after_only_when_refused)

@@ -22,11 +22,14 @@ class IdempotencyRecord(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    owner: Mapped[str] = mapped_column(String(64))  # "account:acct_..." or "user:usr_..." (staff)
+    # The credential scope: "account:<id>:account_key", "account:<id>:usage_key",
+    # "user:<id>:staff_key", or "user:<id>:session" for the pages.
+    owner: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and body
     status: Mapped[int | None] = mapped_column()
     body: Mapped[str | None] = mapped_column(Text)
     content_type: Mapped[str | None] = mapped_column(String(100))
+    location: Mapped[str | None] = mapped_column(String(2000))  # a page's redirect, replayed too
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

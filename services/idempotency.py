@@ -45,6 +45,7 @@ class Stored:
     status: int
     body: str
     content_type: str
+    location: str | None = None
 
 
 def check_key(value: str) -> str:
@@ -88,7 +89,8 @@ def begin(owner: str, key: str, request_hash: str, *, now: datetime | None = Non
                        "path or body). Use a new key for a new request.",
                        code="idempotency_key_reused", param=HEADER)
     if earlier.status is not None:
-        return Stored(earlier.status, earlier.body or "", earlier.content_type or "application/json")
+        return Stored(earlier.status, earlier.body or "", earlier.content_type or "application/json",
+                      earlier.location)
     if earlier.created_at < now - ABANDONED_AFTER and _take_over(earlier, now):
         return earlier.id
     raise Conflict(f"A request with this {HEADER} is still running. Retry in a moment with "
@@ -103,7 +105,8 @@ def _take_over(record: IdempotencyRecord, now: datetime) -> bool:
     return claimed == 1
 
 
-def finish(record_id: int, status: int, body: str, content_type: str) -> None:
+def finish(record_id: int, status: int, body: str, content_type: str,
+           location: str | None = None) -> None:
     """Store the answer in the request's own transaction, so it commits with the work it
     describes; or release the key on a 5xx (the work was rolled back), or for an answer over
     MAX_STORED_BODY, so a retry runs."""
@@ -111,7 +114,19 @@ def finish(record_id: int, status: int, body: str, content_type: str) -> None:
         db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
     else:
         db.session.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(
-            status=status, body=body, content_type=content_type, completed_at=utcnow()))
+            status=status, body=body, content_type=content_type, location=location,
+            completed_at=utcnow()))
+
+
+def stripe_key(purpose: str, *cause: str) -> str:
+    """The idempotency key of a Stripe call, derived from what causes it: a Tally id (one
+    Stripe customer per Tally customer, one price per plan), or the operation's own
+    Idempotency-Key with its credential scope (a retried top-up or Checkout makes the same
+    Stripe call, whoever retries). Within Stripe's 255 characters however long the cause."""
+    text = "-".join(cause)
+    if len(text) > 64:
+        text = hashlib.sha256(text.encode()).hexdigest()
+    return f"tally-{purpose}-{text}"
 
 
 def purge(*, now: datetime | None = None) -> int:

@@ -75,7 +75,16 @@
     pay.disabled = true;
     status.textContent = "Processing…";
     try {
-      const intent = await post(form.dataset.intentUrl, { amount });
+      // The key goes with this attempt: resent after a lost answer, Tally answers the same
+      // PaymentIntent again; once answered, the next attempt is a new one.
+      const createIntent = () => window.tallyPost(form.dataset.intentUrl, csrf, { amount },
+        form.elements.idempotency_key.value);
+      let intent = await createIntent();
+      window.tallyRenewKey(form);
+      if (intent.body.code === "idempotency_key_reused") {
+        intent = await createIntent();  // the amount changed after a lost answer: a new attempt
+        window.tallyRenewKey(form);
+      }
       if (sessionEnded(intent)) {
         showSessionEnded(intent);
         return;

@@ -55,9 +55,9 @@
         status.textContent = "";
         return;
       }
-      const answer = await post(form.dataset.submitUrl, {
+      const answer = await window.tallyPost(form.dataset.submitUrl, csrf, {
         plan: form.dataset.plan, payment_method_id: result.paymentMethod.id,
-      });
+      }, form.elements.idempotency_key.value);
       if (answer.ok) {
         done(answer);
       } else if (answer.body.code === "requires_action") {
@@ -69,6 +69,7 @@
     } catch (err) {
       status.textContent = "Something went wrong; you were not charged twice. Try again.";
     } finally {
+      window.tallyRenewKey(form);  // each attempt brings a new card: a new operation
       button.disabled = false;
     }
   });

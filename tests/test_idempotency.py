@@ -286,3 +286,76 @@ def test_concurrent_retries_run_once(app, live_server, customer, backend, path, 
             db.session.remove()
     else:
         assert count(app, ApiKey, ApiKey.account_id == customer.account_id) == 2
+
+
+# Pages: the same store, the same rules -------------------------------------------------
+
+
+def test_a_double_submitted_staff_grant_credits_once(app, client, customer, backend):
+    from tests.support.staff import customer_id_of, staff_login, token
+
+    staff = make_staff(app)
+    staff_login(client, staff)
+    page = client.get(f"/staff/customers/{customer_id_of(app, customer.account_id)}")
+    html = page.get_data(as_text=True)
+    assert 'name="idempotency_key"' in html  # every money form carries one
+    prefix = f"{customer.account_id}-grant"
+    form = {f"{prefix}-csrf_token": token(html), f"{prefix}-amount": "12.50",
+            f"{prefix}-reason": "Goodwill for the outage", "idempotency_key": "grant-form-1"}
+    url = f"/staff/accounts/{customer.account_id}/grant"
+    first = client.post(url, data=form)
+    again = client.post(url, data=form)  # the second click of a double click
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.headers[REPLAYED] == "true"
+    assert count(app, CreditGrant, CreditGrant.account_id == customer.account_id) == 1
+    with app.app_context():
+        assert ledger.current_balance(customer.account_id) == 1250
+        db.session.remove()
+    # A new rendering of the form is a new operation.
+    fresh = client.post(url, data=form | {"idempotency_key": "grant-form-2"})
+    assert fresh.status_code == 303 and REPLAYED not in fresh.headers
+    assert count(app, CreditGrant, CreditGrant.account_id == customer.account_id) == 2
+
+
+def test_a_retried_page_top_up_gets_the_same_payment_intent(app, client, customer, backend):
+    from tests.conftest import login
+
+    csrf = login(client, customer)
+    headers = {"X-CSRFToken": csrf, "Accept": "application/json", "Idempotency-Key": "pay-1"}
+    first = client.post("/topup/intent", data={"amount": "25.00", "csrf_token": csrf}, headers=headers)
+    again = client.post("/topup/intent", data={"amount": "25.00", "csrf_token": csrf}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers[REPLAYED] == "true"
+    assert again.get_json()["payment_intent_id"] == first.get_json()["payment_intent_id"]
+    # The client secret comes back (read again from Stripe), though the store never keeps it.
+    assert again.get_json()["client_secret"] == first.get_json()["client_secret"]
+    assert count(app, TopUp, TopUp.account_id == customer.account_id) == 1
+    changed = client.post("/topup/intent", data={"amount": "30.00", "csrf_token": csrf},
+                          headers=headers)
+    assert changed.status_code == 409 and error_code(changed) == "idempotency_key_reused"
+
+
+def test_a_page_key_is_the_persons_own(app, client, make_customer, backend):
+    """Two people sending the same key never share an answer."""
+    from tests.conftest import login
+
+    answers = []
+    for who in (make_customer("First"), make_customer("Second")):
+        client.cookie_jar.clear() if hasattr(client, "cookie_jar") else None
+        csrf = login(client, who)
+        answers.append(client.post("/topup/intent", data={"amount": "25.00", "csrf_token": csrf},
+                                   headers={"X-CSRFToken": csrf, "Accept": "application/json",
+                                            "Idempotency-Key": "same-key"}))
+        client.post("/logout", data={"csrf_token": csrf})
+    assert all(a.status_code == 200 and REPLAYED not in a.headers for a in answers)
+    assert answers[0].get_json()["payment_intent_id"] != answers[1].get_json()["payment_intent_id"]
+
+
+def test_stripe_keys_derive_from_the_operation_within_stripes_limit():
+    long_key = "k" * 255
+    derived = idempotency.stripe_key("topup", "acct_1", f"account:acct_1:account_key:{long_key}")
+    assert len(derived) <= 255 and derived.startswith("tally-topup-")
+    assert derived == idempotency.stripe_key("topup", "acct_1", f"account:acct_1:account_key:{long_key}")
+    assert derived != idempotency.stripe_key("topup", "acct_1", f"account:acct_1:usage_key:{long_key}")
+    assert idempotency.stripe_key("customer", "cust_1") == "tally-customer-cust_1"

@@ -13,6 +13,7 @@ from views.api.declare import validated
 from views.api.schemas.plans import SetupConfirmRequest, SetupRequest
 from views.errors import refusal_response
 from views.htmx import render_page
+from views.idempotency import operation_key
 from views.pdf import pdf_response
 from views.session import current_account, customer_page
 
@@ -100,7 +101,7 @@ def checkout():
     url = subscriptions.checkout_url(
         current_account(), plan.name,
         url_for("billing.checkout_return", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-        url_for("pages.plans", _external=True))
+        url_for("pages.plans", _external=True), operation_key())
     return redirect(url, code=303)
 
 

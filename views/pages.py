@@ -21,6 +21,7 @@ from views.api.declare import validated
 from views.api.schemas.account import ConfirmPaymentRequest
 from views.forms import TopUpForm, UsageSettingsForm
 from views.htmx import render_page
+from views.idempotency import operation_key
 from views.session import audit_as, current_account, customer_page
 
 bp = Blueprint("pages", __name__)
@@ -72,7 +73,7 @@ def topup_intent():
     form.validate()  # CSRF is checked globally; the amount is parsed by the service
     amount = parse_major(form.amount.data or "", account.currency)
     started = topups.start_top_up(account, amount,
-                              idempotency_key=request.headers.get("Idempotency-Key"))
+                              idempotency_key=operation_key())
     return jsonify(payment_intent_id=started.payment_intent_id,
                    client_secret=started.client_secret,
                    amount=started.amount, currency=started.currency)

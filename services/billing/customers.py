@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from extensions import db
 from models import Customer
+from services import idempotency
 from services.billing.gateway import gateway
 
 
@@ -23,7 +24,7 @@ def stripe_id(customer: Customer) -> str:
         name=customer.name,
         email=customer.primary_email,
         metadata={"tally_customer_id": customer.id},
-        idempotency_key=f"tally-customer-{customer.id}",
+        idempotency_key=idempotency.stripe_key("customer", customer.id),
     )
 
 

@@ -230,7 +230,7 @@ class StripeGateway:
         return attached_id
 
     def find_or_create_price(self, *, lookup_key: str, amount: int, currency: str,
-                             interval: str, product_name: str) -> str:
+                             interval: str, product_name: str, idempotency_key: str) -> str:
         with _translated_errors():
             found = self.client.v1.prices.list(params={"lookup_keys": [lookup_key], "limit": 1})
             if found.data:
@@ -239,7 +239,7 @@ class StripeGateway:
                 params={"unit_amount": amount, "currency": currency, "lookup_key": lookup_key,
                         "recurring": {"interval": interval},
                         "product_data": {"name": product_name}},
-                options=idempotency(f"tally-price-{lookup_key}"))
+                options=idempotency(idempotency_key))
         return str(read(price.to_dict(), "price", "id"))
 
     def create_subscription(self, *, customer: str, price: str, metadata: dict[str, str],

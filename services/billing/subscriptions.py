@@ -21,6 +21,7 @@ older `incomplete` over a later state) and the invoice is mirrored once per Stri
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,7 @@ from extensions import db
 from models import Account, Invoice, Subscription
 from models.base import utcnow
 from models.billing import INVOICE_RENEWAL, INVOICE_SUBSCRIPTION
+from services import idempotency
 from services.billing import customers, invoices, plans, portal
 from services.billing.gateway import (
     InvoiceInfo,
@@ -67,7 +69,8 @@ def price_id(plan: plans.Plan) -> str:
     if key not in cache:
         cache[key] = gateway().find_or_create_price(
             lookup_key=key, amount=plan.price.amount, currency=plan.price.currency,
-            interval=plan.price.interval, product_name=f"Tally {plan.display_name}")
+            interval=plan.price.interval, product_name=f"Tally {plan.display_name}",
+            idempotency_key=idempotency.stripe_key("price", key))
     return cache[key]
 
 
@@ -147,7 +150,7 @@ def start(account: Account, payment_method_id: str, plan_name: str = "pro") -> S
     info = gateway().create_subscription(
         customer=customer, price=price_id(plan),
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
-        idempotency_key=f"tally-sub-{account.id}-{attached}")
+        idempotency_key=idempotency.stripe_key("subscription", account.id, attached))
     return _settle(account, info, waiting=("requires_action",), stripe_customer=customer)
 
 
@@ -347,9 +350,11 @@ def _line_description(line: InvoiceLineInfo, plan: str) -> str:
     return _plan_line((plan_for_price(line.price_id) if line.price_id else None) or plan)
 
 
-def checkout_url(account: Account, price: str, success_url: str, cancel_url: str) -> str:
+def checkout_url(account: Account, price: str, success_url: str, cancel_url: str,
+                 operation_key: str | None = None) -> str:
     """A Stripe Checkout page for a paid plan (`price`: its Stripe price or its name), for
-    customers who prefer Stripe's page."""
+    customers who prefer Stripe's page. The same operation (its Idempotency-Key) gets the
+    same page; without one, a new page each time."""
     plan_name = price if plans.get_plan(price) else plan_for_price(price)
     if plan_name is None or plans.get_plan(plan_name).price is None:  # type: ignore[union-attr]
         raise InvalidInput("priceId must be the Stripe price of a paid plan (see GET /v1/billing/plans).",
@@ -360,7 +365,8 @@ def checkout_url(account: Account, price: str, success_url: str, cancel_url: str
         customer=customer, price=price_id(plan),
         success_url=success_url, cancel_url=cancel_url,
         metadata={"tally_account_id": account.id, "tally_plan": plan.name},
-        idempotency_key=f"tally-checkout-{account.id}-{utcnow().timestamp():.0f}")
+        idempotency_key=idempotency.stripe_key("checkout", account.id,
+                                               operation_key or uuid.uuid4().hex))
     customers.remember(account.customer, customer)
     return url
 

@@ -20,6 +20,7 @@ from models import Account, TopUp
 from models.base import utcnow
 from models.billing import INVOICE_RECEIPT
 from models.ledger import KIND_TOPUP
+from services import idempotency
 from services.billing import customers, invoices
 from services.billing.gateway import gateway
 from services.errors import Conflict, InvalidInput, NotFound
@@ -66,7 +67,8 @@ def start_top_up(account: Account, amount: int, idempotency_key: str | None = No
     """Create (and record) a PaymentIntent for `amount` minor units of the account currency."""
     amount = validate_amount(amount, account.currency)
     stripe_customer = customers.stripe_id(account.customer)
-    key = f"tally-topup-{account.id}-{idempotency_key or uuid.uuid4()}"
+    # A retried operation (same Idempotency-Key) makes the same Stripe call; none: a new one.
+    key = idempotency.stripe_key("topup", account.id, idempotency_key or uuid.uuid4().hex)
     intent = gateway().create_payment_intent(
         amount=amount,
         currency=account.currency,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app
 
 from services import usage as metering
 from services.billing import plans
@@ -23,6 +23,7 @@ from views.api.schemas.account import (
     StripeConfig,
 )
 from views.api.schemas.common import PageQuery
+from views.idempotency import operation_key
 
 
 @bp.get("/me")
@@ -81,7 +82,7 @@ def billing_config() -> StripeConfig:
            "call POST /v1/billing/confirm-payment (the webhook credits it too, exactly once).")
 def payment_intents(body: PaymentIntentRequest) -> PaymentIntent:
     started = topups.start_top_up(account(), body.amount,
-                                  idempotency_key=request.headers.get("Idempotency-Key"))
+                                  idempotency_key=operation_key())
     return PaymentIntent(payment_intent_id=started.payment_intent_id,
                          client_secret=started.client_secret, amount=started.amount,
                          currency=started.currency)

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 from flask import Response, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from views.api import idempotency, json_body, require_key
+from views import idempotency
+from views.api import json_body, require_key
 from views.api.invalid import invalid_input
 from views.api.schemas.common import Answer, Query, Request
 
@@ -71,8 +72,9 @@ def operation(keys: tuple[str, ...], tag: str, summary: str, answer: type[Answer
         def run(*args: Any, **kwargs: Any) -> Any:
             if declared.keys:
                 # Only now, with the key and its scope checked, may a stored answer be
-                # replayed (views/api/idempotency.py).
-                replay = idempotency.claim(require_key(declared.keys))
+                # replayed (views/idempotency.py).
+                replay = idempotency.claim(idempotency.scope(require_key(declared.keys)),
+                                           request.headers.get(idempotency.HEADER))
                 if replay is not None:
                     return replay
             if declared.body is not None and not declared.raw_body:

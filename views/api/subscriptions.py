@@ -26,6 +26,7 @@ from views.api.schemas.plans import (
     Url,
 )
 from views.errors import refusal_response
+from views.idempotency import operation_key
 
 TAG = "Plans and subscriptions"
 
@@ -125,7 +126,8 @@ def resume() -> ResumeResult:
 @operation(ACCOUNT_KEY, TAG, "A Stripe Checkout page for a plan", Url, body=CheckoutRequest,
            stripe=True)
 def checkout(body: CheckoutRequest) -> Url:
-    return Url(url=subscriptions.checkout_url(account(), body.priceId, body.successUrl, body.cancelUrl))
+    return Url(url=subscriptions.checkout_url(account(), body.priceId, body.successUrl, body.cancelUrl,
+                                              operation_key()))
 
 
 @bp.post("/billing/portal")
