@@ -19,9 +19,11 @@ Why each patch exists:
 * ``Charge._raise_failure`` raises Stripe's card-error shape (type ``card_error``,
   ``decline_code``, ``payment_intent``); localstripe's is an ``invalid_request_error``
   without them. The ``stripe`` library raises ``CardError`` for either (402).
-* ``Idempotency-Key`` headers over 255 characters are refused with Stripe's 400
-  ``invalid_request_error`` (localstripe ignores the header; Stripe does not, and a key
-  Tally derives from a client's own key must stay within the limit).
+* ``Idempotency-Key`` is honoured as Stripe does (localstripe ignores it): a POST repeated
+  with the same key and parameters gets the first answer, other parameters are a 400
+  ``idempotency_error``, and a key over 255 characters is a 400 ``invalid_request_error``.
+  Tally relies on it: two concurrent first top-ups of a customer create its Stripe
+  customer once, and a key Tally derives from a client's own key must stay within 255.
 * ``GET /_ext/store`` (test-only, secret key): a digest of every object in the store, so a
   test can check that a request it expects to change nothing at Stripe changed nothing.
 * Endpoints under ``/js.stripe.com/tally/`` back the Stripe.js overrides in
@@ -47,6 +49,7 @@ needs the secret key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -325,9 +328,19 @@ async def extended_stripe_js(request: web.Request) -> web.Response:
 MAX_IDEMPOTENCY_KEY = 255  # Stripe's limit on Idempotency-Key
 
 
+# Answers to POSTs with an Idempotency-Key, by (secret key, Idempotency-Key): what the first
+# request was (method, path, a digest of its body) and its answer. Kept while the server runs
+# (Stripe keeps them 24 hours).
+_ANSWERED: dict[tuple[str, str], tuple[tuple[str, str, str], bytes, int, str]] = {}
+_IN_FLIGHT: dict[tuple[str, str], asyncio.Lock] = {}
+
+
 @web.middleware
-async def idempotency_key_limit(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
-    """Stripe refuses an ``Idempotency-Key`` longer than 255 characters; so does this."""
+async def idempotency_keys(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    """``Idempotency-Key`` as Stripe honours it: over 255 characters is a 400; a POST sent
+    again with the same key and the same parameters gets the first answer (a concurrent one
+    waits for it), with other parameters a 400 ``idempotency_error``. localstripe itself
+    ignores the header, so two concurrent "create the customer once" calls made two."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
         return web.json_response({"error": {
@@ -335,7 +348,31 @@ async def idempotency_key_limit(request: web.Request, handler: Callable[..., Any
             "message": f"Keys for idempotent requests can only be {MAX_IDEMPOTENCY_KEY} "
                        "characters long and cannot contain whitespace.",
         }}, status=400)
-    return await handler(request)
+    if key is None or request.method != "POST":
+        return await handler(request)
+    slot = (request.headers.get("Authorization", ""), key)
+    request_is = (request.method, request.path_qs, hashlib.sha256(await request.read()).hexdigest())
+    async with _IN_FLIGHT.setdefault(slot, asyncio.Lock()):
+        earlier = _ANSWERED.get(slot)
+        if earlier is not None:
+            if earlier[0] != request_is:
+                return web.json_response({"error": {
+                    "type": "idempotency_error",
+                    "message": "Keys for idempotent requests can only be used with the same "
+                               f"parameters they were first used with. Try using a key other "
+                               f"than '{key}' if you meant to execute a different request.",
+                }}, status=400)
+            replay = web.Response(body=earlier[1], status=earlier[2], content_type=earlier[3])
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+        try:
+            response = await handler(request)
+        except UserError as error:  # a refusal is an answer too, replayed like any other
+            response = error.to_response()
+        if isinstance(response, web.Response) and response.status < 500 and response.body is not None:
+            _ANSWERED[slot] = (request_is, bytes(response.body), response.status,
+                               response.content_type)
+        return response
 
 
 async def store_digest(request: web.Request) -> web.Response:
@@ -356,9 +393,9 @@ def add_routes(app: web.Application) -> None:
     """The routes that answer something else than JSON, so cannot go through ``extra_apis``
     (the extended Stripe.js, the hosted Checkout and portal pages, the store digest); the
     check that a request asks for no other API version than ``api_version.API_VERSION``;
-    and the Idempotency-Key length check."""
+    and Idempotency-Key as Stripe honours it."""
     app.middlewares.append(api_version.check_version)
-    app.middlewares.append(idempotency_key_limit)
+    app.middlewares.append(idempotency_keys)
     app.router.add_get("/_ext/store", store_digest)
     app.router.add_get(JS_PATH, extended_stripe_js)
     checkout.add_page_routes(app)
