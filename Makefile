@@ -26,10 +26,12 @@ serve: install
 ## test: install test needs (Chromium included), lint, run the whole suite
 test: install chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 ## system-deps: Pango and a font for WeasyPrint (invoice PDFs), from Debian's packages when missing
 system-deps:

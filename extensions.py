@@ -87,7 +87,7 @@ class OneTripRedisStorage(RedisStorage):
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
-        self.lua_acquire_and_count = self.get_connection().register_script(_ACQUIRE_AND_COUNT)
+        self.lua_acquire_and_count = self.get_connection().register_script(_ACQUIRE_AND_COUNT.encode())
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         prefixed = self.prefixed_key(key)

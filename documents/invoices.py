@@ -17,7 +17,8 @@ def document_html(invoice: Invoice) -> str:
 def pdf_bytes(invoice: Invoice) -> bytes:
     from weasyprint import HTML  # imported on use: it loads Pango and fonts
 
-    return HTML(string=document_html(invoice)).write_pdf()
+    pdf: bytes = HTML(string=document_html(invoice)).write_pdf()
+    return pdf
 
 
 def pdf_filename(invoice: Invoice) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from flask import Flask
+from flask.cli import ScriptInfo, pass_script_info, with_appcontext
 
 from extensions import db
 from interfaces import jobs, staff_cli
@@ -18,9 +19,6 @@ from services import idempotency, uow
 from services.errors import TallyError
 from services.identity import accounts
 from services.usage import period_close
-
-# Commands that frame their own units of work (a loop, a server of requests).
-_OWN_UNITS = ("deliver-outbox", "mcp")
 
 
 def _as_unit(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,86 +32,110 @@ def _as_unit(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+@click.command("seed-demo")
+@with_appcontext
+@_as_unit
+def seed_demo() -> None:
+    """Create (or find) the demo customer; print one line of JSON with a fresh key."""
+    click.echo(json.dumps(accounts.seed_demo()))
+
+
+@click.command("close-period")
+@with_appcontext
+@_as_unit
+def close_period() -> None:
+    """Post closed days of rated usage, issue last month's usage statements, end expired
+    grace periods. Idempotent: run it daily from cron; a second run issues nothing."""
+    result = period_close.close()
+    click.echo(json.dumps({"days_posted": result.days_posted,
+                           "statements_issued": result.statements,
+                           "downgraded_to_free": result.downgraded}))
+
+
+@click.command("purge-idempotency-keys")
+@with_appcontext
+@_as_unit
+def purge_idempotency_keys() -> None:
+    """Delete stored Idempotency-Key answers older than 24 hours; run it daily from cron."""
+    click.echo(json.dumps({"deleted": idempotency.purge()}))
+
+
+@click.command("deliver-outbox")
+@click.option("--loop", is_flag=True, help="Keep delivering, every --every seconds, until stopped.")
+@click.option("--every", default=10.0, show_default=True, type=float)
+@with_appcontext
+def deliver_outbox(loop: bool, every: float) -> None:
+    """Deliver queued emails and other after-commit work that is due (retries included).
+
+    Prints {"sent", "retried", "failed"} per round. Run it from cron every minute, or
+    with --loop as a service.
+    """
+    while True:
+        click.echo(json.dumps(jobs.deliver_outbox().as_dict()))
+        if not loop:
+            return
+        time.sleep(every)
+
+
+@click.command("mcp")
+@click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio",
+              show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="streamable-http: the address to listen on (anyone who reaches it acts with the key)")
+@click.option("--port", default=8765, show_default=True, type=int, help="streamable-http: the port")
+@pass_script_info
+def mcp(info: ScriptInfo, transport: str, host: str, port: int) -> None:
+    """Serve Tally's API as MCP tools for AI agents, acting with TALLY_API_KEY."""
+    app = info.load_app()
+    api_key = app.config["MCP_API_KEY"]
+    if not api_key:
+        raise click.ClickException("Set TALLY_API_KEY to the Tally API key the tools act with.")
+    # Loaded only for this command: the MCP SDK is heavy, and no other command needs it.
+    from interfaces import mcp_server
+
+    mcp_server.run(app, api_key, transport=transport, host=host, port=port)
+
+
+@click.command("grant-app-role")
+@click.argument("role")
+@with_appcontext
+@_as_unit
+def grant_app_role(role: str) -> None:
+    """PostgreSQL, as the tables' owner: let ROLE read and write every table but the
+    audit log, which it may only read and insert into. Run after each migration."""
+    try:
+        given = roles.grant_app_role(db.session.connection(), role)  # one unit: the command
+    except (LookupError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"role": role, "tables": len(given),
+                           "audit_events": given.get("audit_events")}))
+
+
+@click.command("create-staff")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--name", default="")
+@with_appcontext
+@_as_unit
+def create_staff(email: str, password: str, name: str) -> None:
+    """Create a support-staff user; print one line of JSON with a staff key."""
+    try:
+        click.echo(json.dumps(accounts.create_staff(email=email, password=password, name=name)))
+    except TallyError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+# Each is one unit of work (`_as_unit`), but deliver-outbox (a loop of deliveries) and mcp
+# (a server of requests), which frame their own.
+COMMANDS = (seed_demo, close_period, purge_idempotency_keys, grant_app_role, create_staff,
+            deliver_outbox, mcp)
+
+
 def init_app(app: Flask) -> None:
     before = set(app.cli.commands)
-    _register(app)
-    for name in set(app.cli.commands) - before - set(_OWN_UNITS):
+    staff_cli.init_app(app)  # reconcile, credit-grants, staff-permission
+    for name in set(app.cli.commands) - before:
         command = app.cli.commands[name]
         command.callback = _as_unit(command.callback)  # type: ignore[arg-type]
-
-
-def _register(app: Flask) -> None:
-    staff_cli.init_app(app)  # reconcile, credit-grants, staff-permission
-
-    @app.cli.command("seed-demo")
-    def seed_demo() -> None:
-        """Create (or find) the demo customer; print one line of JSON with a fresh key."""
-        click.echo(json.dumps(accounts.seed_demo()))
-
-    @app.cli.command("close-period")
-    def close_period() -> None:
-        """Post closed days of rated usage, issue last month's usage statements, end expired
-        grace periods. Idempotent: run it daily from cron; a second run issues nothing."""
-        result = period_close.close()
-        click.echo(json.dumps({"days_posted": result.days_posted,
-                               "statements_issued": result.statements,
-                               "downgraded_to_free": result.downgraded}))
-
-    @app.cli.command("purge-idempotency-keys")
-    def purge_idempotency_keys() -> None:
-        """Delete stored Idempotency-Key answers older than 24 hours; run it daily from cron."""
-        click.echo(json.dumps({"deleted": idempotency.purge()}))
-
-    @app.cli.command("deliver-outbox")
-    @click.option("--loop", is_flag=True, help="Keep delivering, every --every seconds, until stopped.")
-    @click.option("--every", default=10.0, show_default=True, type=float)
-    def deliver_outbox(loop: bool, every: float) -> None:
-        """Deliver queued emails and other after-commit work that is due (retries included).
-
-        Prints {"sent", "retried", "failed"} per round. Run it from cron every minute, or
-        with --loop as a service.
-        """
-        while True:
-            click.echo(json.dumps(jobs.deliver_outbox().as_dict()))
-            if not loop:
-                return
-            time.sleep(every)
-
-    @app.cli.command("mcp", with_appcontext=False)
-    @click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio",
-                  show_default=True)
-    @click.option("--host", default="127.0.0.1", show_default=True,
-                  help="streamable-http: the address to listen on (anyone who reaches it acts with the key)")
-    @click.option("--port", default=8765, show_default=True, type=int, help="streamable-http: the port")
-    def mcp(transport: str, host: str, port: int) -> None:
-        """Serve Tally's API as MCP tools for AI agents, acting with TALLY_API_KEY."""
-        api_key = app.config["MCP_API_KEY"]
-        if not api_key:
-            raise click.ClickException("Set TALLY_API_KEY to the Tally API key the tools act with.")
-        from interfaces import mcp_server  # the mcp package loads only for this command
-
-        mcp_server.run(app, api_key, transport=transport, host=host, port=port)
-
-    @app.cli.command("grant-app-role")
-    @click.argument("role")
-    def grant_app_role(role: str) -> None:
-        """PostgreSQL, as the tables' owner: let ROLE read and write every table but the
-        audit log, which it may only read and insert into. Run after each migration."""
-        try:
-            given = roles.grant_app_role(db.session.connection(), role)  # one unit: the command
-        except (LookupError, RuntimeError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        click.echo(json.dumps({"role": role, "tables": len(given),
-                               "audit_events": given.get("audit_events")}))
-
-    @app.cli.command("create-staff")
-    @click.option("--email", required=True)
-    @click.option("--password", required=True)
-    @click.option("--name", default="")
-    def create_staff(email: str, password: str, name: str) -> None:
-        """Create a support-staff user; print one line of JSON with a staff key."""
-        try:
-            click.echo(json.dumps(accounts.create_staff(email=email, password=password,
-                                                        name=name)))
-        except TallyError as exc:
-            raise click.ClickException(exc.message) from exc
+    for command in COMMANDS:
+        app.cli.add_command(command)

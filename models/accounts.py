@@ -10,14 +10,13 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, String
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
-from models.base import UTCDateTime, public_id, utcnow
+from models.base import Model, UTCDateTime, public_id, utcnow
 
 ROLE_CUSTOMER = "customer"
 ROLE_STAFF = "staff"
 
 
-class Customer(db.Model):
+class Customer(Model):
     __tablename__ = "customers"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "cust"))
@@ -34,7 +33,7 @@ class Customer(db.Model):
     )
 
 
-class Account(db.Model):
+class Account(Model):
     """What is billed and limited: tier, currency, prepaid balance, keys."""
 
     __tablename__ = "accounts"
@@ -70,7 +69,7 @@ class Account(db.Model):
         return self.balance - self.pending_usage
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A person who logs in: a customer user (belongs to a customer) or staff (to none)."""
 
     __tablename__ = "users"

@@ -13,11 +13,10 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, relationship
 
-from extensions import db
 from models.accounts import Customer, User
-from models.base import BigIntPK, UTCDateTime, public_id, utcnow
+from models.base import BigIntPK, Model, UTCDateTime, public_id, utcnow
 
 VIA_CONSOLE = "console"  # a staff page
 VIA_API = "api"  # a staff API key
@@ -25,7 +24,7 @@ VIA_IMPERSONATION = "impersonation"  # a customer page, viewed as the customer
 VIA_CLI = "cli"  # a flask command on the server
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """Who (staff), as whom (customer user), what, when, from where, before and after."""
 
     __tablename__ = "audit_events"
@@ -57,7 +56,7 @@ class AuditEvent(db.Model):
     customer: Mapped[Customer | None] = relationship(viewonly=True)
 
 
-class Impersonation(db.Model):
+class Impersonation(Model):
     """One "view as customer" session. The browser session holds only its id, so Stop and
     expiry are decided here, not by a cookie."""
 
@@ -80,12 +79,12 @@ class AuditLogIsAppendOnly(RuntimeError):
 
 @event.listens_for(AuditEvent, "before_update")
 @event.listens_for(AuditEvent, "before_delete")
-def _refuse_change(mapper, connection, target) -> None:
+def _refuse_change(mapper: Any, connection: Any, target: Any) -> None:
     raise AuditLogIsAppendOnly("audit_events is append-only")
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _refuse_bulk_change(state) -> None:
+def _refuse_bulk_change(state: ORMExecuteState) -> None:
     if state.is_update or state.is_delete:
         table = getattr(state.statement, "table", None)
         if getattr(table, "name", None) == AuditEvent.__tablename__:

@@ -8,11 +8,10 @@ from functools import partial
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
-from models.base import BigIntPK, UTCDateTime, public_id, utcnow
+from models.base import BigIntPK, Model, UTCDateTime, public_id, utcnow
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     """What Tally last read from Stripe about an account's subscription."""
 
     __tablename__ = "subscriptions"
@@ -39,7 +38,7 @@ INVOICE_KIND_LABELS = {INVOICE_RECEIPT: "Top-up receipt", INVOICE_SUBSCRIPTION: 
                        INVOICE_RENEWAL: "Subscription renewal", INVOICE_STATEMENT: "Usage statement"}
 
 
-class Invoice(db.Model):
+class Invoice(Model):
     """Issued once, never changed. `number` has no gaps per customer."""
 
     __tablename__ = "invoices"
@@ -67,7 +66,7 @@ class Invoice(db.Model):
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.id")
 
 
-class InvoiceLine(db.Model):
+class InvoiceLine(Model):
     __tablename__ = "invoice_lines"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

@@ -13,11 +13,10 @@ from functools import partial
 from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
-from models.base import UTCDateTime, public_id, utcnow
+from models.base import Model, UTCDateTime, public_id, utcnow
 
 
-class CreditGrant(db.Model):
+class CreditGrant(Model):
     __tablename__ = "credit_grants"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "grant"))
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)

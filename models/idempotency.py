@@ -7,11 +7,10 @@ from datetime import datetime
 from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
-from models.base import BigIntPK, UTCDateTime, utcnow
+from models.base import BigIntPK, Model, UTCDateTime, utcnow
 
 
-class IdempotencyRecord(db.Model):
+class IdempotencyRecord(Model):
     """Inserted (and committed) before the request runs; the unique constraint decides which
     of two concurrent requests with the same key runs. `status` stays NULL while it runs."""
 

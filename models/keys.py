@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
-from models.base import UTCDateTime, public_id, utcnow
+from models.base import Model, UTCDateTime, public_id, utcnow
 
 if TYPE_CHECKING:
     from models.accounts import Account
@@ -20,7 +19,7 @@ KIND_USAGE = "usage"  # a product server's key: authorize, events, read balance 
 KIND_STAFF = "staff"  # a support-staff user's key
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "key"))

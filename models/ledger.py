@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
-from models.base import BigIntPK, UTCDateTime, utcnow
+from models.base import BigIntPK, Model, UTCDateTime, utcnow
 
 KIND_TOPUP = "topup"
 KIND_GRANT = "grant"
@@ -23,7 +22,7 @@ KIND_LABELS = {KIND_TOPUP: "Top-up", KIND_GRANT: "Credit", KIND_USAGE: "Usage",
                KIND_REFUND: "Refund", KIND_ADJUSTMENT: "Adjustment", KIND_EXPIRY: "Expired"}
 
 
-class LedgerEntry(db.Model):
+class LedgerEntry(Model):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         # Every external cause (a PaymentIntent, a grant, a usage day) lands once.

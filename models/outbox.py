@@ -9,15 +9,14 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
-from models.base import BigIntPK, UTCDateTime, utcnow
+from models.base import BigIntPK, Model, UTCDateTime, utcnow
 
 PENDING = "pending"  # waiting for its first or next attempt
 SENT = "sent"  # delivered
 FAILED = "failed"  # gave up after the last attempt
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     __tablename__ = "outbox_messages"
     __table_args__ = (
         Index("ix_outbox_messages_due", "status", "available_at"),

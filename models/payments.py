@@ -8,11 +8,10 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
-from models.base import UTCDateTime, utcnow
+from models.base import Model, UTCDateTime, utcnow
 
 
-class TopUp(db.Model):
+class TopUp(Model):
     __tablename__ = "top_ups"
 
     payment_intent_id: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -9,13 +9,12 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
-from models.base import UTCDateTime, public_id, utcnow
+from models.base import Model, UTCDateTime, public_id, utcnow
 
 PRICING_MODELS = ("per_unit", "graduated", "volume", "package")
 
 
-class PricePlan(db.Model):
+class PricePlan(Model):
     __tablename__ = "price_plans"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "pp"))
@@ -26,7 +25,7 @@ class PricePlan(db.Model):
     charges: Mapped[list[PriceCharge]] = relationship(order_by="PriceCharge.id")
 
 
-class PriceCharge(db.Model):
+class PriceCharge(Model):
     """How one meter is priced: `model` over the units beyond `included_units` in a period."""
 
     __tablename__ = "price_charges"
@@ -43,7 +42,7 @@ class PriceCharge(db.Model):
     included_units: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class UsageCharge(db.Model):
+class UsageCharge(Model):
     """Rated usage of one meter on one local day, accrued as usage arrives.
 
     `amount` is what the day has cost so far; `posted` is how much of it is on the

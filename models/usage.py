@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
-from models.base import BigIntPK, UTCDateTime, public_id, utcnow
+from models.base import BigIntPK, Model, UTCDateTime, public_id, utcnow
 
 AGGREGATIONS = ("count", "sum", "max", "unique_count", "latest")
 # The meters every Tally has (name, event_name, aggregation, property, unit): created with
@@ -23,7 +22,7 @@ DEFAULT_METERS = (
 )
 
 
-class Meter(db.Model):
+class Meter(Model):
     """What to measure: `aggregation` of `property` over events named `event_name`."""
 
     __tablename__ = "meters"
@@ -37,7 +36,7 @@ class Meter(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class UsageEvent(db.Model):
+class UsageEvent(Model):
     """A usage event as received. `event_id` is the caller's idempotency key, kept forever."""
 
     __tablename__ = "usage_events"
@@ -52,7 +51,7 @@ class UsageEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class UsageRollup(db.Model):
+class UsageRollup(Model):
     """One meter's usage in one local hour of the account (`bucket_start` is its UTC instant).
 
     Hours are floored in the account's time zone, so local days and months (even in
@@ -69,7 +68,7 @@ class UsageRollup(db.Model):
     latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class UsageCounter(db.Model):
+class UsageCounter(Model):
     """One meter's usage in one billing period (`period_start`), or all-time (LIFETIME).
 
     The gate checks limits with one conditional UPDATE of this row.
@@ -84,7 +83,7 @@ class UsageCounter(db.Model):
     latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class UsageUnique(db.Model):
+class UsageUnique(Model):
     """Distinct values seen by a `unique_count` meter, per hour bucket and per period."""
 
     __tablename__ = "usage_uniques"
@@ -96,7 +95,7 @@ class UsageUnique(db.Model):
     value_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
-class UsageAlert(db.Model):
+class UsageAlert(Model):
     """A threshold crossed, recorded once per account, meter, threshold, period and limit
     (a plan change in the period brings a new limit, whose thresholds count afresh)."""
 

@@ -7,11 +7,10 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
-from models.base import UTCDateTime, utcnow
+from models.base import Model, UTCDateTime, utcnow
 
 
-class WebhookEvent(db.Model):
+class WebhookEvent(Model):
     __tablename__ = "webhook_events"
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's evt_...

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from extensions import db
 from models import IdempotencyRecord
 from models.base import utcnow
+from services import uow
 from services.errors import Conflict, InvalidInput
 
 HEADER = "Idempotency-Key"
@@ -99,9 +100,9 @@ def begin(owner: str, key: str, request_hash: str, *, now: datetime | None = Non
 
 def _take_over(record: IdempotencyRecord, now: datetime) -> bool:
     """Claim an abandoned record; only one of several concurrent retries succeeds."""
-    claimed = db.session.execute(update(IdempotencyRecord).where(
+    claimed = uow.rows_changed(update(IdempotencyRecord).where(
         IdempotencyRecord.id == record.id, IdempotencyRecord.status.is_(None),
-        IdempotencyRecord.created_at < now - ABANDONED_AFTER).values(created_at=now)).rowcount
+        IdempotencyRecord.created_at < now - ABANDONED_AFTER).values(created_at=now))
     return claimed == 1
 
 
@@ -132,5 +133,5 @@ def stripe_key(purpose: str, *cause: str) -> str:
 def purge(*, now: datetime | None = None) -> int:
     """Delete records older than the TTL; returns how many."""
     cutoff = (now or utcnow()) - TTL
-    return int(db.session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)).rowcount)
+    return int(uow.rows_changed(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)))

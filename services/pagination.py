@@ -39,8 +39,8 @@ def _no_such_object(cursor_id: str, starting_after: str | None) -> InvalidInput:
                         param="starting_after" if starting_after else "ending_before")
 
 
-def paginate(query: Select, model: Any, time_column: Any, *, limit: int,
-             starting_after: str | None = None, ending_before: str | None = None) -> Page:
+def paginate(query: Select[Any], model: Any, time_column: Any, *, limit: int,
+             starting_after: str | None = None, ending_before: str | None = None) -> Page[Any]:
     """Newest first by (time_column, id). A cursor is the id of an item of the same list."""
     _check_cursors(starting_after, ending_before)
     cursor_id = starting_after or ending_before

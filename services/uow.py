@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Flask, Response
-from sqlalchemy import event, select
+from sqlalchemy import CursorResult, Executable, event, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -137,6 +137,13 @@ def lock(model: type[_Row], key: str) -> _Row | None:
     return db.session.execute(
         select(model).where(column == key).with_for_update()
         .execution_options(populate_existing=True)).scalar_one_or_none()
+
+
+def rows_changed(statement: Executable) -> int:
+    """Execute an UPDATE or DELETE in the operation; how many rows it changed (a
+    conditional UPDATE that changed none lost its race)."""
+    result = db.session.execute(statement)
+    return int(cast("CursorResult[Any]", result).rowcount)
 
 
 # Tracking writes ------------------------------------------------------------------

@@ -246,6 +246,19 @@ def test_endpoints_the_version_removed_are_gone(client: stripe.StripeClient) -> 
     assert gone.value.http_status == 404
 
 
+def test_payment_intents_take_the_versions_parameter_names(client: stripe.StripeClient) -> None:
+    """2026-10-28.endive creates a PaymentIntent with `allowed_payment_method_types`; the
+    old `payment_method_types` is a parameter Stripe no longer knows."""
+    made = client.v1.payment_intents.create(params={
+        "amount": 700, "currency": "usd", "allowed_payment_method_types": ["card"]})
+    assert made.payment_method_types == ["card"]
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.create(params={  # type: ignore[typeddict-unknown-key]
+            "amount": 700, "currency": "usd", "payment_method_types": ["card"]})
+    assert refused.value.code == "parameter_unknown"
+    assert refused.value.param == "payment_method_types"
+
+
 def test_stripes_test_payment_method_ids_become_new_payment_methods(
     client: stripe.StripeClient,
 ) -> None:

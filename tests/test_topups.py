@@ -34,12 +34,16 @@ def test_the_longest_idempotency_key_a_client_may_send_still_reaches_stripe(
     confirmed = client.post("/v1/billing/confirm-payment", headers=customer.headers,
                             json={"payment_intent_id": ids[0]})
     assert confirmed.get_json()["credited"] is True and balance_of(client, customer) == 2500
-    # The page's top-up passes the header on too, unchecked in length before.
+    # The page's top-up takes the same keys (the one Idempotency-Key store): the longest
+    # reaches Stripe too, and a longer one is refused as the API refuses it.
     web = client.application.test_client()
     token = login(web, customer)
     page = web.post("/topup/intent", data={"amount": "25.00", "csrf_token": token},
-                    headers={"Accept": "application/json", "Idempotency-Key": "p" * 1000})
+                    headers={"Accept": "application/json", "Idempotency-Key": "p" * 255})
     assert page.status_code == 200 and page.get_json()["payment_intent_id"].startswith("pi_")
+    too_long = web.post("/topup/intent", data={"amount": "25.00", "csrf_token": token},
+                        headers={"Accept": "application/json", "Idempotency-Key": "p" * 256})
+    assert too_long.status_code == 400 and too_long.get_json()["param"] == "Idempotency-Key"
 
 
 def balance_of(client, customer) -> int:

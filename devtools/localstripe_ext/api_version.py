@@ -14,7 +14,9 @@ reads:
 * a PaymentIntent or Charge has no ``invoice``;
 * a subscription has no ``current_period_start``/``_end`` (each item has its own), nor
   ``plan``, ``quantity``, ``discount``, ``tax_percent``;
-* a customer's ``account_balance`` is ``balance``.
+* a customer's ``account_balance`` is ``balance``;
+* a PaymentIntent is created with ``allowed_payment_method_types``, no longer
+  ``payment_method_types`` (which it still answers with).
 
 ``install()`` patches each resource's ``_export`` (what every answer, list, expansion and
 event snapshot is built from) to drop what the version no longer has and add what it has
@@ -300,6 +302,19 @@ def _retrieve_payment_method(cls: type[PaymentMethod], id: str) -> PaymentMethod
         no_such("PaymentMethod", id, "payment_method")
 
 
+def _create_payment_intent(cls: type[PaymentIntent], **params: Any) -> PaymentIntent:
+    """``allowed_payment_method_types`` is what ``payment_method_types`` became in
+    2026-10-28.endive; the old name is a parameter Stripe no longer knows."""
+    if "payment_method_types" in params:
+        unknown({"payment_method_types": params["payment_method_types"]})
+    if "allowed_payment_method_types" in params:
+        params["payment_method_types"] = params.pop("allowed_payment_method_types")
+    return _original_create_payment_intent(cls, **params)
+
+
+_original_create_payment_intent = PaymentIntent.__dict__["_api_create"].__func__
+
+
 def removed_upcoming_invoice(**params: Any) -> None:
     """``GET /v1/invoices/upcoming`` is gone since 2025-03-31 (localstripe still serves it)."""
     fail("Unrecognized request URL (GET: /v1/invoices/upcoming). The upcoming invoice "
@@ -319,5 +334,6 @@ def install() -> None:
         _pinned_export(cls, drop, add)
     Event.__init__ = _event_init
     PaymentIntent._api_cancel = classmethod(_cancel_payment_intent)
+    PaymentIntent._api_create = classmethod(_create_payment_intent)
     PaymentMethod._try_get_canonical_test_article = classmethod(_test_payment_method)
     PaymentMethod._api_retrieve = classmethod(_retrieve_payment_method)

@@ -20,10 +20,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 import stripe
 from flask import Flask, current_app
+from stripe._base_address import BaseAddresses
+from stripe.params.billing_portal import ConfigurationCreateParams, ConfigurationUpdateParams
+from stripe.params.checkout import SessionCreateParams
 
 from services import uow
 from services.errors import InvalidInput, NotFound, PaymentFailed, Unavailable, UpstreamError
@@ -139,7 +142,7 @@ class VerifiedEvent:
 MAX_IDEMPOTENCY_KEY = 255  # Stripe refuses longer Idempotency-Key headers
 
 
-def idempotency(key: str) -> dict[str, str]:
+def idempotency(key: str) -> stripe.RequestOptions:
     """A call's request options with `key` as Stripe's idempotency key. A key longer than
     Stripe takes (one a client's own 255-character Idempotency-Key went into) keeps its
     start and ends in the SHA-256 of the whole key: the same key stays the same, and two
@@ -154,7 +157,7 @@ class StripeGateway:
     def __init__(self, secret_key: str, api_base: str = "", webhook_secret: str = "") -> None:
         self.configured = bool(secret_key)
         self.webhook_secret = webhook_secret
-        base = {"api": api_base.rstrip("/")} if api_base else None
+        base: BaseAddresses | None = {"api": api_base.rstrip("/")} if api_base else None
         self._client = (
             stripe.StripeClient(secret_key, base_addresses=base, max_network_retries=2,
                                 stripe_version=API_VERSION)
@@ -201,7 +204,8 @@ class StripeGateway:
                     "currency": currency,
                     "customer": customer,
                     "metadata": metadata,
-                    "payment_method_types": ["card"],
+                    # `payment_method_types` before API version 2026-10-28.endive
+                    "allowed_payment_method_types": ["card"],
                 },
                 options=idempotency(idempotency_key),
             )
@@ -301,14 +305,16 @@ class StripeGateway:
     def create_checkout_session(self, *, customer: str, price: str, success_url: str,
                                 cancel_url: str, metadata: dict[str, str],
                                 idempotency_key: str) -> str:
+        params: SessionCreateParams = {
+            "mode": "subscription", "customer": customer,
+            "line_items": [{"price": price, "quantity": 1}],
+            "success_url": success_url, "cancel_url": cancel_url,
+            "metadata": metadata, "subscription_data": {"metadata": metadata}}
+        if "tally_account_id" in metadata:
+            params["client_reference_id"] = metadata["tally_account_id"]
         with _translated_errors():
             session = self.client.v1.checkout.sessions.create(
-                params={"mode": "subscription", "customer": customer,
-                        "line_items": [{"price": price, "quantity": 1}],
-                        "success_url": success_url, "cancel_url": cancel_url,
-                        "client_reference_id": metadata.get("tally_account_id"),
-                        "metadata": metadata, "subscription_data": {"metadata": metadata}},
-                options=idempotency(idempotency_key))
+                params=params, options=idempotency(idempotency_key))
         return str(read(session.to_dict(), "checkout.session", "url"))
 
     def checkout_session_subscription(self, session_id: str) -> str | None:
@@ -332,15 +338,18 @@ class StripeGateway:
         with _translated_errors():
             return self.client.v1.billing_portal.configurations.retrieve(configuration_id).to_dict()
 
-    def create_portal_configuration(self, params: dict[str, Any]) -> dict[str, Any]:
+    def create_portal_configuration(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`params` in the shape of Stripe's configuration object (checked by the caller's
+        declaration, field by field, as clients of Stripe's own API send them)."""
         with _translated_errors():
-            return self.client.v1.billing_portal.configurations.create(params=params).to_dict()
+            return self.client.v1.billing_portal.configurations.create(
+                params=cast(ConfigurationCreateParams, params)).to_dict()
 
     def update_portal_configuration(self, configuration_id: str,
-                                    params: dict[str, Any]) -> dict[str, Any]:
+                                    params: Mapping[str, Any]) -> dict[str, Any]:
         with _translated_errors():
             return self.client.v1.billing_portal.configurations.update(
-                configuration_id, params=params).to_dict()
+                configuration_id, params=cast(ConfigurationUpdateParams, params)).to_dict()
 
     # Webhooks ----------------------------------------------------------------
 
@@ -415,8 +424,8 @@ def _intent_info(data: dict[str, Any]) -> PaymentIntentInfo:
 def _id(value: Any) -> str | None:
     """An id whether Stripe gave the id or the expanded object."""
     if isinstance(value, Mapping):
-        return value.get("id")
-    return value
+        value = value.get("id")
+    return value if isinstance(value, str) else None
 
 
 def _subscription_info(data: dict[str, Any]) -> SubscriptionInfo:
@@ -482,9 +491,10 @@ class _translated_errors:
         # A network call never waits while the operation holds a row lock (services/uow.py).
         uow.assert_no_writes("A Stripe call")
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: Any) -> None:
         if exc is None or not isinstance(exc, stripe.StripeError):
-            return False
+            return  # not Stripe's: it goes on as it is
         message = exc.user_message or str(exc)
         if isinstance(exc, stripe.CardError):
             raise PaymentFailed(message, code=exc.code or "card_declined") from exc
@@ -511,4 +521,5 @@ def init_app(app: Flask) -> None:
 
 
 def gateway() -> StripeGateway:
-    return current_app.extensions["tally_stripe"]
+    found: StripeGateway = current_app.extensions["tally_stripe"]
+    return found

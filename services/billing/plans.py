@@ -106,7 +106,8 @@ def plan_for(tier: str) -> Plan:
 
 
 def get_plan(name: str) -> Plan | None:
-    return current_app.extensions["tally_plans"].get(name)
+    loaded: dict[str, Plan] = current_app.extensions["tally_plans"]
+    return loaded.get(name)
 
 
 def all_plans() -> list[Plan]:

@@ -28,7 +28,8 @@ DEFAULT_FEATURES: dict[str, Any] = {
 def default_configuration_id() -> str:
     cached = current_app.extensions.get("tally_portal_configuration")
     if cached:
-        return cached
+        return str(cached)
+
     def get(config: dict[str, Any], path: str) -> Any:
         return read(config, "billing_portal.configuration", path)
 

@@ -64,7 +64,7 @@ def paid_plan(name: str) -> plans.Plan:
 def price_id(plan: plans.Plan) -> str:
     """The Stripe Price for a plan, created on first use (found again by lookup key)."""
     assert plan.price is not None
-    cache = current_app.extensions.setdefault("tally_price_ids", {})
+    cache: dict[str, str] = current_app.extensions.setdefault("tally_price_ids", {})
     key = plan.price.lookup_key
     if key not in cache:
         cache[key] = gateway().find_or_create_price(
@@ -87,7 +87,7 @@ def current(account: Account) -> Subscription | None:
         select(Subscription).where(Subscription.account_id == account.id)
         .order_by(Subscription.created_at.desc())).scalars())
     live = [r for r in rows if r.status in LIVE]
-    return (live or rows or [None])[0]
+    return (live or rows)[0] if rows else None
 
 
 class ActionRequired(PaymentFailed):
@@ -335,8 +335,12 @@ def mirror_invoice(info: InvoiceInfo) -> Invoice | None:
     return invoices.issue(
         account, kind=kind, source_id=info.id, currency=info.currency, lines=lines,
         paid_at=_ts(info.paid_at) or utcnow(), stripe_invoice_number=info.number,
-        period=(_ts(info.period_start), _ts(info.period_end))
-        if info.period_start and info.period_end else None)
+        period=_period(info.period_start, info.period_end))
+
+
+def _period(start: int | None, end: int | None) -> tuple[datetime, datetime] | None:
+    began, ended = _ts(start), _ts(end)
+    return (began, ended) if began and ended else None
 
 
 def _plan_line(plan: str) -> str:

@@ -19,6 +19,7 @@ from extensions import db
 from models import Account, ApiKey, User
 from models.base import utcnow
 from models.keys import KIND_ACCOUNT, KIND_STAFF
+from services import uow
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.pagination import Page, paginate
 
@@ -147,11 +148,11 @@ def rotate(key: ApiKey) -> IssuedKey:
         kind=key.kind,
         name=key.name,
     )
-    revoked = db.session.execute(
+    revoked = uow.rows_changed(
         update(ApiKey)
         .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow(), replaced_by_id=successor.key.id)
-    ).rowcount
+    )
     if revoked != 1:
         raise NotFound("This API key was already rotated or revoked.", code="key_revoked")
     return successor

@@ -157,7 +157,7 @@ def remaining(account_id: str, now: datetime | None = None) -> dict[str, int]:
         select(Account.time_zone).where(Account.id == account_id)).scalar_one())
     # (time, order, what): at one instant grants start before debits, which go before expiries.
     timeline: list[tuple[datetime, int, Any]] = [
-        (periods.day_bucket(g.posted_at, tz), 0, g) for g in rows]
+        (periods.day_bucket(g.posted_at, tz), 0, g) for g in rows if g.posted_at is not None]
     timeline += [(at, 1, amount) for at, amount in debits]
     timeline += [(g.expired_at, 2, g) for g in rows if g.expired_at is not None]
     left: dict[str, int] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -34,7 +35,7 @@ class Finding:
     created_at: datetime
     credited: bool | None = None  # with --apply: True if this run credited it
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         body = {"payment_intent_id": self.payment_intent_id, "account_id": self.account_id,
                 "amount": self.amount, "currency": self.currency,
                 "created_at": self.created_at.isoformat()}
@@ -50,7 +51,7 @@ class Report:
     found: list[Finding] = field(default_factory=list)
     missing_at_stripe: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"checked": self.checked, "applied": self.applied,
                 "uncredited": [f.as_dict() for f in self.found],
                 "credited": sum(1 for f in self.found if f.credited),

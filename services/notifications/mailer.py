@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from flask import current_app
 
@@ -69,7 +69,7 @@ def send(to: str, subject: str, body: str, attachments: tuple[Attachment, ...] =
     return str(message["Message-ID"])
 
 
-def _smtp(parts, message: EmailMessage) -> None:
+def _smtp(parts: SplitResult, message: EmailMessage) -> None:
     secure = parts.scheme == "smtps"
     port = parts.port or (465 if secure else 25)
     if secure:

@@ -79,11 +79,11 @@ def due(now: datetime, limit: int) -> list[int]:
 def claim(message_id: int, now: datetime) -> OutboxMessage | None:
     """Take a due message for one attempt (None if another deliverer has it): pushes it a
     lease ahead, so it is tried again if this attempt never reports back."""
-    claimed = db.session.execute(
+    claimed = uow.rows_changed(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING,
                OutboxMessage.available_at <= now)
-        .values(available_at=now + LEASE, attempts=OutboxMessage.attempts + 1)).rowcount
+        .values(available_at=now + LEASE, attempts=OutboxMessage.attempts + 1))
     return db.session.get(OutboxMessage, message_id, populate_existing=True) if claimed else None
 
 

@@ -77,7 +77,8 @@ def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """Datetimes become ISO strings, so the row stores plain JSON."""
     if value is None:
         return None
-    return json.loads(json.dumps(value, default=_default))
+    plain: dict[str, Any] = json.loads(json.dumps(value, default=_default))
+    return plain
 
 
 def _default(value: object) -> str:
@@ -99,7 +100,7 @@ class Filters:
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
 
-    def query(self) -> Select:
+    def query(self) -> Select[AuditEvent]:
         q = select(AuditEvent)
         if self.staff_id:
             q = q.where(AuditEvent.staff_user_id == self.staff_id)
@@ -144,7 +145,7 @@ def page(filters: Filters, *, before: int | None = None, after: int | None = Non
     return Page(rows, older=older, newer=newer)
 
 
-def _exists(q: Select) -> bool:
+def _exists(q: Select[AuditEvent]) -> bool:
     return db.session.execute(q.with_only_columns(AuditEvent.id).limit(1)).first() is not None
 
 

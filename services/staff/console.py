@@ -62,7 +62,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def customer_query(q: str | None) -> Select:
+def customer_query(q: str | None) -> Select[Customer]:
     """Customers matching an email (of the customer or any of its users), a name, a
     customer or account id, or a Stripe customer id (ids also by prefix)."""
     query = select(Customer).options(selectinload(Customer.accounts))

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from extensions import db
 from models import Account, ApiKey, AuditEvent, Impersonation, Subscription, User
 from models.base import utcnow
+from services import uow
 from services.errors import Forbidden, NotFound
 from services.staff import audit
 from services.staff.audit import Actor
@@ -45,7 +46,7 @@ class Started:
     user: User
 
 
-def start(actor: Actor, user_id: str, reason: object, *, minutes: int) -> Started:
+def start(actor: Actor, user_id: str, reason: str | None, *, minutes: int) -> Started:
     """Begin viewing as the customer user `user_id`, for at most `minutes`."""
     staff = require_staff(actor.staff)
     reason = check_reason(reason)
@@ -90,10 +91,10 @@ def end(impersonation_id: str, actor: Actor, *, why: str = ENDED_STOPPED) -> Imp
     now = utcnow()
     if why == ENDED_STOPPED and row.expires_at <= now:
         why = ENDED_EXPIRED  # stopped after it had already run out
-    ended = db.session.execute(
+    ended = uow.rows_changed(
         update(Impersonation).where(Impersonation.id == row.id, Impersonation.ended_at.is_(None))
         .values(ended_at=min(now, row.expires_at) if why == ENDED_EXPIRED else now, end_reason=why)
-    ).rowcount
+    )
     if ended:
         staff = db.session.get(User, row.staff_user_id)
         user = db.session.get(User, row.user_id)
@@ -162,8 +163,9 @@ def record_view(actor: Actor, impersonation: Impersonation, path: str, fetched: 
 
 
 def record_action(actor: Actor, impersonation: Impersonation, action: str, *, outcome: str,
-                  account_id: str | None = None, before: dict | None = None,
-                  after: dict | None = None, detail: dict | None = None) -> None:
+                  account_id: str | None = None, before: dict[str, Any] | None = None,
+                  after: dict[str, Any] | None = None,
+                  detail: dict[str, Any] | None = None) -> None:
     """A change asked for while viewing as the customer: done, failed or refused (added to
     the operation's transaction, committed at its boundary)."""
     audit.record(actor, action, customer_id=impersonation.customer_id, account_id=account_id,

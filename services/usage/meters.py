@@ -62,7 +62,8 @@ def all_meters() -> list[Meter]:
     (detached from any session): read them, never change them."""
     cached = current_app.extensions.get(_CACHE)
     if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+        fresh: list[Meter] = cached[1]
+        return fresh
     meters = _load_meters()
     for meter in meters:
         db.session.expunge(meter)

@@ -22,6 +22,7 @@ from extensions import db
 from models import Account, Meter, PriceCharge, PricePlan, UsageCharge
 from models.base import utcnow
 from models.ledger import KIND_USAGE
+from services import uow
 from services.errors import InvalidInput, LimitExceeded, NotFound
 from services.ledger import entries as ledger
 from services.money import check_currency
@@ -54,7 +55,7 @@ def price(charge: PriceCharge, units: int) -> int:
     if charge.model == "volume":  # every unit at the price of the tier the total falls in
         for tier in tiers:
             if tier["up_to"] is None or q <= tier["up_to"]:
-                return q * tier["unit_amount"] + tier.get("flat_amount", 0)
+                return int(q * tier["unit_amount"] + tier.get("flat_amount", 0))
         return 0
     total, floor = 0, 0  # graduated: each tier prices the units that fall in it
     for tier in tiers:
@@ -270,11 +271,11 @@ def spend(account: Account, period: periods.Period) -> Spend:
 def _mark_posted(account: Account, meter_id: str, day: datetime, *, amount: int,
                  already: int) -> None:
     """The day's charge is on the ledger up to `amount`: no longer pending."""
-    moved = db.session.execute(
+    moved = uow.rows_changed(
         update(UsageCharge).where(UsageCharge.account_id == account.id,
                                   UsageCharge.meter_id == meter_id, UsageCharge.day == day,
                                   UsageCharge.posted == already)
-        .values(posted=amount)).rowcount
+        .values(posted=amount))
     if moved != 1:
         raise RuntimeError("usage charge changed while posting; retry")
     db.session.execute(update(Account).where(Account.id == account.id)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Text, bindparam, cast, column, func, select
+from sqlalchemy import JSON, Table, Text, bindparam, cast, column, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -172,7 +172,9 @@ def take(account_id: str, meter_id: str, period_start: datetime, amount: int,
 @functools.cache
 def _take_statement(dialect_name: str) -> Any:
     columns = UsageCounter.__table__.c
-    stmt = (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(UsageCounter.__table__)
+    table = UsageCounter.__table__
+    assert isinstance(table, Table)
+    stmt = (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
     stmt = stmt.values(account_id=bindparam("account_id", type_=columns.account_id.type),
                        meter_id=bindparam("meter_id", type_=columns.meter_id.type),
                        period_start=bindparam("period_start", type_=columns.period_start.type),
