@@ -7,7 +7,7 @@ module proves:
 
 1. Tally asks Stripe for the version the installed library was generated for, and
    pyproject.toml pins that library.
-2. Every field path Tally reads (`services.billing.gateway.FIELDS_READ`) is declared by
+2. Every field path Tally reads (`services.billing.stripe_objects.FIELDS_READ`) is declared by
    the library's class for that object. A field Stripe removes from its API is removed from
    the library's model, and this test then fails, not production. (The paths Tally read
    before API version 2025-03-31, such as `invoice.subscription`, fail it.)
@@ -36,7 +36,7 @@ import pytest
 import stripe
 from stripe._stripe_object import UntypedStripeObject
 
-from services.billing.gateway import API_VERSION, FIELDS_READ
+from services.billing.stripe_objects import API_VERSION, FIELDS_READ
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.localstripe import running_localstripe, simulate_renewal
 from tests.support.payments import pay

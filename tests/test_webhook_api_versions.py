@@ -16,7 +16,7 @@ import pytest
 
 from extensions import db
 from models import WebhookEvent
-from services.billing.gateway import API_VERSION
+from services.billing.stripe_objects import API_VERSION
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.localstripe import simulate_renewal
 from tests.support.staff import make_staff, staff_login

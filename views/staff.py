@@ -33,7 +33,7 @@ from extensions import db
 from models import Account, Customer, User
 from services import uow
 from services.billing import plans, webhooks
-from services.billing.gateway import API_VERSION
+from services.billing.stripe_objects import API_VERSION
 from services.errors import InvalidInput, TallyError
 from services.ledger import grants
 from services.money import format_money, parse_major, parse_signed_major

@@ -10,7 +10,8 @@ from typing import Any, TypedDict
 
 from flask import current_app
 
-from services.billing.gateway import gateway, read
+from services.billing.gateway import gateway
+from services.billing.stripe_objects import read
 from services.errors import InvalidInput
 
 CANCEL_MODES = ("at_period_end", "immediately")

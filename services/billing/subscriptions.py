@@ -34,12 +34,12 @@ from models.base import utcnow
 from models.billing import INVOICE_RENEWAL, INVOICE_SUBSCRIPTION
 from services import idempotency
 from services.billing import customers, invoices, plans, portal
-from services.billing.gateway import (
+from services.billing.gateway import gateway
+from services.billing.stripe_objects import (
     InvoiceInfo,
     InvoiceLineInfo,
     PaymentIntentInfo,
     SubscriptionInfo,
-    gateway,
 )
 from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed, TallyError
 

@@ -21,7 +21,8 @@ from extensions import db
 from models import WebhookEvent
 from models.base import utcnow
 from services.billing import subscriptions
-from services.billing.gateway import API_VERSION, gateway, parse_event
+from services.billing.gateway import gateway
+from services.billing.stripe_objects import API_VERSION, parse_event
 from services.errors import InvalidInput, NotFound, TallyError
 from services.ledger import topups
 

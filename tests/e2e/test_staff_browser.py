@@ -16,7 +16,7 @@ from models import Account, User, WebhookEvent
 from models.base import utcnow
 from models.billing import INVOICE_RENEWAL, INVOICE_SUBSCRIPTION
 from services.billing import invoices
-from services.billing.gateway import API_VERSION
+from services.billing.stripe_objects import API_VERSION
 from services.ledger import grants
 from services.staff import audit
 from services.staff.audit import Actor
