@@ -222,34 +222,34 @@ def sample(doc: dict[str, Any], schema: dict[str, Any], *, request: bool, depth:
     """An example value: the schema's own `examples`, else one made from its type. A request
     example has the required fields and the optional ones that carry an example."""
     schema = resolve(doc, schema)
-    if "examples" in schema:
-        return schema["examples"][0]
+    for given in ("examples", "enum"):
+        if given in schema:
+            return schema[given][0]
     if "const" in schema:
         return schema["const"]
-    if "enum" in schema:
-        return schema["enum"][0]
     if "anyOf" in schema:
         options = [s for s in schema["anyOf"] if s.get("type") != "null"]
         return sample(doc, options[0], request=request, depth=depth)
     kind = schema.get("type", "object")
     kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
-    if kind == "object":
-        if depth > 4:
-            return {}
-        required = set(schema.get("required", []))
-        return {name: sample(doc, prop, request=request, depth=depth + 1)
-                for name, prop in schema.get("properties", {}).items()
-                if not request or name in required or "examples" in resolve(doc, prop)}
-    if kind == "array":
-        return [sample(doc, schema.get("items", {}), request=request, depth=depth + 1)]
-    if kind == "integer":
-        return schema.get("minimum", 0)
-    if kind == "boolean":
-        return True
+    if kind in ("object", "array"):
+        return _sample_of_many(doc, schema, kind, request=request, depth=depth)
     if kind == "string":
         return {"date-time": SAMPLE_TIME, "uri": "https://example.com", "email": "ada@example.com"}.get(
             schema.get("format", ""), "string")
-    return None
+    return {"integer": schema.get("minimum", 0), "boolean": True}.get(kind)
+
+
+def _sample_of_many(doc: dict[str, Any], schema: dict[str, Any], kind: str, *, request: bool,
+                    depth: int) -> Any:
+    if kind == "array":
+        return [sample(doc, schema.get("items", {}), request=request, depth=depth + 1)]
+    if depth > 4:
+        return {}
+    required = set(schema.get("required", []))
+    return {name: sample(doc, prop, request=request, depth=depth + 1)
+            for name, prop in schema.get("properties", {}).items()
+            if not request or name in required or "examples" in resolve(doc, prop)}
 
 
 # Text ------------------------------------------------------------------------------------

@@ -270,21 +270,30 @@ def _guard_impersonation():
         return None
     running = current_impersonation()
     if running is not None:
-        if request.url_rule is None:  # no such route or method: no view runs, nothing changes
-            return None
-        if request.method in READ_METHODS:
-            if request.blueprint != "staff":  # the console is the staff member's own page
-                g.impersonation_viewed = running
-            return None
-        if request.endpoint == "auth.logout":
-            impersonation.end(running.id, actor(VIA_IMPERSONATION))  # logging out stops the view
-            end_impersonation()
-            return None
-        if request.endpoint in EXITS:
-            return None
-        return _guard_change(running)
+        return _guard_running(running)
     if request.blueprint in ("api", "webhooks"):
         return None
+    return _end_stale_view(impersonation_id)
+
+
+def _guard_running(running: Impersonation):
+    if request.url_rule is None:  # no such route or method: no view runs, nothing changes
+        return None
+    if request.method in READ_METHODS:
+        if request.blueprint != "staff":  # the console is the staff member's own page
+            g.impersonation_viewed = running
+        return None
+    if request.endpoint == "auth.logout":
+        impersonation.end(running.id, actor(VIA_IMPERSONATION))  # logging out stops the view
+        end_impersonation()
+        return None
+    if request.endpoint in EXITS:
+        return None
+    return _guard_change(running)
+
+
+def _end_stale_view(impersonation_id: str):
+    """The view was stopped elsewhere or ran out: say so, and go back to the console."""
     end_impersonation()
     staff = true_user()
     row = db.session.get(Impersonation, impersonation_id)

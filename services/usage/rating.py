@@ -11,7 +11,7 @@ entry per meter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypedDict
 
@@ -180,53 +180,74 @@ class Increment:
     after: int
 
 
+@dataclass
+class _Costs:
+    """What increments cost: per meter and local day (what is accrued), per billing period
+    (what the spend cap counts), and the first priced increment (what messages name)."""
+
+    per_day: dict[tuple[str, datetime], int] = field(default_factory=dict)
+    per_period: dict[periods.Period, int] = field(default_factory=dict)
+    first: Increment | None = None
+
+
+def _costs(account: Account, increments: list[Increment], priced: dict[str, PriceCharge],
+           now: datetime) -> _Costs:
+    tz = periods.zone(account.time_zone)
+    costs = _Costs()
+    for inc in increments:
+        charge = priced.get(inc.meter.id)
+        cost = price(charge, inc.after) - price(charge, inc.before) if charge else 0
+        if cost == 0:
+            continue
+        costs.first = costs.first or inc
+        at = min(now, inc.period.end - timedelta(microseconds=1))
+        key = (inc.meter.id, periods.day_bucket(at, tz))
+        costs.per_day[key] = costs.per_day.get(key, 0) + cost
+        costs.per_period[inc.period] = costs.per_period.get(inc.period, 0) + cost
+    return costs
+
+
 def accrue(account: Account, increments: list[Increment], *, enforce: bool,
            now: datetime | None = None, charges: dict[str, PriceCharge] | None = None) -> int:
-    """Rate usage increments and accrue them (the caller commits).
+    """Rate usage increments and accrue them in the operation; what they cost.
 
     With `enforce` (the gate), a positive charge the available credit or the spend cap
     cannot cover raises LimitExceeded (402), and the operation rolls back: nothing is recorded.
     """
-    now = now or utcnow()
     priced = charges_for(account) if charges is None else charges
-    if not priced:
+    costs = _costs(account, increments, priced, now or utcnow()) if priced else _Costs()
+    if costs.first is None:
         return 0
-    tz = periods.zone(account.time_zone)
-    per_day: dict[tuple[str, datetime], int] = {}
-    spend: dict[periods.Period, int] = {}
-    first: Increment | None = None
-    for inc in increments:
-        charge = priced.get(inc.meter.id)
-        if charge is None:
-            continue
-        cost = price(charge, inc.after) - price(charge, inc.before)
-        if cost == 0:
-            continue
-        first = first or inc
-        at = min(now, inc.period.end - timedelta(microseconds=1))
-        key = (inc.meter.id, periods.day_bucket(at, tz))
-        per_day[key] = per_day.get(key, 0) + cost
-        spend[inc.period] = spend.get(inc.period, 0) + cost
-    if not per_day or first is None:
-        return 0
-    total = sum(per_day.values())
+    total = sum(costs.per_day.values())
+    label = meter_defs.label(costs.first.meter)
+    cap = _draw(account, total, enforce=enforce, label=label, current=costs.first.before)
+    if enforce and cap is not None:
+        for period, cost in costs.per_period.items():
+            if cost > 0 and period_spend(account, period) + cost > cap:
+                raise LimitExceeded(f"Monthly spend cap reached for {label} usage; raise the cap "
+                                    "to continue.", current=costs.first.before, limit=None)
+    _record_charges(account, costs.per_day)
+    return total
+
+
+def _draw(account: Account, total: int, *, enforce: bool, label: str, current: int) -> int | None:
+    """Add `total` to the account's pending usage; the account's monthly spend cap.
+
+    Enforced, one conditional UPDATE: the row lock serialises concurrent callers, so the
+    available credit can never be spent twice (a 402 when it cannot cover `total`)."""
     stmt = update(Account).where(Account.id == account.id)
     if enforce and total > 0:
-        # One conditional UPDATE: the row lock serialises concurrent callers, so the
-        # available credit can never be spent twice.
         stmt = stmt.where(Account.available_balance >= total)
     taken = db.session.execute(stmt.values(pending_usage=Account.pending_usage + total)
                                .returning(Account.spend_cap)).first()
-    label = meter_defs.label(first.meter)
     if taken is None:
         raise LimitExceeded(f"Not enough prepaid credit for {label} usage; top up to continue.",
-                            current=first.before, limit=None)
-    cap = taken[0]
-    if enforce and cap is not None:
-        for period, cost in spend.items():
-            if cost > 0 and period_spend(account, period) + cost > cap:
-                raise LimitExceeded(f"Monthly spend cap reached for {label} usage; raise the cap "
-                                    "to continue.", current=first.before, limit=None)
+                            current=current, limit=None)
+    cap: int | None = taken[0]
+    return cap
+
+
+def _record_charges(account: Account, per_day: dict[tuple[str, datetime], int]) -> None:
     dialect = db.session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(UsageCharge)
     rows = [{"account_id": account.id, "meter_id": m, "day": d, "amount": a, "posted": 0}
@@ -235,7 +256,6 @@ def accrue(account: Account, increments: list[Increment], *, enforce: bool,
     db.session.execute(values.on_conflict_do_update(
         index_elements=["account_id", "meter_id", "day"],
         set_={"amount": UsageCharge.__table__.c.amount + values.excluded.amount}))
-    return total
 
 
 def period_spend(account: Account, period: periods.Period) -> int:
