@@ -50,6 +50,7 @@ class Stored:
 
 
 def check_key(value: str) -> str:
+    """An Idempotency-Key of 1 to 255 characters, or a 400 naming the header."""
     if not 1 <= len(value) <= MAX_KEY_LENGTH:
         raise InvalidInput(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.", param=HEADER)
     return value

@@ -34,6 +34,7 @@ def check_currency(currency: str, param: str = "currency") -> str:
 
 
 def exponent(currency: str) -> int:
+    """How many decimals the currency's minor unit has (2 for usd, 0 for jpy)."""
     return _EXPONENTS.get(currency.lower(), 2)
 
 

@@ -22,6 +22,7 @@ class Page(Generic[T]):
 
 
 def parse_limit(raw: str | None) -> int:
+    """A page size from 1 to 100 (default 10), or a 400 naming `limit`."""
     if raw is None or raw == "":
         return DEFAULT_LIMIT
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:  # not "²"

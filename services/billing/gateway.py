@@ -307,6 +307,7 @@ class _translated_errors:
 
 
 def init_app(app: Flask) -> None:
+    """Give the app its gateway, configured from STRIPE_* (unset key: calls answer 503)."""
     app.extensions["tally_stripe"] = StripeGateway(
         app.config["STRIPE_SECRET_KEY"],
         app.config["STRIPE_API_BASE"],
@@ -315,5 +316,6 @@ def init_app(app: Flask) -> None:
 
 
 def gateway() -> StripeGateway:
+    """The app's Stripe gateway."""
     found: StripeGateway = current_app.extensions["tally_stripe"]
     return found

@@ -48,6 +48,7 @@ def unit_amount_of(amount: int, quantity: int) -> int:
 
 
 def number_prefix(customer_id: str) -> str:
+    """The customer's part of its invoice numbers (`W8Y9QUZS` in `W8Y9QUZS-0005`)."""
     return customer_id.split("_", 1)[-1][:8].upper()
 
 
@@ -83,6 +84,7 @@ def issue(account: Account, *, kind: str, source_id: str, lines: list[Line], cur
 
 
 def find(kind: str, source_id: str) -> Invoice | None:
+    """The invoice issued for this cause, if any."""
     return db.session.execute(
         select(Invoice).where(Invoice.kind == kind, Invoice.source_id == source_id)
     ).scalar_one_or_none()
@@ -100,6 +102,7 @@ def get(invoice_id: str, *, account_id: str | None) -> Invoice:
 
 def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
              ending_before: str | None = None) -> Page[Invoice]:
+    """The account's invoices, newest first, a page at a time."""
     return paginate(select(Invoice).where(Invoice.account_id == account_id), Invoice,
                     Invoice.issued_at, limit=limit, starting_after=starting_after,
                     ending_before=ending_before)

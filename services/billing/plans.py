@@ -49,6 +49,7 @@ class Plan:
 
 
 def load(path: Path) -> dict[str, Plan]:
+    """The plans of a plans file, checked; PlanConfigError names the file and the fault."""
     try:
         raw = json.loads(path.read_text())
     except OSError as exc:
@@ -96,19 +97,23 @@ def _price(path: Path, name: str, spec: object) -> Price | None:
 
 
 def init_app(app: Flask) -> None:
+    """Load the plans (TALLY_CONFIG_FILE, or the shipped default) at start-up."""
     path = Path(app.config.get("TALLY_CONFIG_FILE") or DEFAULT_CONFIG_FILE)
     app.extensions["tally_plans"] = load(path)
 
 
 def plan_for(tier: str) -> Plan:
+    """The plan of an account's tier (Free for a tier no longer configured)."""
     plans: dict[str, Plan] = current_app.extensions["tally_plans"]
     return plans.get(tier) or plans["free"]
 
 
 def get_plan(name: str) -> Plan | None:
+    """The plan of this name, or None."""
     loaded: dict[str, Plan] = current_app.extensions["tally_plans"]
     return loaded.get(name)
 
 
 def all_plans() -> list[Plan]:
+    """Every plan, in the configuration's order."""
     return list(current_app.extensions["tally_plans"].values())

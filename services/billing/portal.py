@@ -27,6 +27,8 @@ DEFAULT_FEATURES: dict[str, Any] = {
 
 
 def default_configuration_id() -> str:
+    """The portal configuration sessions open with: the default staff chose, else an active one, else one
+    Tally creates (cached per process)."""
     cached = current_app.extensions.get("tally_portal_configuration")
     if cached:
         return str(cached)
@@ -45,6 +47,7 @@ def default_configuration_id() -> str:
 
 
 def forget_default() -> None:
+    """Choose the default configuration again on next use (one was created or changed)."""
     current_app.extensions.pop("tally_portal_configuration", None)
 
 
@@ -86,20 +89,24 @@ def _params(changes: Changes, *, creating: bool) -> dict[str, Any]:
 
 
 def list_configurations() -> list[dict[str, Any]]:
+    """Every portal configuration at Stripe."""
     return gateway().list_portal_configurations()
 
 
 def get_configuration(configuration_id: str) -> dict[str, Any]:
+    """One portal configuration, as Stripe has it."""
     return gateway().retrieve_portal_configuration(configuration_id)
 
 
 def create_configuration(changes: Changes) -> dict[str, Any]:
+    """Create a portal configuration at Stripe."""
     created = gateway().create_portal_configuration(_params(changes, creating=True))
     forget_default()
     return created
 
 
 def update_configuration(configuration_id: str, changes: Changes) -> dict[str, Any]:
+    """Change a portal configuration at Stripe."""
     updated = gateway().update_portal_configuration(configuration_id, _params(changes, creating=False))
     forget_default()
     return updated

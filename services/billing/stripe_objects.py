@@ -159,6 +159,7 @@ def parse_event(payload: str) -> VerifiedEvent:
 
 
 def intent_info(data: dict[str, Any]) -> PaymentIntentInfo:
+    """A PaymentIntent as Tally reads it."""
     def get(path: str) -> Any:
         return read(data, "payment_intent", path)
 
@@ -182,6 +183,7 @@ def id_of(value: Any) -> str | None:
 
 
 def subscription_info(data: dict[str, Any]) -> SubscriptionInfo:
+    """A subscription as Tally reads it (its period from its first item)."""
     def get(path: str) -> Any:
         return read(data, "subscription", path)
 
@@ -197,6 +199,7 @@ def subscription_info(data: dict[str, Any]) -> SubscriptionInfo:
 
 
 def invoice_info(data: dict[str, Any]) -> InvoiceInfo:
+    """An invoice as Tally reads it (its subscription from `parent`)."""
     def get(path: str) -> Any:
         return read(data, "invoice", path)
 
@@ -212,6 +215,7 @@ def invoice_info(data: dict[str, Any]) -> InvoiceInfo:
 
 
 def line_info(data: dict[str, Any]) -> InvoiceLineInfo:
+    """An invoice line as Tally reads it (its price from `pricing`)."""
     def get(path: str) -> Any:
         return read(data, "line_item", path)
 

@@ -55,6 +55,7 @@ def _ts(value: int | None) -> datetime | None:
 
 
 def paid_plan(name: str) -> plans.Plan:
+    """The plan of this name if it has a price; else a 400 naming `plan`."""
     plan = plans.get_plan(name)
     if plan is None or plan.price is None:
         raise InvalidInput(f"{name!r} is not a paid plan.", param="plan")
@@ -75,6 +76,7 @@ def price_id(plan: plans.Plan) -> str:
 
 
 def plan_for_price(price: str | None) -> str | None:
+    """The name of the plan whose Stripe price this is, or None."""
     for plan in plans.all_plans():
         if plan.price is not None and price_id(plan) == price:
             return plan.name
@@ -240,6 +242,8 @@ def sync(subscription_id: str) -> Subscription | None:
 
 
 def apply(info: SubscriptionInfo) -> Subscription | None:
+    """Record a subscription as Stripe has it (never an older read over a later one), and derive its
+    account's plan; None if it is not a Tally subscription."""
     account = _owner(info)
     if account is None:
         return None  # not a Tally subscription
@@ -305,6 +309,8 @@ def end_expired_grace(now: datetime | None = None) -> int:
 
 
 def set_cancel_at_period_end(account: Account, cancel: bool) -> Subscription:
+    """Cancel the account's subscription at the end of its period, or resume it (Stripe first, then
+    recorded)."""
     row = current(account)
     if row is None or row.status not in LIVE:
         raise NotFound("This account has no active subscription.", code="no_subscription")
@@ -376,11 +382,13 @@ def checkout_url(account: Account, price: str, success_url: str, cancel_url: str
 
 
 def complete_checkout(session_id: str) -> Subscription | None:
+    """Record the subscription a finished Checkout session made, if it made one."""
     subscription_id = gateway().checkout_session_subscription(session_id)
     return sync(subscription_id) if subscription_id else None
 
 
 def portal_url(account: Account, return_url: str) -> str:
+    """A Stripe Customer Portal session for the account, coming back to `return_url`."""
     customer = customers.stripe_id(account.customer)
     url = gateway().create_portal_session(customer=customer, return_url=return_url,
                                           configuration=portal.default_configuration_id())

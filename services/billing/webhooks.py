@@ -146,6 +146,7 @@ def record_failure(event_id: str, error: BaseException) -> None:
 
 
 def unreadable(event_type: str, object_type: str, api_version: str | None) -> str:
+    """Why an event whose data.object Tally cannot read is refused (stored on the event)."""
     article = "an" if object_type[0] in "aeiou" else "a"
     return (f"Tally cannot read this {event_type} event: its data.object is not {article} "
             f"{object_type} with an id (event API version {api_version or 'not given'}; Tally "

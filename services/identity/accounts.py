@@ -35,6 +35,7 @@ class SignUp:
 
 
 def normalise_email(email: str) -> str:
+    """The email, trimmed and lowercased, if it looks like one; else a 400 naming `email`."""
     email = (email or "").strip().lower()
     if not _EMAIL_RE.match(email) or len(email) > 320:
         raise InvalidInput("Enter a valid email address.", param="email")
@@ -42,6 +43,7 @@ def normalise_email(email: str) -> str:
 
 
 def check_password_rules(password: str) -> None:
+    """Refuse a password that is too short or too long (400 naming `password`)."""
     if len(password or "") < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
             f"Use at least {MIN_PASSWORD_LENGTH} characters for the password.", param="password"
@@ -52,6 +54,7 @@ def check_password_rules(password: str) -> None:
 
 
 def check_name(name: object) -> str:
+    """A company or project name, trimmed: present and at most 200 characters."""
     name = name.strip() if isinstance(name, str) else ""
     if not name:
         raise InvalidInput("Enter your company or project name.", param="name")
@@ -61,6 +64,7 @@ def check_name(name: object) -> str:
 
 
 def hash_password(password: str) -> str:
+    """An Argon2id hash of the password."""
     return _hasher.hash(password)
 
 
@@ -94,6 +98,8 @@ def create_customer_user(*, email: str, name: str, password_hash: str) -> SignUp
 
 
 def authenticate(email: str, password: str) -> User:
+    """The user these credentials belong to (re-hashed if the hash is outdated); a miss costs the same
+    time as a hit."""
     try:
         email = normalise_email(email)
     except InvalidInput:
@@ -111,10 +117,12 @@ def authenticate(email: str, password: str) -> User:
 
 
 def find_user(email: str) -> User | None:
+    """The user with this (normalised) email, or None."""
     return db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
 
 
 def get_user(user_id: str) -> User | None:
+    """The user with this id, or None."""
     return db.session.get(User, user_id)
 
 
@@ -162,6 +170,7 @@ def primary_account(user: User) -> Account:
 
 
 def get_account(account_id: str) -> Account:
+    """The account with this id, or a 404."""
     account = db.session.get(Account, account_id)
     if account is None:
         raise NotFound(f"No such account: {account_id}", param="account_id")

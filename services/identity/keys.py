@@ -43,6 +43,7 @@ def _new_plaintext() -> str:
 
 
 def hash_key(plaintext: str) -> str:
+    """The SHA-256 of a key, as keys are stored and looked up."""
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
@@ -50,6 +51,8 @@ def issue_key(
     *, account: Account | None = None, user: User | None = None, kind: str = KIND_ACCOUNT,
     name: str = "Default key",
 ) -> IssuedKey:
+    """A new key for an account (account or usage kind) or a staff user; its plaintext is in the answer
+    only."""
     if (account is None) == (user is None):
         raise ValueError("a key belongs to an account or to a staff user")
     plaintext = _new_plaintext()
@@ -94,6 +97,7 @@ def authenticate(plaintext: str | None) -> ApiKey:
 
 
 def list_keys(account_id: str) -> list[ApiKey]:
+    """The account's active keys, oldest first."""
     return list(
         db.session.execute(
             select(ApiKey)
@@ -112,6 +116,7 @@ def list_page(account_id: str, *, limit: int, starting_after: str | None = None,
 
 
 def get_account_key(account_id: str, key_id: str) -> ApiKey:
+    """The account's active key with this id, or a 404."""
     key = db.session.get(ApiKey, key_id)
     if key is None or key.account_id != account_id or key.revoked_at is not None:
         raise NotFound(f"No such API key: {key_id}", param="key_id")

@@ -96,6 +96,7 @@ def _insert_once(values: dict[str, Any]) -> LedgerEntry | None:
 
 
 def current_balance(account_id: str) -> int:
+    """The account's posted balance (the cached sum of its entries)."""
     return int(db.session.execute(
         select(Account.balance).where(Account.id == account_id)).scalar_one())
 
@@ -126,6 +127,7 @@ def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
 
 
 def recent_entries(account_id: str, limit: int = 10) -> list[LedgerEntry]:
+    """The account's newest entries."""
     return list(
         db.session.execute(
             select(LedgerEntry)

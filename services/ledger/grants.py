@@ -82,6 +82,7 @@ def grant(actor: Actor, account_id: str, amount: int, reason: str | None, *,
 
 def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
              ending_before: str | None = None) -> Page[CreditGrant]:
+    """The account's credit grants, newest first, a page at a time."""
     return paginate(select(CreditGrant).where(CreditGrant.account_id == account_id), CreditGrant,
                     CreditGrant.created_at, limit=limit, starting_after=starting_after,
                     ending_before=ending_before)

@@ -59,6 +59,8 @@ class Report:
 
 
 def run(*, apply: bool, since: datetime | None = None, actor: Actor | None = None) -> Report:
+    """Find top-ups that succeeded at Stripe but were never credited; with `apply`, credit them exactly
+    once."""
     actor = actor or Actor.cli()
     report = Report(applied=apply)
     query = select(TopUp).where(TopUp.credited_at.is_(None)).order_by(TopUp.created_at)

@@ -48,6 +48,7 @@ class Credit:
 
 
 def bounds() -> tuple[int, int]:
+    """The smallest and largest top-up, in minor units (TALLY_TOPUP_MIN/MAX_AMOUNT)."""
     return current_app.config["TOPUP_MIN_AMOUNT"], current_app.config["TOPUP_MAX_AMOUNT"]
 
 

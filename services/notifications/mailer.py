@@ -32,6 +32,7 @@ class Attachment:
 
 
 def configured() -> bool:
+    """Whether Tally can send email (SMTP_URL is set)."""
     return bool(current_app.config.get("SMTP_URL"))
 
 

@@ -96,6 +96,7 @@ def deliver(kind: str, payload: dict[str, Any]) -> None:
 
 
 def mark_sent(message_id: int) -> None:
+    """The message was delivered."""
     db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
         status=SENT, delivered_at=utcnow(), last_error=None))
 

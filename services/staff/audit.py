@@ -68,6 +68,7 @@ def record(actor: Actor, action: str, *, customer_id: str | None = None,
 
 
 def record_now(actor: Actor, action: str, **fields: Any) -> AuditEvent:
+    """Record an audit row in a transaction of its own, committed now (whatever becomes of the operation)."""
     row = record(actor, action, **fields)
     db.session.commit()
     return row
@@ -168,11 +169,13 @@ def last_staff_view(customer_id: str) -> datetime | None:
 
 
 def actions() -> list[str]:
+    """Every action the audit log holds (for the filter)."""
     return list(db.session.execute(
         select(AuditEvent.action).distinct().order_by(AuditEvent.action)).scalars())
 
 
 def staff_users() -> list[User]:
+    """Every staff user (for the filter)."""
     return list(db.session.execute(
         select(User).where(User.role == ROLE_STAFF).order_by(User.email)).scalars())
 

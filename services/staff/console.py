@@ -85,6 +85,7 @@ def customer_query(q: str | None) -> Select[Customer]:
 
 
 def search_customers(q: str | None, limit: int = 25) -> list[Customer]:
+    """Customers matching `q` (see customer_query), newest first."""
     return list(db.session.execute(
         customer_query(q).order_by(Customer.created_at.desc(), Customer.id.desc()).limit(limit)
     ).scalars())
@@ -92,11 +93,13 @@ def search_customers(q: str | None, limit: int = 25) -> list[Customer]:
 
 def list_customers(*, q: str | None, limit: int, starting_after: str | None = None,
                    ending_before: str | None = None) -> Page[Customer]:
+    """Customers matching `q`, newest first, a page at a time."""
     return paginate(customer_query(q), Customer, Customer.created_at, limit=limit,
                     starting_after=starting_after, ending_before=ending_before)
 
 
 def get_customer(customer_id: str) -> Customer:
+    """The customer with this id, or a 404 naming `id`."""
     customer = db.session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"No such customer: {customer_id}", param="id")
@@ -104,11 +107,13 @@ def get_customer(customer_id: str) -> Customer:
 
 
 def get_account(account_id: str) -> Account:
+    """The account with this id, or a 404."""
     return accounts.get_account(account_id)
 
 
 def list_accounts(customer: Customer, *, limit: int, starting_after: str | None = None,
                   ending_before: str | None = None) -> Page[Account]:
+    """The customer's accounts, newest first, a page at a time."""
     return paginate(select(Account).where(Account.customer_id == customer.id), Account,
                     Account.created_at, limit=limit, starting_after=starting_after,
                     ending_before=ending_before)
@@ -167,6 +172,7 @@ def _account_overview(account: Account) -> AccountOverview:
 
 
 def live_subscription(account: Account) -> Subscription | None:
+    """The account's newest subscription that still decides its plan (active, trialing or past due)."""
     return db.session.execute(
         select(Subscription).where(Subscription.account_id == account.id,
                                    Subscription.status.in_(LIVE_SUBSCRIPTION))
@@ -366,6 +372,7 @@ def resend_invoice(actor: Actor, account_id: str, invoice_id: str, reason: str |
 
 
 def set_permission(actor: Actor, email: str, permission: str, *, granted: bool) -> User:
+    """Give or take a staff permission (audited)."""
     if permission not in PERMISSIONS:
         raise InvalidInput(f"Unknown permission {permission!r}; known: {', '.join(PERMISSIONS)}.",
                            param="permission")
@@ -399,6 +406,7 @@ def webhook_events(status: str, *, limit: int, starting_after: str | None = None
 
 
 def get_webhook_event(event_id: str) -> WebhookEvent:
+    """A stored Stripe event, or a 404."""
     row = db.session.get(WebhookEvent, event_id)
     if row is None:
         raise NotFound(f"No such event: {event_id}", param="event_id")

@@ -14,6 +14,7 @@ MAX_NOTE_LENGTH = 200
 
 
 def require_staff(user: User | None) -> User:
+    """The user, if staff; else a 403 `staff_only`."""
     if user is None or not user.is_staff:
         raise Forbidden("Only support staff can do this.", code="staff_only")
     return user

@@ -57,10 +57,12 @@ NAMES = tuple(AGGREGATIONS)
 
 
 def of(name: str) -> Aggregation:
+    """The aggregation of this name."""
     return AGGREGATIONS[name]
 
 
 def greatest(dialect: str, a: Any, b: Any) -> ColumnElement[Any]:
+    """The larger of two SQL values, on PostgreSQL and SQLite alike."""
     return func.greatest(a, b) if dialect == "postgresql" else func.max(a, b)
 
 

@@ -80,10 +80,12 @@ def _load_meters() -> list[Meter]:
 
 
 def meters_for_event(event_name: str) -> list[Meter]:
+    """The meters that read events of this name."""
     return [m for m in all_meters() if m.event_name == event_name]
 
 
 def get_meter(name: str) -> Meter:
+    """The meter of this name, or a 404."""
     for meter in all_meters():
         if meter.name == name:
             return meter

@@ -29,11 +29,13 @@ class CloseResult:
 
 
 def previous_period(account: Account, now: datetime) -> periods.Period:
+    """The billing period before the one `now` is in, in the account's time zone."""
     current = periods.month_of(now, account.time_zone)
     return periods.month_of(current.start - timedelta(microseconds=1), account.time_zone)
 
 
 def statement_lines(account: Account, period: periods.Period) -> list[invoices.Line]:
+    """A usage statement's lines: what each priced meter cost in the period."""
     rows = db.session.execute(
         select(Meter, func.sum(UsageCharge.amount))
         .join(Meter, Meter.id == UsageCharge.meter_id)
@@ -51,6 +53,8 @@ def statement_lines(account: Account, period: periods.Period) -> list[invoices.L
 
 
 def close(now: datetime | None = None) -> CloseResult:
+    """Post closed days of rated usage, issue last period's statements, end expired grace periods; safe to
+    run again."""
     now = now or utcnow()
     result = CloseResult()
     account_ids = list(db.session.execute(select(UsageCharge.account_id).distinct()).scalars())

@@ -21,6 +21,7 @@ class Period:
 
 
 def zone(name: str) -> ZoneInfo:
+    """The IANA time zone of this name, or a 400 naming `time_zone`."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder, too long
@@ -29,6 +30,7 @@ def zone(name: str) -> ZoneInfo:
 
 
 def month_of(at: datetime, time_zone: str) -> Period:
+    """The billing period (the calendar month in `time_zone`) that `at` falls in."""
     tz = zone(time_zone)
     local = at.astimezone(tz)
     start_local = datetime(local.year, local.month, 1, tzinfo=tz)
@@ -45,6 +47,7 @@ def hour_bucket(at: datetime, tz: ZoneInfo) -> datetime:
 
 
 def day_bucket(at: datetime, tz: ZoneInfo) -> datetime:
+    """The start of the local day `at` falls in, in UTC."""
     local = at.astimezone(tz)
     return datetime(local.year, local.month, local.day, tzinfo=tz).astimezone(UTC)
 

@@ -134,11 +134,13 @@ def list_price_plans(*, limit: int, starting_after: str | None = None,
 
 
 def all_price_plans() -> list[PricePlan]:
+    """Every price plan, newest first."""
     return list(db.session.execute(select(PricePlan).order_by(PricePlan.created_at.desc(),
                                                               PricePlan.id.desc())).scalars())
 
 
 def get_price_plan(price_plan_id: str) -> PricePlan:
+    """The price plan with this id, or a 404."""
     plan = db.session.get(PricePlan, price_plan_id)
     if plan is None:
         raise NotFound(f"No such price plan: {price_plan_id}", param="price_plan_id")
@@ -163,6 +165,7 @@ def assign(actor: audit.Actor, account: Account, price_plan_id: str | None,
 
 
 def charges_for(account: Account) -> dict[str, PriceCharge]:
+    """The charges of the account's price plan, by meter id (none without a plan)."""
     if not account.price_plan_id:
         return {}
     return {c.meter_id: c for c in db.session.execute(
@@ -259,6 +262,7 @@ def _record_charges(account: Account, per_day: dict[tuple[str, datetime], int]) 
 
 
 def period_spend(account: Account, period: periods.Period) -> int:
+    """What the account's usage cost in the period, posted or not."""
     return int(db.session.execute(select(func.coalesce(func.sum(UsageCharge.amount), 0)).where(
         UsageCharge.account_id == account.id, UsageCharge.day >= period.start,
         UsageCharge.day < period.end)).scalar_one())
@@ -281,6 +285,7 @@ class Spend:
 
 
 def spend(account: Account, period: periods.Period) -> Spend:
+    """The account's spend in the period against its monthly spend cap."""
     return Spend(period_spend(account, period), account.spend_cap, account.currency,
                  account.price_plan_id is not None)
 

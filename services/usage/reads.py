@@ -46,6 +46,7 @@ class UsageSummary:
 
 
 def summary(account: Account, now: datetime | None = None) -> UsageSummary:
+    """This period's value of every meter against the plan's limits."""
     period = periods.month_of(now or utcnow(), account.time_zone)
     plan = plans.plan_for(account.tier)
     values = dict(db.session.execute(
@@ -58,6 +59,7 @@ def summary(account: Account, now: datetime | None = None) -> UsageSummary:
 
 
 def lifetime_total(account: Account, meter_name: str) -> int:
+    """A limited meter's all-time value."""
     return store.counter_value(account.id, meter_defs.get_meter(meter_name).id, periods.LIFETIME)
 
 

@@ -13,6 +13,7 @@ MAX_SPEND_CAP = 10**12  # minor units
 
 
 def as_dict(account: Account) -> dict[str, Any]:
+    """The account's usage settings, as pages and the API show them."""
     return {"time_zone": account.time_zone, "spend_cap": account.spend_cap,
             "currency": account.currency, "alert_thresholds": list(account.alert_thresholds or [])}
 

@@ -26,6 +26,7 @@ NO_LIMIT = 2**63 - 1  # a counter with no limit still goes through the gate's co
 
 
 def dialect() -> str:
+    """The database's dialect name (`postgresql` or `sqlite`)."""
     return db.session.get_bind().dialect.name
 
 
@@ -137,6 +138,7 @@ _COUNTER_VALUE = select(UsageCounter.value).where(
 
 
 def counter_value(account_id: str, meter_id: str, period_start: datetime) -> int:
+    """A counter's value (0 when it has none yet)."""
     value = db.session.execute(_COUNTER_VALUE, {
         "account_id": account_id, "meter_id": meter_id, "period_start": period_start,
     }).scalar_one_or_none()
