@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable
-from typing import Any
 
 import click
 from flask import Flask
@@ -21,20 +18,9 @@ from services.identity import accounts
 from services.usage import period_close
 
 
-def _as_unit(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """A command is one unit of work: it commits when it ends, or rolls back if it fails."""
-
-    @functools.wraps(callback)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with uow.unit():
-            return callback(*args, **kwargs)
-
-    return run
-
-
 @click.command("seed-demo")
 @with_appcontext
-@_as_unit
+@uow.unit()
 def seed_demo() -> None:
     """Create (or find) the demo customer; print one line of JSON with a fresh key."""
     click.echo(json.dumps(accounts.seed_demo()))
@@ -42,7 +28,7 @@ def seed_demo() -> None:
 
 @click.command("close-period")
 @with_appcontext
-@_as_unit
+@uow.unit()
 def close_period() -> None:
     """Post closed days of rated usage, issue last month's usage statements, end expired
     grace periods. Idempotent: run it daily from cron; a second run issues nothing."""
@@ -54,7 +40,7 @@ def close_period() -> None:
 
 @click.command("purge-idempotency-keys")
 @with_appcontext
-@_as_unit
+@uow.unit()
 def purge_idempotency_keys() -> None:
     """Delete stored Idempotency-Key answers older than 24 hours; run it daily from cron."""
     click.echo(json.dumps({"deleted": idempotency.purge()}))
@@ -99,7 +85,7 @@ def mcp(info: ScriptInfo, transport: str, host: str, port: int) -> None:
 @click.command("grant-app-role")
 @click.argument("role")
 @with_appcontext
-@_as_unit
+@uow.unit()
 def grant_app_role(role: str) -> None:
     """PostgreSQL, as the tables' owner: let ROLE read and write every table but the
     audit log, which it may only read and insert into. Run after each migration."""
@@ -116,7 +102,7 @@ def grant_app_role(role: str) -> None:
 @click.option("--password", required=True)
 @click.option("--name", default="")
 @with_appcontext
-@_as_unit
+@uow.unit()
 def create_staff(email: str, password: str, name: str) -> None:
     """Create a support-staff user; print one line of JSON with a staff key."""
     try:
@@ -125,17 +111,12 @@ def create_staff(email: str, password: str, name: str) -> None:
         raise click.ClickException(exc.message) from exc
 
 
-# Each is one unit of work (`_as_unit`), but deliver-outbox (a loop of deliveries) and mcp
+# Each is one unit of work (`uow.unit()`), but deliver-outbox (a loop of deliveries) and mcp
 # (a server of requests), which frame their own.
 COMMANDS = (seed_demo, close_period, purge_idempotency_keys, grant_app_role, create_staff,
             deliver_outbox, mcp)
 
 
 def init_app(app: Flask) -> None:
-    before = set(app.cli.commands)
-    staff_cli.init_app(app)  # reconcile, credit-grants, staff-permission
-    for name in set(app.cli.commands) - before:
-        command = app.cli.commands[name]
-        command.callback = _as_unit(command.callback)  # type: ignore[arg-type]
-    for command in COMMANDS:
+    for command in COMMANDS + staff_cli.COMMANDS:
         app.cli.add_command(command)

@@ -17,7 +17,9 @@ from flask import Flask, current_app
 from extensions import db
 from models.base import utcnow
 from services import uow
+from services.ledger import reconcile as reconciliation
 from services.notifications import outbox
+from services.staff.audit import Actor
 
 
 @dataclass
@@ -60,6 +62,20 @@ def deliver_outbox(now: datetime | None = None, limit: int = outbox.BATCH) -> De
             outbox.mark_sent(message_id)
         result.sent += 1
     return result
+
+
+def reconcile(*, apply: bool, since: datetime | None = None,
+              actor: Actor | None = None) -> reconciliation.Report:
+    """Ask Stripe about every top-up not yet credited, one unit of work each (with
+    `apply`, credit what succeeded): a run killed midway keeps the credits it made, and a
+    rerun, or one beside it, credits nothing twice."""
+    report = reconciliation.Report(applied=apply)
+    with uow.unit():
+        payment_intents = reconciliation.candidates(since)
+    for payment_intent_id in payment_intents:
+        with uow.unit():
+            reconciliation.check(report, payment_intent_id, actor=actor or Actor.cli())
+    return report
 
 
 class _Worker:

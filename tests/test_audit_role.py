@@ -72,7 +72,8 @@ def test_truncate_is_refused_even_for_the_owner(app, postgresql, schema):
     if schema == "migrations":
         migrated(app)
     with app.app_context():
-        audit.record_now(Actor.cli(), "test.row")
+        with uow.unit():
+            audit.record(Actor.cli(), "test.row")
         db.session.remove()
     for sql in ("TRUNCATE audit_events", "TRUNCATE audit_events CASCADE",
                 "DELETE FROM audit_events", "UPDATE audit_events SET reason = 'x'"):

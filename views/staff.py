@@ -402,7 +402,7 @@ def audit_csv():
     # The filters are kept in meta; the row names the customer only when one exists (the
     # column is a foreign key, and the filter is free text such as "cust_nope" or "%").
     named = filters.customer_id and db.session.get(Customer, filters.customer_id)
-    audit.record_now(actor(), "audit.export", customer_id=named.id if named else None,
+    audit.record(actor(), "audit.export", customer_id=named.id if named else None,
                      meta={k: v for k, v in request.args.items() if v})
     name = f"tally-audit-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
     return Response(stream_with_context(audit.csv_lines(filters)), mimetype="text/csv",

@@ -58,45 +58,49 @@ class Report:
                 "missing_at_stripe": self.missing_at_stripe}
 
 
-def run(*, apply: bool, since: datetime | None = None, actor: Actor | None = None) -> Report:
-    """Find top-ups that succeeded at Stripe but were never credited; with `apply`, credit them exactly
-    once."""
-    actor = actor or Actor.cli()
-    report = Report(applied=apply)
-    query = select(TopUp).where(TopUp.credited_at.is_(None)).order_by(TopUp.created_at)
+def candidates(since: datetime | None = None) -> list[str]:
+    """The PaymentIntents of top-ups not yet marked credited, oldest first (a read)."""
+    query = select(TopUp.payment_intent_id).where(TopUp.credited_at.is_(None)) \
+        .order_by(TopUp.created_at)
     if since is not None:
         query = query.where(TopUp.created_at >= since)
-    candidates = list(db.session.execute(query).scalars())
-    db.session.rollback()  # hold nothing open while asking Stripe
-    for top_up in candidates:
-        report.checked += 1
-        if _on_ledger(top_up.payment_intent_id):
-            continue  # credited; only the bookkeeping column lagged
-        try:
-            intent = gateway().retrieve_payment_intent(top_up.payment_intent_id)
-        except NotFound:
-            report.missing_at_stripe.append(top_up.payment_intent_id)
-            continue
-        if intent.status != "succeeded":
-            continue
-        finding = Finding(top_up.payment_intent_id, top_up.account_id, top_up.amount,
-                          top_up.currency, top_up.created_at)
-        if apply:
-            credit = topups.credit_payment_intent(top_up.payment_intent_id)
-            if credit.credited:
-                account = db.session.get(Account, credit.account_id)
-                audit.record_now(
-                    actor, "reconcile.credit", account_id=credit.account_id,
-                    customer_id=account.customer_id if account else None,
-                    reason="Succeeded at Stripe but never credited (reconcile --apply)",
-                    before={"balance": credit.balance - credit.amount},
-                    after={"balance": credit.balance},
-                    meta={"payment_intent": top_up.payment_intent_id, "amount": credit.amount,
-                          "currency": credit.currency})
-            finding = Finding(finding.payment_intent_id, finding.account_id, finding.amount,
-                              finding.currency, finding.created_at, credited=credit.credited)
-        report.found.append(finding)
-    return report
+    return list(db.session.execute(query).scalars())
+
+
+def check(report: Report, payment_intent_id: str, *, actor: Actor) -> None:
+    """Ask Stripe about one top-up and add what is found to `report`; when the report is
+    `applied`, credit it exactly once and audit it. One unit of work per top-up: the
+    Stripe call comes first, before anything is written."""
+    report.checked += 1
+    if _on_ledger(payment_intent_id):
+        return  # credited; only the bookkeeping column lagged
+    top_up = db.session.get(TopUp, payment_intent_id)
+    assert top_up is not None
+    try:
+        intent = gateway().retrieve_payment_intent(payment_intent_id)
+    except NotFound:
+        report.missing_at_stripe.append(payment_intent_id)
+        return
+    if intent.status != "succeeded":
+        return
+    credited = _credit(payment_intent_id, actor) if report.applied else None
+    report.found.append(Finding(payment_intent_id, top_up.account_id, top_up.amount,
+                                top_up.currency, top_up.created_at, credited=credited))
+
+
+def _credit(payment_intent_id: str, actor: Actor) -> bool:
+    credit = topups.credit_payment_intent(payment_intent_id)
+    if credit.credited:
+        account = db.session.get(Account, credit.account_id)
+        audit.record(
+            actor, "reconcile.credit", account_id=credit.account_id,
+            customer_id=account.customer_id if account else None,
+            reason="Succeeded at Stripe but never credited (reconcile --apply)",
+            before={"balance": credit.balance - credit.amount},
+            after={"balance": credit.balance},
+            meta={"payment_intent": payment_intent_id, "amount": credit.amount,
+                  "currency": credit.currency})
+    return credit.credited
 
 
 def _on_ledger(payment_intent_id: str) -> bool:

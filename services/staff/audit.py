@@ -2,7 +2,7 @@
 
 Rows are only ever added (models/audit.py refuses updates and deletes). `record` adds a
 row to the current transaction without committing, so an action and its audit row
-commit together or not at all; `record_now` commits a row on its own.
+commit together or not at all.
 """
 
 from __future__ import annotations
@@ -64,13 +64,6 @@ def record(actor: Actor, action: str, *, customer_id: str | None = None,
         meta=_jsonable(meta) or {},
     )
     db.session.add(row)
-    return row
-
-
-def record_now(actor: Actor, action: str, **fields: Any) -> AuditEvent:
-    """Record an audit row in a transaction of its own, committed now (whatever becomes of the operation)."""
-    row = record(actor, action, **fields)
-    db.session.commit()
     return row
 
 

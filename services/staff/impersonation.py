@@ -69,7 +69,6 @@ def start(actor: Actor, user_id: str, reason: str | None, *, minutes: int) -> St
                  "impersonation.start", customer_id=user.customer_id, reason=reason,
                  meta={"impersonation_id": row.id, "expires_at": row.expires_at,
                        "minutes": minutes})
-    db.session.commit()
     return Started(row, user)
 
 
@@ -103,7 +102,6 @@ def end(impersonation_id: str, actor: Actor, *, why: str = ENDED_STOPPED) -> Imp
                      customer_id=row.customer_id,
                      meta={"impersonation_id": row.id, "started_at": row.started_at,
                            "expires_at": row.expires_at})
-    db.session.commit()
     db.session.refresh(row)
     return row
 

@@ -123,9 +123,9 @@ def seed_console(app, customer: Any, staff: Any) -> None:
         actor = Actor(user, "console", "203.0.113.7",
                       "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36")
         grants.grant(actor, customer.account_id, 2500, "Goodwill credit after the March outage")
-        audit.record_now(actor, "plan.change", customer_id=None, account_id=None,
-                         reason="Partner programme comp", before={"plan": "free"},
-                         after={"plan": "pro"})
+        audit.record(actor, "plan.change", customer_id=None, account_id=None,
+                     reason="Partner programme comp", before={"plan": "free"},
+                     after={"plan": "pro"})
         payload = {"id": "evt_1PartnerDemo", "object": "event", "type": "payment_intent.succeeded",
                    "data": {"object": {"id": "pi_3NotATallyTopUp", "object": "payment_intent",
                                        "amount": 2500, "currency": "usd"}}}
