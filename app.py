@@ -35,12 +35,12 @@ from views import (
     pages,
     request_guard,
     staff,
-    staff_billing,
-    staff_pricing,
     webhooks,
 )
 from views import idempotency as idempotent
 from views import session as web_session
+from views.staff import billing_portal as staff_billing
+from views.staff import price_plans as staff_pricing
 
 
 class _SessionInterface(SecureCookieSessionInterface):

@@ -17,7 +17,7 @@ from views.api.declare import validated
 from views.api.schemas.pricing import CreatePricePlanRequest
 from views.htmx import render_page
 from views.session import actor
-from views.staff import staff_page
+from views.staff.base import staff_page
 
 bp = Blueprint("staff_pricing", __name__, url_prefix="/staff/price-plans")
 

@@ -10,7 +10,7 @@ from services.errors import TallyError
 from views.api.declare import validated
 from views.api.schemas.portal import PortalConfigurationRequest
 from views.htmx import render_page
-from views.staff import staff_page
+from views.staff.base import staff_page
 
 bp = Blueprint("staff_billing", __name__, url_prefix="/staff/billing-portal")
 
