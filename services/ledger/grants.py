@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from extensions import db
 from models import Account, CreditGrant, LedgerEntry, UsageCharge
@@ -88,14 +88,17 @@ def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
                     ending_before=ending_before)
 
 
+def _due(*conditions: ColumnElement[bool]) -> list[str]:
+    """The ids of grants not yet expired that meet `conditions` (read before any lock)."""
+    return list(db.session.execute(select(CreditGrant.id).where(
+        CreditGrant.expired_at.is_(None), *conditions)).scalars())
+
+
 def post_due(now: datetime | None = None) -> int:
     """Post scheduled grants whose time has come; returns how many were posted."""
     now = now or utcnow()
-    due = list(db.session.execute(select(CreditGrant.id).where(
-        CreditGrant.posted_at.is_(None), CreditGrant.expired_at.is_(None),
-        CreditGrant.effective_from <= now)).scalars())
     posted = 0
-    for grant_id in due:
+    for grant_id in _due(CreditGrant.posted_at.is_(None), CreditGrant.effective_from <= now):
         row = db.session.get(CreditGrant, grant_id, populate_existing=True)
         if row is None or row.posted_at is not None:
             continue
@@ -113,11 +116,8 @@ def post_due(now: datetime | None = None) -> int:
 def expire_due(now: datetime | None = None) -> int:
     """Take back what is left of grants past `expires_at`; returns how many were closed."""
     now = now or utcnow()
-    due = list(db.session.execute(select(CreditGrant.id).where(
-        CreditGrant.expired_at.is_(None), CreditGrant.expires_at.is_not(None),
-        CreditGrant.expires_at <= now)).scalars())
     closed = 0
-    for grant_id in due:
+    for grant_id in _due(CreditGrant.expires_at.is_not(None), CreditGrant.expires_at <= now):
         account_id = _account_of(grant_id)
         ledger.lock_account(account_id)
         row = db.session.get(CreditGrant, grant_id, populate_existing=True)
