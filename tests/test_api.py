@@ -17,12 +17,14 @@ def test_me_and_billing(client, customer):
     assert billing == {"tier": "free", "calls_total": 0, "call_limit": None, "over_limit": False,
                        "stripe_customer_id": None, "balance": 0, "currency": "usd"}
     assert client.get("/v1/billing/balance", headers=customer.headers).get_json() == {
-        "balance": 0, "currency": "usd", "posted_balance": 0, "pending_usage": 0}
+        "balance": 0, "currency": "usd", "posted_balance": 0, "pending_usage": 0,
+        "balance_cents": 0, "balance_display": "$0.00 credit"}
 
 
 def test_stripe_config_needs_no_key(client):
     for path in ("/v1/billing/config", "/v1/billing/stripe-config"):
-        assert client.get(path).get_json() == {"stripe_publishable_key": "pk_test_tally"}
+        assert client.get(path).get_json() == {"stripe_publishable_key": "pk_test_tally",
+                                               "publishable_key": "pk_test_tally"}
 
 
 @pytest.mark.parametrize("headers, code", [

@@ -70,11 +70,11 @@ def test_top_up_credits_once_and_replays_are_harmless(app, client, customer, str
     first = client.post("/v1/billing/confirm-payment", headers=customer.headers,
                         json={"payment_intent_id": body["payment_intent_id"]})
     assert first.status_code == 200
-    assert first.get_json() == {"credited": True, "balance": 2500, "currency": "usd"}
+    assert first.get_json() == {"success": True, "credited": True, "balance": 2500, "currency": "usd"}
 
     again = client.post("/v1/billing/confirm-payment", headers=customer.headers,
                         json={"payment_intent_id": body["payment_intent_id"]})
-    assert again.get_json() == {"credited": False, "balance": 2500, "currency": "usd"}
+    assert again.get_json() == {"success": True, "credited": False, "balance": 2500, "currency": "usd"}
     assert balance_of(client, customer) == 2500
     assert_cache_matches_ledger(app, customer.account_id)
 
@@ -200,7 +200,7 @@ def test_webhook_credits_and_duplicates_do_nothing(app, client, customer, stripe
     # The confirm path afterwards finds it credited.
     late = client.post("/v1/billing/confirm-payment", headers=customer.headers,
                        json={"payment_intent_id": pi})
-    assert late.get_json() == {"credited": False, "balance": 5000, "currency": "usd"}
+    assert late.get_json() == {"success": True, "credited": False, "balance": 5000, "currency": "usd"}
     assert_cache_matches_ledger(app, customer.account_id)
 
 

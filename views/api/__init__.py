@@ -29,7 +29,7 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 
 STAFF_REQUESTS_PER_MINUTE = 600
 # Endpoints that need no key, so are not rate-limited per account.
-PUBLIC_ENDPOINTS = {"api.billing_config", "api.stripe_config"}
+PUBLIC_ENDPOINTS = {"api.billing_config", "api.stripe_config", "api.stripe_config_lit"}
 _SCOPE_MESSAGES = {
     KIND_USAGE: "Usage keys may only call /v1/authorize, /v1/events and read balance and usage; "
                 "use an account key.",

@@ -6,10 +6,12 @@ from flask import current_app
 
 from services import usage as metering
 from services.billing import plans
+from services.errors import InvalidInput
 from services.ledger import entries as ledger
 from services.ledger import topups
+from services.money import format_money
 from views.api import ACCOUNT_KEY, PUBLIC, USAGE_OR_ACCOUNT_KEY, account, bp
-from views.api.declare import operation
+from views.api.declare import OneOf, operation
 from views.api.schemas.account import (
     Balance,
     Billing,
@@ -17,10 +19,13 @@ from views.api.schemas.account import (
     ConfirmPaymentRequest,
     LedgerEntry,
     LedgerEntryList,
+    LitPaymentIntentRequest,
     Me,
     PaymentIntent,
     PaymentIntentRequest,
     StripeConfig,
+    lit_bounds,
+    payment_intent_shape,
 )
 from views.api.schemas.common import PageQuery
 from views.idempotency import operation_key
@@ -58,8 +63,12 @@ def billing() -> Billing:
 @operation(USAGE_OR_ACCOUNT_KEY, "Account", "The balance", Balance)
 def balance() -> Balance:
     acct = account()
-    return Balance(balance=acct.available_balance, posted_balance=acct.balance,
-                   pending_usage=acct.pending_usage, currency=acct.currency)
+    spendable = acct.available_balance
+    credit = max(spendable, 0)
+    return Balance(balance=spendable, posted_balance=acct.balance,
+                   pending_usage=acct.pending_usage, currency=acct.currency,
+                   balance_cents=-credit,  # Lit's sign: negative while credit is available
+                   balance_display=f"{format_money(credit, acct.currency)} credit")
 
 
 @bp.get("/billing/ledger")
@@ -70,25 +79,45 @@ def ledger_entries(query: PageQuery) -> LedgerEntryList:
 
 @bp.get("/billing/config")
 @bp.get("/billing/stripe-config", endpoint="stripe_config")
-@operation(PUBLIC, "Top-ups", "The Stripe publishable key", StripeConfig)
+@bp.get("/billing/stripe_config", endpoint="stripe_config_lit")
+@operation(PUBLIC, "Top-ups", "The Stripe publishable key", StripeConfig,
+           description="Also at /v1/billing/stripe-config and /v1/billing/stripe_config (Lit "
+                       "Protocol's paths), with `publishable_key`, Lit's name for it.")
 def billing_config() -> StripeConfig:
-    return StripeConfig(stripe_publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"])
+    key = current_app.config["STRIPE_PUBLISHABLE_KEY"]
+    return StripeConfig(stripe_publishable_key=key, publishable_key=key)
 
 
 @bp.post("/billing/payment-intents")
 @bp.post("/billing/create-payment-intent", endpoint="create_payment_intent")
-@operation(ACCOUNT_KEY, "Top-ups", "Start a card top-up", PaymentIntent, body=PaymentIntentRequest,
+@bp.post("/billing/create_payment_intent", endpoint="create_payment_intent_lit")
+@operation(ACCOUNT_KEY, "Top-ups", "Start a card top-up", PaymentIntent,
+           body=OneOf((PaymentIntentRequest, LitPaymentIntentRequest), payment_intent_shape),
            stripe=True, description="Pay `client_secret` with Stripe.js confirmCardPayment, then "
-           "call POST /v1/billing/confirm-payment (the webhook credits it too, exactly once).")
-def payment_intents(body: PaymentIntentRequest) -> PaymentIntent:
-    started = topups.start_top_up(account(), body.amount,
+           "call POST /v1/billing/confirm-payment (the webhook credits it too, exactly once). "
+           "Takes Tally's `{amount}` or Lit Protocol's `{amount_cents}`.")
+def payment_intents(body: PaymentIntentRequest | LitPaymentIntentRequest) -> PaymentIntent:
+    started = topups.start_top_up(account(), _top_up_amount(body),
                                   idempotency_key=operation_key())
     return PaymentIntent(payment_intent_id=started.payment_intent_id,
                          client_secret=started.client_secret, amount=started.amount,
                          currency=started.currency)
 
 
+def _top_up_amount(body: PaymentIntentRequest | LitPaymentIntentRequest) -> int:
+    if isinstance(body, PaymentIntentRequest):
+        return body.amount  # the service checks Tally's bounds
+    low, high = lit_bounds()
+    if not low <= body.amount_cents <= high:
+        currency = account().currency
+        raise InvalidInput(f"Top up between {format_money(low, currency)} and "
+                           f"{format_money(high, currency)}.", code="amount_out_of_range",
+                           param="amount_cents")
+    return body.amount_cents
+
+
 @bp.post("/billing/confirm-payment")
+@bp.post("/billing/confirm_payment", endpoint="confirm_payment_lit")
 @operation(ACCOUNT_KEY, "Top-ups", "Credit a paid PaymentIntent, exactly once", ConfirmPayment,
            body=ConfirmPaymentRequest, stripe=True, errors=(404,),
            description="409 when the PaymentIntent has not succeeded or does not match what "

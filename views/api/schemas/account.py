@@ -50,6 +50,12 @@ class Balance(Answer):
     posted_balance: PostedBalance
     pending_usage: PendingUsage
     currency: Currency
+    balance_cents: int = Field(
+        le=0, description="Lit Protocol's figure: spendable credit as a debt, in minor units, so "
+                          "negative while credit is available and 0 when it is exhausted ($5.00 of "
+                          "credit is -500).", examples=[-2500])
+    balance_display: str = Field(description="Lit Protocol's words for the spendable credit.",
+                                 examples=["$25.00 credit"])
 
 
 class LedgerEntry(Answer):
@@ -70,6 +76,8 @@ class LedgerEntryList(ListOf[LedgerEntry]):
 class StripeConfig(Answer):
     stripe_publishable_key: str = Field(description="For Stripe.js; empty when not set.",
                                         examples=["pk_test_..."])
+    publishable_key: str = Field(description="The same key, by Lit Protocol's name.",
+                                 examples=["pk_test_..."])
 
 
 # Top-ups -------------------------------------------------------------------------------
@@ -88,6 +96,35 @@ class PaymentIntentRequest(Request):
         missing="amount is required: minor units (cents), e.g. 2500 for 25.00.")]
 
 
+# Lit Protocol's body: at least LIT_MIN_AMOUNT cents, or Tally's minimum when that is higher.
+LIT_MIN_AMOUNT = 500
+
+
+def lit_bounds() -> tuple[int, int]:
+    """The smallest and largest `amount_cents` (Lit's minimum of 500, or Tally's, if higher)."""
+    low, high = topups.bounds()
+    return max(low, LIT_MIN_AMOUNT), high
+
+
+def _lit_bounds(schema: dict[str, Any]) -> None:
+    low, high = lit_bounds()
+    schema.update(minimum=low, maximum=high, description=f"Lit Protocol's name for the amount: "
+                  f"minor units (cents), {low} to {high}.")
+
+
+class LitPaymentIntentRequest(Request):
+    amount_cents: Annotated[int, Field(examples=[2500], json_schema_extra=_lit_bounds), Says(
+        "amount_cents must be a whole number of cents, e.g. 2500 for 25.00.",
+        missing="amount_cents is required: cents, e.g. 2500 for 25.00.")]
+
+
+def payment_intent_shape(data: dict[str, Any]) -> type[Request]:
+    """Lit's `{amount_cents}` when it is sent without Tally's `amount`; else `{amount}`."""
+    if "amount_cents" in data and "amount" not in data:
+        return LitPaymentIntentRequest
+    return PaymentIntentRequest
+
+
 class PaymentIntent(Answer):
     payment_intent_id: str = Field(examples=["pi_3QxAbC"])
     client_secret: str = Field(description="Give to Stripe.js confirmCardPayment.",
@@ -104,6 +141,9 @@ class ConfirmPaymentRequest(Request):
 
 
 class ConfirmPayment(Answer):
+    success: Literal[True] = Field(default=True, description=(
+        "Lit Protocol's field: true once the PaymentIntent is credited to the caller's account, "
+        "by this call or earlier."))
     credited: bool = Field(description="True only on the call that credited the account.")
     balance: Spendable
     currency: Currency
