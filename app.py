@@ -39,6 +39,7 @@ from views import (
 )
 from views import idempotency as idempotent
 from views import session as web_session
+from views.api import generic_paths
 from views.staff import billing_portal as staff_billing
 from views.staff import price_plans as staff_pricing
 
@@ -71,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["PROXY_COUNT"]:
         n = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    generic_paths.init_app(app)  # /billing/... with an API key is the /v1 endpoint's
     app.session_interface = _SessionInterface()
     app.json.sort_keys = False  # type: ignore[attr-defined]  (answers keep the documented order)
 

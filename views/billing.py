@@ -58,6 +58,20 @@ def _upgraded(result: subscriptions.Subscribed):
     return jsonify(tier=current_account().tier, redirect=url_for("pages.plans"))
 
 
+@bp.get("/subscription")
+@customer_page
+def subscription_page():
+    """The generic billing API's path in a browser: the plan is on the Plans page."""
+    return redirect(url_for("pages.plans"), code=303)
+
+
+@bp.get("/usage")
+@customer_page
+def usage_page():
+    """The generic billing API's path in a browser: the Usage page."""
+    return redirect(url_for("pages.usage"), code=303)
+
+
 @bp.get("/cancel")
 @customer_page
 def cancel_confirm():
