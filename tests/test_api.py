@@ -11,7 +11,8 @@ def test_me_and_billing(client, customer):
     me = client.get("/v1/me", headers=customer.headers)
     assert me.status_code == 200
     assert me.get_json() == {"account_id": customer.account_id, "email": customer.email,
-                             "name": "Acme 1", "tier": "free"}
+                             "name": "Acme 1", "tier": "free", "agent_id": customer.account_id,
+                             "agent_name": "Acme 1", "owner_identifier": customer.email}
     billing = client.get("/v1/billing",
                          headers={"Authorization": f"Bearer {customer.api_key}"}).get_json()
     assert billing == {"tier": "free", "calls_total": 0, "call_limit": None, "over_limit": False,

@@ -32,10 +32,14 @@ from views.idempotency import operation_key
 
 
 @bp.get("/me")
-@operation(ACCOUNT_KEY, "Account", "The key's account", Me)
+@operation(ACCOUNT_KEY, "Account", "The key's account", Me,
+           description="`agent_id`, `agent_name` and `owner_identifier` are Lithtrix's names for "
+                       "`account_id`, `name` and `email`.")
 def me() -> Me:
     acct = account()
-    return Me(account_id=acct.id, email=acct.customer.primary_email, name=acct.name, tier=acct.tier)
+    email = acct.customer.primary_email
+    return Me(account_id=acct.id, email=email, name=acct.name, tier=acct.tier,
+              agent_id=acct.id, agent_name=acct.name, owner_identifier=email)
 
 
 @bp.get("/billing")

@@ -31,6 +31,11 @@ class Me(Answer):
     email: str = Field(json_schema_extra={"format": "email"}, examples=["ada@example.com"])
     name: str = Field(examples=["Analytical Engines"])
     tier: str = TIER
+    agent_id: AccountId = Field(description="Lithtrix's name for the account id.")
+    agent_name: str = Field(description="Lithtrix's name for the account's name.",
+                            examples=["Analytical Engines"])
+    owner_identifier: str = Field(description="Lithtrix's name for the owner's email.",
+                                  examples=["ada@example.com"])
 
 
 class Billing(Answer):
