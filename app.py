@@ -35,6 +35,7 @@ from views import (
     pages,
     request_guard,
     staff,
+    wallets,
     webhooks,
 )
 from views import idempotency as idempotent
@@ -97,7 +98,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     plans.init_app(app)
 
     for module in (auth, pages, keys, billing, staff, staff_billing, staff_pricing, api, api_docs,
-                   webhooks):
+                   webhooks, wallets):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
     csrf.exempt(webhooks.bp)

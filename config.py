@@ -101,6 +101,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "MAX_CONTENT_LENGTH": _int(env, "TALLY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         # Trust X-Forwarded-* from this many proxies (0 = served directly).
         "PROXY_COUNT": _int(env, "TALLY_PROXY_COUNT", 0),
+        # ChainSecured wallet auth: the EIP-712 domain name a BillingAuth signature must carry.
+        "WALLET_AUTH_DOMAIN": env.get("TALLY_WALLET_AUTH_DOMAIN") or "Tally",
         # The API key the MCP server's tools act with (`flask --app app mcp`).
         "MCP_API_KEY": env.get("TALLY_API_KEY", "").strip(),
     }

@@ -11,6 +11,7 @@ from models.outbox import OutboxMessage
 from models.payments import TopUp
 from models.pricing import PriceCharge, PricePlan, UsageCharge
 from models.usage import Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
+from models.wallets import UsedWalletSignature, WalletLink
 from models.webhooks import WebhookEvent
 
 __all__ = [
@@ -18,5 +19,5 @@ __all__ = [
     "Invoice", "InvoiceLine", "LedgerEntry", "Meter", "OutboxMessage", "PriceCharge", "PricePlan",
     "Subscription", "TopUp",
     "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageRollup", "UsageUnique",
-    "User", "WebhookEvent",
+    "UsedWalletSignature", "User", "WalletLink", "WebhookEvent",
 ]

@@ -28,6 +28,7 @@ from tests.support.staff import (
     user_id_of,
 )
 from tests.support.state import database_rows
+from tests.support.wallets import Wallet
 from tests.test_subscriptions import card, subscription, upgrade
 
 pytestmark = pytest.mark.money  # Stripe objects and money: run on PostgreSQL too
@@ -64,6 +65,8 @@ def subscribed(app, client, customer, stripe_client):
     """A customer on Pro through a Stripe subscription, with a paid invoice: there is
     something at Stripe for a leaked action to change."""
     upgrade(client, customer, stripe_client)
+    wallet = Wallet()  # linked, so that unlinking it would change something
+    assert client.post("/v1/wallets", json=wallet.proof(), headers=customer.headers).status_code == 201
     with app.app_context():
         invoice_id = db.session.scalar(select(Invoice.id).where(
             Invoice.account_id == customer.account_id))
@@ -72,7 +75,7 @@ def subscribed(app, client, customer, stripe_client):
     params = {"account_id": customer.account_id, "key_id": key_id, "invoice_id": invoice_id,
               "customer_id": customer_id_of(app, customer.account_id),
               "user_id": user_id_of(app, customer.email), "configuration_id": "bpc_walk",
-              "event_id": "evt_walk"}
+              "event_id": "evt_walk", "address": wallet.address}
     return customer, params
 
 

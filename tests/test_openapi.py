@@ -52,7 +52,10 @@ def test_document_is_valid_openapi_31(client):
 def test_document_states_the_conventions(client):
     doc = client.get("/v1/openapi.json").get_json()
     assert doc["servers"] == [{"url": "http://localhost"}]
-    assert set(doc["components"]["securitySchemes"]) == {"ApiKeyHeader", "BearerAuth"}
+    assert set(doc["components"]["securitySchemes"]) == {"ApiKeyHeader", "BearerAuth", "WalletAuth"}
+    # A wallet signature acts as an account key: offered wherever an account key is taken.
+    assert {"WalletAuth": []} in doc["paths"]["/v1/billing/balance"]["get"]["security"]
+    assert {"WalletAuth": []} not in doc["paths"]["/v1/customers"]["get"]["security"]
     error = doc["components"]["schemas"]["Error"]
     assert error["required"] == ["error", "code", "message"] and "param" in error["properties"]
     limited = doc["components"]["responses"]["TooManyRequests"]["headers"]

@@ -24,6 +24,7 @@ from services.identity import accounts
 from services.identity import signup as signup_service
 from services.notifications import email_configured
 from views import devices
+from views import wallets as wallet_views
 from views.forms import ConfirmSignupForm, LoginForm, PasswordChangeForm, SignupForm
 from views.session import audit_as, current_impersonation, same_site_path, true_user
 
@@ -180,7 +181,9 @@ def logout():
 @bp.get("/account")
 @login_required
 def account():
-    return render_template("auth/account.html", form=PasswordChangeForm())
+    return render_template("auth/account.html", form=PasswordChangeForm(),
+                           wallets=wallet_views.account_wallets(),
+                           wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"])
 
 
 @bp.post("/account/password")
@@ -201,4 +204,5 @@ def change_password():
                 _start_session(user)
             flash("Password changed. Every other session has been logged out.")
             return redirect(url_for("auth.account"), code=303)
-    return render_template("auth/account.html", form=form), 400
+    return render_template("auth/account.html", form=form, wallets=wallet_views.account_wallets(),
+                           wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"]), 400

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, current_app, g, request
 
 from extensions import db, limiter
 from models import Account, ApiKey, User
@@ -22,6 +22,7 @@ from services import uow
 from services.billing import plans
 from services.errors import Forbidden, InvalidInput, NotFound, TallyError
 from services.identity import keys
+from services.identity import wallets as wallet_auth
 from services.staff.audit import Actor
 from views import request_guard
 
@@ -47,12 +48,33 @@ def _presented_key() -> str | None:
     return key or None
 
 
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _wallet_key(header: str) -> ApiKey:
+    """An X-Wallet-Auth signature acts as an account key of its wallet's account: a key that
+    is never stored (no id), so nothing can rotate or revoke it."""
+    account = wallet_auth.authenticate(header, domain_name=current_app.config["WALLET_AUTH_DOMAIN"],
+                                   state_changing=request.method not in _SAFE_METHODS)
+    key = ApiKey(kind=KIND_ACCOUNT, name="Wallet signature", account_id=account.id, prefix="",
+                 key_hash="")
+    key.account = account
+    return key
+
+
 def current_key() -> ApiKey:
-    """The request's active key, looked up once per request (401 otherwise)."""
+    """The request's active key, looked up once per request (401 otherwise); without a key,
+    an X-Wallet-Auth signature of a linked wallet (services/identity/wallets.py)."""
     if "api_key" not in g:
-        g.api_key = keys.authenticate(_presented_key())
-        if uow.has_written():  # the key's last-used time: its own unit, before the request's
-            uow.commit()       # work (which may call Stripe, never from a transaction that wrote)
+        presented = _presented_key()
+        signed = request.headers.get(wallet_auth.HEADER, "").strip()
+        if presented is None and signed:
+            g.api_key = _wallet_key(signed)
+        else:
+            g.api_key = keys.authenticate(presented)
+        if uow.has_written():  # the key's last-used time, or a wallet signature used up: their
+            uow.commit()       # own unit, before the request's work (which may call Stripe,
+                               # never from a transaction that wrote)
     return g.api_key
 
 
@@ -167,4 +189,5 @@ from views.api import (  # noqa: E402,F401  (routes register on bp)
     staff,
     subscriptions,
     usage,
+    wallets,
 )

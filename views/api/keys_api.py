@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g
 
+from services.errors import InvalidInput
 from services.identity import keys
 from views.api import ACCOUNT_KEY, account, bp
 from views.api.declare import operation
@@ -39,6 +40,9 @@ def create_key(body: CreateKeyRequest) -> tuple[IssuedApiKey, int]:
 def rotate_key(body: RotateKeyRequest) -> IssuedApiKey:
     """Rotate the calling key, or `key_id` of this account; the old key stops at once."""
     key_id = body.key_id if body.key_id is not None else g.api_key.id
+    if key_id is None:  # the caller signed with a wallet: it has no key of its own
+        raise InvalidInput("key_id is required when you call with a wallet signature.",
+                           param="key_id")
     issued = keys.rotate(keys.get_account_key(account().id, key_id))
     return IssuedApiKey(api_key=issued.plaintext, key=ApiKey.model_validate(issued.key))
 

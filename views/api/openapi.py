@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import Rule
 
+from models.keys import KIND_ACCOUNT
 from services import idempotency
 from views.api.declare import Binary, OneOf, Operation, declared_operation
 from views.api.json_schema import TallySchema, without_null
@@ -30,6 +31,8 @@ TAGS = [
     ("Account", "Who the key belongs to, the balance and the ledger."),
     ("Top-ups", "Prepaid credit by card: create a PaymentIntent, pay it with Stripe.js, confirm."),
     ("Keys", "Account keys (everything) and usage keys (the gate, events, balance and usage)."),
+    ("Wallets", "ChainSecured wallet auth: wallets whose EIP-712 signatures (X-Wallet-Auth) act "
+                "as an account key."),
     ("Metering", "The request gate, usage events, meters and usage."),
     ("Plans and subscriptions", "Plans, the subscription, Stripe Checkout and the Customer Portal."),
     ("Invoices", "Receipts for top-ups and subscription invoices."),
@@ -41,7 +44,8 @@ TAGS = [
 ]
 _ERRORS: dict[int, tuple[str, str]] = {  # status: (component name, description)
     400: ("BadRequest", "Bad input; `param` names the field."),
-    401: ("Unauthorized", "No API key, or not a valid one (revoked, rotated, never existed)."),
+    401: ("Unauthorized", "No API key, or not a valid one (revoked, rotated, never existed); or an "
+                          "X-Wallet-Auth signature refused (its own `code`)."),
     402: ("PaymentRequired", "Over a plan limit or out of prepaid credit (`usage_limit_exceeded`, "
                              "with `usage` and `upgrade_url`), the card was declined, or its "
                              "bank asks for 3-D Secure (`requires_action`)."),
@@ -285,6 +289,8 @@ def _operation(route: Route, schemas: dict[Any, dict[str, Any]]) -> dict[str, An
         spec["description"] = declared.description
     if declared.keys:
         spec["security"] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+        if KIND_ACCOUNT in declared.keys:
+            spec["security"].append({"WalletAuth": []})
         spec["x-key-kinds"] = list(declared.keys)
     else:
         spec["security"] = []
@@ -338,6 +344,12 @@ def _components(schemas: dict[str, Any]) -> dict[str, Any]:
                              "description": "A Tally API key (tly_...)."},
             "BearerAuth": {"type": "http", "scheme": "bearer",
                            "description": "The same key as `Authorization: Bearer tly_...`."},
+            "WalletAuth": {"type": "apiKey", "in": "header", "name": "X-Wallet-Auth",
+                           "description": "ChainSecured: base64 of JSON `{typed_data, signature}`, an "
+                                          "EIP-712 `BillingAuth` message signed by a linked wallet; "
+                                          "acts as an account key. Each signature authorizes one "
+                                          "state-changing request (then 401 "
+                                          "`wallet_signature_replayed`)."},
         },
     }
 
