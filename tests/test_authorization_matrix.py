@@ -25,6 +25,7 @@ from services.billing import invoices
 from tests.conftest import csrf_token, login
 from tests.support.staff import make_staff, staff_login
 from tests.support.state import snapshot
+from tests.support.wallets import Wallet
 
 ROLES = ("anonymous", "other", "staff", "owner")  # the owner last: its actions may change things
 
@@ -72,6 +73,7 @@ MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, i
     ("GET", "/billing/invoices/<invoice_id>/pdf", NO_BODY, OWNER_PAGE),
     ("POST", "/keys/<key_id>/revoke", NO_BODY, OWNER_PAGE),
     ("POST", "/keys/<key_id>/rotate", NO_BODY, OWNER_PAGE),
+    ("POST", "/account/wallets/<address>/unlink", NO_BODY, {**OWNER_PAGE, "owner": 303}),
     ("GET", "/staff/customers/<customer_id>", NO_BODY, STAFF_PAGE),
     ("POST", "/staff/accounts/<account_id>/grant",
      staff_form("{account_id}-grant", amount="5.00", reason="matrix"), STAFF_ACTION),
@@ -111,6 +113,7 @@ MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, i
     ("GET", "/v1/invoices/<invoice_id>/pdf", NO_BODY, OWNER_OR_STAFF_API),
     ("DELETE", "/v1/keys/<key_id>", NO_BODY, OWNER_API),
     ("POST", "/v1/keys/<key_id>/revoke", NO_BODY, OWNER_API),
+    ("DELETE", "/v1/wallets/<address>", NO_BODY, OWNER_API),
     # Meters are shared definitions; each account sees its own usage (checked below).
     ("GET", "/v1/meters/<name>/usage", NO_BODY, ANY_ACCOUNT_API),
 ]
@@ -142,6 +145,9 @@ def world(app, client, make_customer) -> World:
                          json={"features": {"invoice_history": {"enabled": True}}})
     assert portal.status_code == 201, portal.get_json()
     ids["configuration_id"] = portal.get_json()["id"]
+    wallet = Wallet()
+    assert client.post("/v1/wallets", json=wallet.proof(), headers=owner.headers).status_code == 201
+    ids["address"] = wallet.address
     assert client.post("/v1/events", headers=owner.headers,
                        json={"id": "m1", "event_name": "api_call"}).status_code == 200
     clients = {role: app.test_client() for role in ROLES}

@@ -268,3 +268,12 @@ def test_the_account_page_lists_links_and_unlinks_wallets(client, customer):
     assert unlinked.status_code == 303
     assert wallet.address not in client.get("/account").get_data(as_text=True)
     assert client.get("/v1/billing/balance", headers=wallet.header()).status_code == 401
+
+
+def test_eth_account_leaves_deeply_nested_bodies_a_400(client, customer):
+    """py_ecc (under eth-account) raises the recursion limit to 100000 when imported; left so,
+    parsing this body overflowed the C stack and killed the process."""
+    body = "[" * 200_000 + "]" * 200_000
+    response = client.post("/v1/wallets", data=body, content_type="application/json",
+                           headers=customer.headers)
+    assert response.status_code == 400 and response.get_json()["code"] == "invalid_json"

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from eth_account import Account as EthAccount
-from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.crypto import keccak
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,6 +32,8 @@ from models import Account, WalletLink
 from models.base import utcnow
 from models.wallets import UsedWalletSignature
 from services.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from services.identity.eth import Account as EthAccount
+from services.identity.eth import SignableMessage, encode_typed_data
 
 HEADER = "X-Wallet-Auth"
 PRIMARY_TYPE = "BillingAuth"

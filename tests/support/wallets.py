@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from eth_account import Account
+from services.identity.eth import Account
 
 
 class Wallet:
