@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import WEBHOOK_SECRET, login
 from tests.support.payments import pay
 from tests.support.stripe_events import event_payload, signature_header
+from tests.support.wallets import Wallet
 
 pytestmark = pytest.mark.money
 
@@ -127,3 +128,13 @@ def test_the_seeds_plans_file_loads_unchanged(tmp_path: Path):
 
         assert plans.plan_for("free").limits == SEED_CONFIG["billing"]["plans"]["free"]
         assert plans.plan_for("pro").limits == SEED_CONFIG["billing"]["plans"]["pro"]
+
+
+def test_a_wallet_signature_is_an_api_credential_there_too(client, customer):
+    wallet = Wallet()
+    assert client.post("/v1/wallets", json=wallet.proof(nonce="link"),
+                       headers=customer.headers).status_code == 201
+    generic = client.get("/billing/subscription", headers=wallet.header())
+    assert generic.status_code == 200
+    assert generic.get_json() == client.get("/v1/billing/subscription",
+                                            headers=customer.headers).get_json()
