@@ -14,6 +14,7 @@ from services import uow
 from services.identity import accounts
 from tests.conftest import PASSWORD, Customer
 from tests.e2e.helpers import DESKTOP, PAY, PHONE, VISA, balance, fill_card, login
+from tests.support.wallets import Wallet
 
 LONG_COMPANY = "Supercalifragilistic" * 10  # 200 characters, the most signup takes
 LONG_KEY = "production-eu-west-" * 5 + "x" * 5  # 100 characters, the most the form takes
@@ -37,7 +38,10 @@ def page_width(page: Any) -> int:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
-def test_long_names_never_make_a_page_wider_than_the_window(new_page, long_named, viewport):
+def test_long_names_never_make_a_page_wider_than_the_window(app, new_page, long_named, viewport):
+    wallet = Wallet()  # a 42-character address on the Account page
+    assert app.test_client().post("/v1/wallets", json=wallet.proof(),
+                                  headers=long_named.headers).status_code == 201
     page = new_page(viewport=viewport)
     login(page, long_named)
     expect(page.get_by_role("heading", level=1)).to_have_text(LONG_COMPANY)
