@@ -76,7 +76,8 @@ Tally's JSON API, for scripts and AI agents.
 *account* key can do everything for its account; a *usage* key only calls /v1/authorize,
 /v1/events and reads balance and usage (for product servers); a *staff* key acts on
 customers and accounts. Each operation lists the kinds it takes in `x-key-kinds`; another
-kind gets 403 `key_scope`.
+kind gets 403 `key_scope`. Where an account key is taken, a linked wallet may sign instead
+(`X-Wallet-Auth`, the WalletAuth scheme: an EIP-712 `BillingAuth` message, once per change).
 
 **Money** is integer minor units with an ISO currency: 2500 with usd is $25.00. `balance`
 is spendable credit in every answer (the posted ledger balance less rated usage not yet
