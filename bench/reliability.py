@@ -122,6 +122,13 @@ TRUST_SECTION = [
     "nested 100,000 deep (or with an id or type Tally cannot store) is a 400 that stores "
     "nothing; a staff adjustment of `+-5` or `--5` is refused; a 255-character "
     "`Idempotency-Key` still reaches Stripe within its 255-character limit.",
+    "- **A wallet signature changes state once** (`tests/test_seed_lit.py`): four copies of "
+    "one `X-Wallet-Auth` signature sent at once over real HTTP, on SQLite and PostgreSQL, "
+    "create one PaymentIntent and three 401 `wallet_signature_replayed` (the message's EIP-712 "
+    "digest is a primary key, committed before the request's work); a wrong domain, a stale "
+    "or future `issuedAt`, a forged signature or an unlinked wallet is a 401 with its own code "
+    "and runs nothing; eth-account's raised recursion limit is put back, so a body nested "
+    "200,000 deep is a 400, not a crashed worker.",
     "- **A hostile client's disk cost** (`tests/chaos/test_chaos_hostile.py`, figures "
     "above): junk stores no event, a metered event costs at most its bound, sign-ups are "
     "throttled per address.",
