@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, BigInteger, ForeignKey, String
+from sqlalchemy import DDL, JSON, BigInteger, ForeignKey, Index, String, event, func
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -18,6 +19,8 @@ ROLE_STAFF = "staff"
 
 class Customer(Model):
     __tablename__ = "customers"
+    # Newest first: the console's list and every search lookup (services/staff/search.py).
+    __table_args__ = (Index("ix_customers_created_at", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=partial(public_id, "cust"))
     name: Mapped[str] = mapped_column(String(200))
@@ -95,3 +98,32 @@ class User(UserMixin, Model):
     def get_id(self) -> str:
         """What the session cookie holds (Flask-Login): the id and the session version."""
         return f"{self.id}.{self.session_version or 0}"
+
+
+
+# Staff search on PostgreSQL (services/staff/search.py): trigram indexes serve
+# `lower(column) LIKE '%text%'`, pattern btrees serve id prefixes (`LIKE 'acct_3kT%'`) in
+# any collation. pg_trgm ships with PostgreSQL and is a trusted extension (a database owner
+# may create it). SQLite, for the demo, has none of them: its search scans.
+def _trigram(name: str, column: Any) -> Index:
+    label = f"lower_{column.name}"
+    return Index(name, func.lower(column).label(label), postgresql_using="gin",
+                 postgresql_ops={label: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+
+
+def _prefix(name: str, column: Any) -> Index:
+    # Plain indexes (SQLite has them too, unused: alembic compares them on every database).
+    return Index(name, column, postgresql_ops={column.name: "varchar_pattern_ops"})
+
+
+SEARCH_INDEXES = (
+    _trigram("ix_customers_name_trgm", Customer.__table__.c.name),
+    _trigram("ix_customers_email_trgm", Customer.__table__.c.primary_email),
+    _prefix("ix_customers_id_prefix", Customer.__table__.c.id),
+    _prefix("ix_customers_stripe_prefix", Customer.__table__.c.stripe_customer_id),
+    _trigram("ix_users_email_trgm", User.__table__.c.email),
+    _trigram("ix_accounts_name_trgm", Account.__table__.c.name),
+    _prefix("ix_accounts_id_prefix", Account.__table__.c.id),
+)
+event.listen(Model.metadata, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))

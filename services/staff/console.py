@@ -2,7 +2,8 @@
 on it (adjust the balance, change the plan, extend a grace period, resend an invoice),
 each with a required reason and an audit row in the same transaction as the change.
 
-Credit grants live in services/ledger/grants.py, impersonation in services/staff/impersonation.py.
+Credit grants live in services/ledger/grants.py, impersonation in services/staff/impersonation.py,
+the customer search in services/staff/search.py.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from extensions import db
 from models import (
@@ -49,6 +49,7 @@ from services.staff.rules import (
     check_reason,
     require_staff,
 )
+from services.staff.search import customer_query
 
 MAX_GRACE_EXTENSION_DAYS = 60
 LIVE_SUBSCRIPTION = ("active", "trialing", "past_due")
@@ -56,39 +57,6 @@ ADJUSTMENT_SOURCE = "staff_adjustment"
 
 
 # Reading ---------------------------------------------------------------------------
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def customer_query(q: str | None) -> Select[Customer]:
-    """Customers matching an email (of the customer or any of its users), a name, a
-    customer or account id, or a Stripe customer id (ids also by prefix)."""
-    query = select(Customer).options(selectinload(Customer.accounts))
-    text = (q or "").strip()[:200]
-    if not text:
-        return query
-    like = f"%{_escape_like(text.lower())}%"
-    prefix = f"{_escape_like(text)}%"
-    users = select(User.customer_id).where(func.lower(User.email).like(like, escape="\\"))
-    accts = select(Account.customer_id).where(or_(
-        Account.id.like(prefix, escape="\\"), func.lower(Account.name).like(like, escape="\\")))
-    return query.where(or_(
-        func.lower(Customer.name).like(like, escape="\\"),
-        func.lower(Customer.primary_email).like(like, escape="\\"),
-        Customer.id.like(prefix, escape="\\"),
-        Customer.stripe_customer_id.like(prefix, escape="\\"),
-        Customer.id.in_(users),
-        Customer.id.in_(accts),
-    ))
-
-
-def search_customers(q: str | None, limit: int = 25) -> list[Customer]:
-    """Customers matching `q` (see customer_query), newest first."""
-    return list(db.session.execute(
-        customer_query(q).order_by(Customer.created_at.desc(), Customer.id.desc()).limit(limit)
-    ).scalars())
 
 
 def list_customers(*, q: str | None, limit: int, starting_after: str | None = None,

@@ -20,7 +20,7 @@ from services.errors import TallyError
 from services.ledger import grants
 from services.money import format_money, parse_major, parse_signed_major
 from services.staff import console as staff
-from services.staff import rules
+from services.staff import rules, search
 from services.usage import rating
 from views.htmx import render_page
 from views.session import (
@@ -52,7 +52,7 @@ from views.staff.forms import (
 def index():
     q = request.args.get("q", "")
     return render_page("staff/index.html", blocks=("results",), q=q,
-                       customers=staff.search_customers(q))
+                       customers=search.search_customers(q))
 
 
 # The customer page and its actions ------------------------------------------------------
