@@ -81,7 +81,7 @@ class User(UserMixin, Model):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default=ROLE_CUSTOMER)
+    role: Mapped[str] = mapped_column(String(16), default=ROLE_CUSTOMER, index=True)  # staff: few
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
     # Part of every session's identity (see get_id): bumped at logout and at a password
