@@ -12,10 +12,9 @@ from flask.cli import ScriptInfo, pass_script_info, with_appcontext
 from extensions import db
 from interfaces import jobs, staff_cli
 from models import roles
-from services import idempotency, uow
+from services import uow
 from services.errors import TallyError
 from services.identity import accounts
-from services.usage import period_close
 
 
 @click.command("seed-demo")
@@ -28,11 +27,12 @@ def seed_demo() -> None:
 
 @click.command("close-period")
 @with_appcontext
-@uow.unit()
 def close_period() -> None:
     """Post closed days of rated usage, issue last month's usage statements, end expired
-    grace periods. Idempotent: run it daily from cron; a second run issues nothing."""
-    result = period_close.close()
+    grace periods. Idempotent: run it daily from cron; a second run issues nothing. A
+    batch of accounts per transaction (jobs.close_period): resumable, and two runs at once
+    share the work."""
+    result = jobs.close_period()
     click.echo(json.dumps({"days_posted": result.days_posted,
                            "statements_issued": result.statements,
                            "downgraded_to_free": result.downgraded}))
@@ -40,10 +40,10 @@ def close_period() -> None:
 
 @click.command("purge-idempotency-keys")
 @with_appcontext
-@uow.unit()
 def purge_idempotency_keys() -> None:
-    """Delete stored Idempotency-Key answers older than 24 hours; run it daily from cron."""
-    click.echo(json.dumps({"deleted": idempotency.purge()}))
+    """Delete stored Idempotency-Key answers older than 24 hours (in batches); run it daily
+    from cron."""
+    click.echo(json.dumps({"deleted": jobs.purge_idempotency_keys()}))
 
 
 @click.command("deliver-outbox")
@@ -111,8 +111,8 @@ def create_staff(email: str, password: str, name: str) -> None:
         raise click.ClickException(exc.message) from exc
 
 
-# Each is one unit of work (`uow.unit()`), but deliver-outbox (a loop of deliveries) and mcp
-# (a server of requests), which frame their own.
+# Each is one unit of work (`uow.unit()`), but deliver-outbox (a loop of deliveries), mcp (a
+# server of requests) and the nightly jobs (a unit per batch), which frame their own.
 COMMANDS = (seed_demo, close_period, purge_idempotency_keys, grant_app_role, create_staff,
             deliver_outbox, mcp)
 

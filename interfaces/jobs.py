@@ -16,10 +16,13 @@ from flask import Flask, current_app
 
 from extensions import db
 from models.base import utcnow
-from services import uow
+from services import idempotency, uow
+from services.billing import subscriptions
+from services.ledger import grants
 from services.ledger import reconcile as reconciliation
 from services.notifications import outbox
 from services.staff.audit import Actor
+from services.usage import period_close
 
 
 @dataclass
@@ -76,6 +79,66 @@ def reconcile(*, apply: bool, since: datetime | None = None,
         with uow.unit():
             reconciliation.check(report, payment_intent_id, actor=actor or Actor.cli())
     return report
+
+
+# Nightly work, a batch per unit of work: memory stays flat at any number of accounts, a
+# run killed midway keeps every batch it committed (a rerun finds only what is left), and
+# two runs at once (or on two machines) share the work: each batch claims its rows with
+# SELECT ... FOR UPDATE SKIP LOCKED, and every posting is keyed by its cause besides.
+
+
+def close_period(now: datetime | None = None, batch: int = period_close.BATCH,
+                 ) -> period_close.CloseResult:
+    """`close-period`: post closed days and issue statements, a batch of accounts per unit
+    (in account id order), then end expired grace periods."""
+    now = now or utcnow()
+    result = period_close.CloseResult()
+    after = ""
+    while True:
+        with uow.unit():
+            ids = period_close.accounts_to_close(after, now, batch)
+            for account_id in period_close.claim(ids):
+                period_close.close_account(account_id, now, result)
+        if not ids:
+            break
+        after = ids[-1]
+        db.session.expunge_all()
+    with uow.unit():
+        result.downgraded = subscriptions.end_expired_grace(now)
+    return result
+
+
+def credit_grants(now: datetime | None = None, batch: int = grants.BATCH) -> dict[str, int]:
+    """`credit-grants`: post grants that became effective, then expire those past expiry,
+    a batch of grants per unit."""
+    now = now or utcnow()
+    posted = expired = 0
+    while True:
+        with uow.unit():
+            claimed, done = grants.post_due_batch(now, limit=batch)
+        posted += done
+        db.session.expunge_all()
+        if not claimed:
+            break
+    while True:
+        with uow.unit():
+            closed = grants.expire_due(now, limit=batch)
+        expired += closed
+        db.session.expunge_all()
+        if not closed:
+            break
+    return {"posted": posted, "expired": expired}
+
+
+def purge_idempotency_keys(now: datetime | None = None, batch: int = 5000) -> int:
+    """`purge-idempotency-keys`: delete expired answers, a batch per unit."""
+    deleted = 0
+    while True:
+        with uow.unit():
+            gone = idempotency.purge(now=now, limit=batch)
+        deleted += gone
+        if not gone:
+            return deleted
 
 
 class _Worker:

@@ -131,8 +131,13 @@ def stripe_key(purpose: str, *cause: str) -> str:
     return f"tally-{purpose}-{text}"
 
 
-def purge(*, now: datetime | None = None) -> int:
-    """Delete records older than the TTL; returns how many."""
+def purge(*, now: datetime | None = None, limit: int | None = None) -> int:
+    """Delete records older than the TTL (at most `limit`, oldest first, skipping rows
+    another run holds); returns how many."""
     cutoff = (now or utcnow()) - TTL
-    return int(uow.rows_changed(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)))
+    old = IdempotencyRecord.created_at < cutoff
+    if limit is not None:
+        old = IdempotencyRecord.id.in_(
+            select(IdempotencyRecord.id).where(old).order_by(IdempotencyRecord.id).limit(limit)
+            .with_for_update(skip_locked=True).scalar_subquery())
+    return int(uow.rows_changed(delete(IdempotencyRecord).where(old)))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import or_, select
 
 from extensions import db
 from models import Account, CreditGrant, LedgerEntry, UsageCharge
@@ -88,36 +88,49 @@ def list_for(account_id: str, *, limit: int, starting_after: str | None = None,
                     ending_before=ending_before)
 
 
-def _due(*conditions: ColumnElement[bool]) -> list[str]:
-    """The ids of grants not yet expired that meet `conditions` (read before any lock)."""
-    return list(db.session.execute(select(CreditGrant.id).where(
-        CreditGrant.expired_at.is_(None), *conditions)).scalars())
+BATCH = 500
 
 
-def post_due(now: datetime | None = None) -> int:
-    """Post scheduled grants whose time has come; returns how many were posted."""
+def post_due(now: datetime | None = None, *, limit: int | None = None) -> int:
+    """Post scheduled grants whose time has come (at most `limit`); returns how many were
+    posted. Each grant is claimed (locked, or skipped while another run holds it) and
+    leaves the due set when posted, so a next call, or a second run at once, continues."""
+    return post_due_batch(now, limit=limit)[1]
+
+
+def post_due_batch(now: datetime | None = None, *, limit: int | None = None) -> tuple[int, int]:
+    """(claimed, posted): one batch of post_due; nothing claimed means none is left."""
     now = now or utcnow()
+    due = list(db.session.execute(select(CreditGrant.id).where(
+        CreditGrant.posted_at.is_(None), CreditGrant.expired_at.is_(None),
+        CreditGrant.effective_from <= now,
+        or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > now))
+        .order_by(CreditGrant.effective_from, CreditGrant.id).limit(limit)
+        .with_for_update(skip_locked=True)).scalars())
     posted = 0
-    for grant_id in _due(CreditGrant.posted_at.is_(None), CreditGrant.effective_from <= now):
+    for grant_id in due:
         row = db.session.get(CreditGrant, grant_id, populate_existing=True)
         if row is None or row.posted_at is not None:
             continue
-        if row.expires_at is not None and row.expires_at <= now:
-            continue  # expired before it was posted: expire_due closes it
         row.posted_at = now  # committed with the entry, or rolled back with it
         posting = ledger.post_entry(row.account_id, row.amount, kind=KIND_GRANT, source=SOURCE,
                                     source_id=row.id, currency=row.currency,
                                     description=customer_description(GRANT_DESCRIPTION, row.note),
                                     meta={"grant_id": row.id})
         posted += posting.posted
-    return posted
+    return len(due), posted
 
 
-def expire_due(now: datetime | None = None) -> int:
-    """Take back what is left of grants past `expires_at`; returns how many were closed."""
+def expire_due(now: datetime | None = None, *, limit: int | None = None) -> int:
+    """Take back what is left of grants past `expires_at` (at most `limit`); returns how
+    many were closed. Claimed like post_due: a closed grant leaves the due set."""
     now = now or utcnow()
+    due = list(db.session.execute(select(CreditGrant.id).where(
+        CreditGrant.expired_at.is_(None), CreditGrant.expires_at.is_not(None),
+        CreditGrant.expires_at <= now).order_by(CreditGrant.expires_at, CreditGrant.id)
+        .limit(limit).with_for_update(skip_locked=True)).scalars())
     closed = 0
-    for grant_id in _due(CreditGrant.expires_at.is_not(None), CreditGrant.expires_at <= now):
+    for grant_id in due:
         account_id = _account_of(grant_id)
         ledger.lock_account(account_id)
         row = db.session.get(CreditGrant, grant_id, populate_existing=True)
