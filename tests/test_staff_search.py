@@ -52,7 +52,10 @@ def test_every_way_of_finding_a_customer(app):
         assert names("cus_ACME") == ["Acme Labs"]  # a Stripe customer id
         assert names("100%") == ["Globex 100% Corp"]  # wildcards are matched literally
         assert names("%%") == [] and names("__") == [] and names("nobody") == []
-        assert names("t") == ["Initech", "Globex 100% Corp", "Acme Labs"]  # short: newest first
+        # Text of one or two characters: (at least) the start of a word.
+        assert names("gl") == ["Globex 100% Corp"]
+        assert names("la") == ["Acme Labs"]
+        assert names(".test") == ["Initech", "Globex 100% Corp", "Acme Labs"]  # newest first
         assert names("", limit=2) == ["Initech", "Globex 100% Corp"]  # empty: the newest
         listed = search.customer_query("test").order_by(Customer.created_at.desc())
         assert [c.name for c in db.session.execute(listed).scalars()] == [

@@ -1,27 +1,39 @@
 """Finding customers as staff type: by email (of the customer or any of its users), name,
 account name, customer or account id, or Stripe customer id (ids also by prefix).
 
-On PostgreSQL each way of matching is its own indexed lookup (migrations add the indexes:
-pg_trgm GIN indexes on the lowered text columns for `%text%`, pattern btrees for id
-prefixes), and the console asks each for its newest 25 before merging them, so a keystroke
-costs a few index probes at any number of customers. Text shaped like an id (`cust_…`,
-`acct_…`, `cus_…`) looks up ids only. SQLite, for the demo, runs one plain LIKE query.
+On PostgreSQL each way of matching is a lookup of its own, and the console asks each for
+its newest 25 before merging them, by the cheaper of two plans (`_newest_matches`): walk
+the newest customers (quick when the text is common), else the lookup's index (pg_trgm GIN
+indexes on the lowered names and emails serve `%text%`, pattern btrees serve id prefixes;
+quick when the text is rare). Text shaped like an id (`cust_…`, `acct_…`, `cus_…`) looks up
+ids only. One or two characters, which no trigram index can serve, look among the newest
+SHORT_WALK customers only. SQLite, for the demo, runs one plain LIKE query.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, union_all
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, union_all
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import aliased, selectinload
 
 from extensions import db
 from models import Account, Customer, User
 
 MAX_QUERY = 200
+WALK = 2_000  # newest customers looked at before asking the indexes
+SHORT_WALK = 20_000  # the customers text of one or two characters is looked for among
+MATCHES_READ = 10_000  # more index matches than this: a common text, walked for in full
 # Prefixes of the ids staff paste: ours (customers, accounts) and Stripe's customers.
 _ID_SHAPE = re.compile(r"^(cust|acct|cus)_[A-Za-z0-9]*$")
+
+# A way of matching: given customers (the table, or its newest rows) and whether they are
+# walked, a condition.
+Match = Callable[[Any, bool], ColumnElement[bool]]
 
 
 def _escape_like(text: str) -> str:
@@ -44,7 +56,8 @@ def customer_query(q: str | None) -> Select[Customer]:
         return query
     if not _postgresql():
         return query.where(_sqlite_match(text))
-    ids = union_all(*(branch.with_only_columns(Customer.id) for branch in _branches(text)))
+    ids = union_all(*(select(Customer.id).where(match(Customer, False))
+                      for match in _matches(text)))
     return query.where(Customer.id.in_(ids.scalar_subquery()))
 
 
@@ -55,35 +68,94 @@ def search_customers(q: str | None, limit: int = 25) -> list[Customer]:
     if not text or not _postgresql():
         return list(db.session.execute(
             customer_query(text).order_by(*newest).limit(limit)).scalars())
-    # Each lookup gives its newest `limit`; the newest `limit` of all of them are the answer.
-    found = union_all(*(branch.with_only_columns(Customer.id, Customer.created_at)
-                        .order_by(*newest).limit(limit) for branch in _branches(text))).subquery()
-    ids = select(found.c.id).distinct()
-    return list(db.session.execute(
+    short = len(text) < 3 and not _ID_SHAPE.match(text)
+    db.session.execute(sql_text("SET LOCAL jit = off"))  # compiling costs more than it saves
+    ids = _newest_matches(text, limit, walk=SHORT_WALK if short else WALK, index=not short)
+    customers = {c.id: c for c in db.session.execute(
         select(Customer).options(selectinload(Customer.accounts))
-        .where(Customer.id.in_(ids.scalar_subquery())).order_by(*newest).limit(limit)).scalars())
+        .where(Customer.id.in_(ids))).scalars()}
+    return [customers[i] for i in ids if i in customers]
 
 
-def _branches(text: str) -> list[Select[Any]]:
-    """One query per way of matching, each able to use an index of its own (PostgreSQL;
-    backslash is its default LIKE escape, so the patterns need no ESCAPE clause, which the
-    trigram indexes could not serve)."""
+def _newest_matches(text: str, limit: int, *, walk: int, index: bool) -> list[str]:
+    """The ids of the newest `limit` matches, by the cheaper of two plans, each exact.
+
+    First the newest `walk` customers, newest first, every way of matching at once: a
+    common text has `limit` matches among them. If not, the text is rare, and each way's
+    own index finds all its matches (up to MATCHES_READ) to sort; a way with more walks
+    newest first. The planner's guesses for `LIKE '%text%'` are poor either way, so the
+    plan is chosen here.
+    """
+    matches = _matches(text)
+    newest = (Customer.created_at.desc(), Customer.id.desc())
+    recent = aliased(Customer, select(Customer).order_by(*newest).limit(walk).subquery())
+    found: set[tuple[Any, str]] = {(at, cid) for at, cid in db.session.execute(
+        select(recent.created_at, recent.id).where(or_(*(m(recent, True) for m in matches)))
+        .order_by(recent.created_at.desc(), recent.id.desc()).limit(limit))}
+    if len(found) == limit or not index:
+        return [cid for _, cid in sorted(found, reverse=True)]
+    for match in matches:
+        ways = select(Customer.created_at, Customer.id).where(match(Customer, False))
+        with _index_plan():
+            rows = db.session.execute(ways.limit(MATCHES_READ)).all()
+        if len(rows) == MATCHES_READ:
+            rows = db.session.execute(ways.order_by(*newest).limit(limit)).all()
+        found |= {(at, cid) for at, cid in rows}
+    return [cid for _, cid in sorted(found, reverse=True)[:limit]]
+
+
+# The index plan: the matches from the column's index, then each customer by its key (the
+# planner, expecting far more matches than a rare text has, would rather scan customers).
+_INDEX_PLAN = {"enable_seqscan": "off", "enable_hashjoin": "off", "enable_mergejoin": "off"}
+
+
+@contextmanager
+def _index_plan() -> Iterator[None]:
+    for name, value in _INDEX_PLAN.items():
+        db.session.execute(sql_text(f"SET LOCAL {name} = {value}"))
+    try:
+        yield
+    finally:
+        for name in _INDEX_PLAN:
+            db.session.execute(sql_text(f"SET LOCAL {name} = DEFAULT"))
+
+
+def _matches(text: str) -> list[Match]:
+    """One condition per way of matching, each able to use an index of its own
+    (PostgreSQL; backslash is its default LIKE escape, so the patterns need no ESCAPE
+    clause, which the trigram indexes could not serve). `walking`: the same test as
+    `strpos`, which no index serves, so the planner probes each walked customer's users
+    and accounts instead of collecting every match first."""
     prefix = _escape_like(text) + "%"
-    customers = select(Customer)
-    by_account = select(Customer).join(Account, Account.customer_id == Customer.id)
+
+    def of(model: Any, test: Callable[[bool], ColumnElement[bool]]) -> Match:
+        """A way of matching through a user's or an account's column: walking, a probe of
+        the customer's rows; else the ids of every match, from the column's index."""
+        return lambda c, walking: exists().where(
+            model.customer_id == c.id, test(True)) if walking else c.id.in_(
+            select(model.customer_id).where(test(False)))
+
+    ids: list[Match] = [
+        lambda c, _: c.id.like(prefix),
+        lambda c, _: c.stripe_customer_id.like(prefix),
+        of(Account, lambda _: Account.id.like(prefix)),
+    ]
     if _ID_SHAPE.match(text):
-        return [customers.where(Customer.id.like(prefix)),
-                customers.where(Customer.stripe_customer_id.like(prefix)),
-                by_account.where(Account.id.like(prefix))]
-    like = "%" + _escape_like(text.lower()) + "%"
-    by_user = select(Customer).join(User, User.customer_id == Customer.id)
-    return [customers.where(func.lower(Customer.name).like(like)),
-            customers.where(func.lower(Customer.primary_email).like(like)),
-            by_user.where(func.lower(User.email).like(like)),
-            by_account.where(func.lower(Account.name).like(like)),
-            customers.where(Customer.id.like(prefix)),
-            customers.where(Customer.stripe_customer_id.like(prefix)),
-            by_account.where(Account.id.like(prefix))]
+        return ids
+    lowered = text.lower()
+    like = "%" + _escape_like(lowered) + "%"
+
+    def contains(column: Any, walking: bool) -> ColumnElement[bool]:
+        return func.strpos(func.lower(column), lowered) > 0 if walking else \
+            func.lower(column).like(like)
+
+    return [
+        lambda c, w: contains(c.name, w),
+        lambda c, w: contains(c.primary_email, w),
+        of(User, lambda w: contains(User.email, w)),
+        of(Account, lambda w: contains(Account.name, w)),
+        *ids,
+    ]
 
 
 def _sqlite_match(text: str) -> Any:
