@@ -7,7 +7,8 @@ the newest customers (quick when the text is common), else the lookup's index (p
 indexes on the lowered names and emails serve `%text%`, pattern btrees serve id prefixes;
 quick when the text is rare). Text shaped like an id (`cust_…`, `acct_…`, `cus_…`) looks up
 ids only. One or two characters, which no trigram index can serve, look among the newest
-SHORT_WALK customers only. SQLite, for the demo, runs one plain LIKE query.
+SHORT_WALK customers only, at their own names, emails and ids. SQLite, for the demo, runs
+one plain LIKE query.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from models import Account, Customer, User
 
 MAX_QUERY = 200
 WALK = 2_000  # newest customers looked at before asking the indexes
-SHORT_WALK = 20_000  # the customers text of one or two characters is looked for among
+SHORT_WALK = 10_000  # the customers text of one or two characters is looked for among
 MATCHES_READ = 10_000  # more index matches than this: a common text, walked for in full
 # Prefixes of the ids staff paste: ours (customers, accounts) and Stripe's customers.
 _ID_SHAPE = re.compile(r"^(cust|acct|cus)_[A-Za-z0-9]*$")
@@ -70,29 +71,31 @@ def search_customers(q: str | None, limit: int = 25) -> list[Customer]:
             customer_query(text).order_by(*newest).limit(limit)).scalars())
     short = len(text) < 3 and not _ID_SHAPE.match(text)
     db.session.execute(sql_text("SET LOCAL jit = off"))  # compiling costs more than it saves
-    ids = _newest_matches(text, limit, walk=SHORT_WALK if short else WALK, index=not short)
+    ids = _newest_matches(text, limit, short=short)
     customers = {c.id: c for c in db.session.execute(
         select(Customer).options(selectinload(Customer.accounts))
         .where(Customer.id.in_(ids))).scalars()}
     return [customers[i] for i in ids if i in customers]
 
 
-def _newest_matches(text: str, limit: int, *, walk: int, index: bool) -> list[str]:
+def _newest_matches(text: str, limit: int, *, short: bool) -> list[str]:
     """The ids of the newest `limit` matches, by the cheaper of two plans, each exact.
 
     First the newest `walk` customers, newest first, every way of matching at once: a
     common text has `limit` matches among them. If not, the text is rare, and each way's
     own index finds all its matches (up to MATCHES_READ) to sort; a way with more walks
     newest first. The planner's guesses for `LIKE '%text%'` are poor either way, so the
-    plan is chosen here.
+    plan is chosen here. Text of one or two characters, which no trigram index serves,
+    only walks, and only the customers' own columns (no probe of users and accounts).
     """
-    matches = _matches(text)
+    matches = _matches(text, own_only=short)
+    walk = SHORT_WALK if short else WALK
     newest = (Customer.created_at.desc(), Customer.id.desc())
     recent = aliased(Customer, select(Customer).order_by(*newest).limit(walk).subquery())
     found: set[tuple[Any, str]] = {(at, cid) for at, cid in db.session.execute(
         select(recent.created_at, recent.id).where(or_(*(m(recent, True) for m in matches)))
         .order_by(recent.created_at.desc(), recent.id.desc()).limit(limit))}
-    if len(found) == limit or not index:
+    if len(found) == limit or short:
         return [cid for _, cid in sorted(found, reverse=True)]
     for match in matches:
         ways = select(Customer.created_at, Customer.id).where(match(Customer, False))
@@ -120,7 +123,7 @@ def _index_plan() -> Iterator[None]:
             db.session.execute(sql_text(f"SET LOCAL {name} = DEFAULT"))
 
 
-def _matches(text: str) -> list[Match]:
+def _matches(text: str, *, own_only: bool = False) -> list[Match]:
     """One condition per way of matching, each able to use an index of its own
     (PostgreSQL; backslash is its default LIKE escape, so the patterns need no ESCAPE
     clause, which the trigram indexes could not serve). `walking`: the same test as
@@ -138,8 +141,9 @@ def _matches(text: str) -> list[Match]:
     ids: list[Match] = [
         lambda c, _: c.id.like(prefix),
         lambda c, _: c.stripe_customer_id.like(prefix),
-        of(Account, lambda _: Account.id.like(prefix)),
     ]
+    if not own_only:
+        ids.append(of(Account, lambda _: Account.id.like(prefix)))
     if _ID_SHAPE.match(text):
         return ids
     lowered = text.lower()
@@ -149,13 +153,11 @@ def _matches(text: str) -> list[Match]:
         return func.strpos(func.lower(column), lowered) > 0 if walking else \
             func.lower(column).like(like)
 
-    return [
-        lambda c, w: contains(c.name, w),
-        lambda c, w: contains(c.primary_email, w),
-        of(User, lambda w: contains(User.email, w)),
-        of(Account, lambda w: contains(Account.name, w)),
-        *ids,
-    ]
+    own: list[Match] = [lambda c, w: contains(c.name, w), lambda c, w: contains(c.primary_email, w)]
+    if own_only:
+        return own + ids
+    return [*own, of(User, lambda w: contains(User.email, w)),
+            of(Account, lambda w: contains(Account.name, w)), *ids]
 
 
 def _sqlite_match(text: str) -> Any:
