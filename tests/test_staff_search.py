@@ -77,3 +77,24 @@ def test_search_uses_an_index_for_each_way_of_matching(app, backend):
             for table in ("customers", "users", "accounts"):
                 assert f"Seq Scan on {table}" not in plan, (q, plan)
             db.session.rollback()
+
+
+def test_the_api_list_pages_through_the_matches(app):
+    from services.errors import InvalidInput
+    from services.staff import console
+
+    with app.app_context():
+        with uow.unit():
+            for n in range(1, 5):
+                add(n, f"Hooli {n}", f"h{n}@hooli.test", "Main")
+            add(5, "Other", "o@other.test", "Main")
+        seen, cursor = [], None
+        while True:
+            page = console.list_customers(q="hooli", limit=2, starting_after=cursor)
+            seen += [c.name for c in page.items]
+            if not page.has_more:
+                break
+            cursor = page.items[-1].id
+        assert seen == ["Hooli 4", "Hooli 3", "Hooli 2", "Hooli 1"]
+        with pytest.raises(InvalidInput):
+            console.list_customers(q="hooli", limit=2, starting_after="cust_T005x")  # not a match

@@ -40,7 +40,7 @@ from services.ledger import entries as ledger
 from services.ledger.audited import ADJUSTMENT_DESCRIPTION, customer_description, post_audited
 from services.money import check_currency, format_money
 from services.pagination import Page, paginate
-from services.staff import audit
+from services.staff import audit, search
 from services.staff.audit import Actor
 from services.staff.rules import (
     PERMISSIONS,
@@ -62,6 +62,8 @@ ADJUSTMENT_SOURCE = "staff_adjustment"
 def list_customers(*, q: str | None, limit: int, starting_after: str | None = None,
                    ending_before: str | None = None) -> Page[Customer]:
     """Customers matching `q`, newest first, a page at a time."""
+    if q and q.strip() and not ending_before and search.indexed():
+        return search.search_page(q, limit=limit, starting_after=starting_after)
     return paginate(customer_query(q), Customer, Customer.created_at, limit=limit,
                     starting_after=starting_after, ending_before=ending_before)
 

@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, true, tuple_, union_all
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import aliased, selectinload
 
 from extensions import db
 from models import Account, Customer, User
+from services.errors import InvalidInput
+from services.pagination import Page
 
 MAX_QUERY = 200
 WALK = 2_000  # newest customers looked at before asking the indexes
@@ -43,6 +45,11 @@ def _escape_like(text: str) -> str:
 
 def _postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
+
+
+def indexed() -> bool:
+    """Whether search has its indexes here (PostgreSQL) and so its two plans."""
+    return _postgresql()
 
 
 def _clean(q: str | None) -> str:
@@ -78,7 +85,31 @@ def search_customers(q: str | None, limit: int = 25) -> list[Customer]:
     return [customers[i] for i in ids if i in customers]
 
 
-def _newest_matches(text: str, limit: int, *, short: bool) -> list[str]:
+def search_page(q: str, *, limit: int, starting_after: str | None = None) -> Page[Customer]:
+    """The /v1 list of customers matching `q` (PostgreSQL), newest first, a page at a time,
+    the same way as the console's search: `starting_after` is a customer of the list."""
+    text = _clean(q)
+    short = len(text) < 3 and not _ID_SHAPE.match(text)
+    older_than = None
+    if starting_after:
+        older_than = db.session.execute(select(Customer.created_at, Customer.id).where(
+            Customer.id == starting_after,
+            or_(*(m(Customer, True) for m in _matches(text, own_only=short))))).first()
+        if older_than is None:
+            raise InvalidInput(f"No such object in this list: {starting_after}",
+                               param="starting_after")
+    db.session.execute(sql_text("SET LOCAL jit = off"))
+    ids = _newest_matches(text, limit + 1, short=short,
+                          older_than=None if older_than is None else tuple(older_than))
+    customers = {c.id: c for c in db.session.execute(
+        select(Customer).options(selectinload(Customer.accounts))
+        .where(Customer.id.in_(ids))).scalars()}
+    items = [customers[i] for i in ids if i in customers]
+    return Page(items[:limit], len(items) > limit)
+
+
+def _newest_matches(text: str, limit: int, *, short: bool,
+                    older_than: tuple[Any, ...] | None = None) -> list[str]:
     """The ids of the newest `limit` matches, by the cheaper of two plans, each exact.
 
     First the newest `walk` customers, newest first, every way of matching at once: a
@@ -91,14 +122,16 @@ def _newest_matches(text: str, limit: int, *, short: bool) -> list[str]:
     matches = _matches(text, own_only=short)
     walk = SHORT_WALK if short else WALK
     newest = (Customer.created_at.desc(), Customer.id.desc())
-    recent = aliased(Customer, select(Customer).order_by(*newest).limit(walk).subquery())
+    older = tuple_(Customer.created_at, Customer.id) < tuple_(*older_than) if older_than else true()
+    recent = aliased(Customer, select(Customer).where(older).order_by(*newest).limit(walk)
+                     .subquery())
     found: set[tuple[Any, str]] = {(at, cid) for at, cid in db.session.execute(
         select(recent.created_at, recent.id).where(or_(*(m(recent, True) for m in matches)))
         .order_by(recent.created_at.desc(), recent.id.desc()).limit(limit))}
     if len(found) == limit or short:
         return [cid for _, cid in sorted(found, reverse=True)]
     for match in matches:
-        ways = select(Customer.created_at, Customer.id).where(match(Customer, False))
+        ways = select(Customer.created_at, Customer.id).where(match(Customer, False), older)
         with _index_plan():
             rows = db.session.execute(ways.limit(MATCHES_READ)).all()
         if len(rows) == MATCHES_READ:
