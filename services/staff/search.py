@@ -29,6 +29,7 @@ from services.pagination import Page
 
 MAX_QUERY = 200
 WALK = 2_000  # newest customers looked at before asking the indexes
+WALK_PER_RESULT = 50  # and more for a longer page (the API's limit of up to 100)
 SHORT_WALK = 10_000  # the customers text of one or two characters is looked for among
 MATCHES_READ = 10_000  # more index matches than this: a common text, walked for in full
 # Prefixes of the ids staff paste: ours (customers, accounts) and Stripe's customers.
@@ -120,7 +121,7 @@ def _newest_matches(text: str, limit: int, *, short: bool,
     only walks, and only the customers' own columns (no probe of users and accounts).
     """
     matches = _matches(text, own_only=short)
-    walk = SHORT_WALK if short else WALK
+    walk = SHORT_WALK if short else max(WALK, WALK_PER_RESULT * limit)
     newest = (Customer.created_at.desc(), Customer.id.desc())
     older = tuple_(Customer.created_at, Customer.id) < tuple_(*older_than) if older_than else true()
     recent = aliased(Customer, select(Customer).where(older).order_by(*newest).limit(walk)
@@ -171,11 +172,10 @@ def _matches(text: str, *, own_only: bool = False) -> list[Match]:
             model.customer_id == c.id, test(True)) if walking else c.id.in_(
             select(model.customer_id).where(test(False)))
 
-    ids: list[Match] = [
-        lambda c, _: c.id.like(prefix),
-        lambda c, _: c.stripe_customer_id.like(prefix),
-    ]
-    if not own_only:
+    ids: list[Match] = [lambda c, _: c.id.like(prefix)]  # customer ids may be chosen
+    if _could_start(text, "cus_"):  # Stripe's customer ids all do
+        ids.append(lambda c, _: c.stripe_customer_id.like(prefix))
+    if _could_start(text, "acct_") and not own_only:  # Tally's account ids all do
         ids.append(of(Account, lambda _: Account.id.like(prefix)))
     if _ID_SHAPE.match(text):
         return ids
@@ -191,6 +191,11 @@ def _matches(text: str, *, own_only: bool = False) -> list[Match]:
         return own + ids
     return [*own, of(User, lambda w: contains(User.email, w)),
             of(Account, lambda w: contains(Account.name, w)), *ids]
+
+
+def _could_start(text: str, id_prefix: str) -> bool:
+    """Whether `text` can be the start of an id beginning with `id_prefix`."""
+    return text.startswith(id_prefix) or id_prefix.startswith(text)
 
 
 def _sqlite_match(text: str) -> Any:
