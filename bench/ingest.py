@@ -152,7 +152,7 @@ def prefill(db_url: str, n: int) -> None:
         conn.execute("ALTER TABLE usage_events DROP CONSTRAINT uq_usage_events_account_event")
         conn.execute("""INSERT INTO usage_events (account_id, event_id, event_name, timestamp,
                         properties, received_at)
-                        SELECT 'acct_pre' || (1 + i % 10000), 'pre_' || i, 'api_call',
+                        SELECT 'acct_pre' || (1 + i %% 10000), 'pre_' || i, 'api_call',
                                now() - interval '30 days' * (i::float8 / %s), '{}'::json, now()
                         FROM generate_series(1::bigint, %s) AS i""", (n, n))
         conn.execute("ALTER TABLE usage_events ADD CONSTRAINT uq_usage_events_account_event "
