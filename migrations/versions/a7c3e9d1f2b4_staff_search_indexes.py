@@ -1,7 +1,7 @@
 """staff search at a million customers: trigram and id-prefix indexes (PostgreSQL), customers by age
 
 Revision ID: a7c3e9d1f2b4
-Revises: b6235bd81f8c
+Revises: 0fb356ffcca8
 Create Date: 2026-12-06 08:30:00.000000
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a7c3e9d1f2b4'
-down_revision = 'b6235bd81f8c'
+down_revision = '0fb356ffcca8'
 branch_labels = None
 depends_on = None
 
