@@ -69,7 +69,8 @@ def test_the_gate_draws_priced_calls_from_credit_and_refuses_at_zero(app, client
     for _ in range(6):
         assert client.post("/v1/authorize", headers=customer.headers, json={}).status_code == 200
     assert balance(client, customer) == {"balance": 0, "posted_balance": 20, "pending_usage": 20,
-                                         "currency": "usd"}
+                                         "currency": "usd", "balance_cents": 0,
+                                         "balance_display": "$0.00 credit"}
     refused = client.post("/v1/authorize", headers=customer.headers, json={})
     assert refused.status_code == 402
     body = refused.get_json()
@@ -99,7 +100,8 @@ def test_the_gate_draws_priced_calls_from_credit_and_refuses_at_zero(app, client
         uow.commit()
         db.session.remove()
     assert balance(client, customer) == {"balance": 0, "posted_balance": 0, "pending_usage": 0,
-                                         "currency": "usd"}
+                                         "currency": "usd", "balance_cents": 0,
+                                         "balance_display": "$0.00 credit"}
 
 
 @pytest.mark.money
@@ -173,7 +175,8 @@ def test_concurrent_priced_calls_never_spend_more_than_the_credit(client, staff,
     assert sorted(set(statuses)) == [200, 402]
     assert statuses.count(200) == 30 == api_calls(client, customer)
     assert balance(client, customer) == {"balance": 3, "posted_balance": 213,
-                                         "pending_usage": 210, "currency": "usd"}
+                                         "pending_usage": 210, "currency": "usd",
+                                         "balance_cents": -3, "balance_display": "$0.03 credit"}
 
 
 @pytest.mark.money
