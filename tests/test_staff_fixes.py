@@ -84,7 +84,8 @@ def test_adjust_balance_counts_usage_not_yet_posted(app, client, staff, customer
                        reason="Take back the rest")
     assert done.status_code == 303
     assert balance(client, customer) == {"balance": 0, "posted_balance": 20, "pending_usage": 20,
-                                         "currency": "usd"}
+                                         "currency": "usd", "balance_cents": 0,
+                                         "balance_display": "$0.00 credit"}
 
 
 def test_assigning_a_price_plan_needs_price_plan_id(app, client, staff, customer):
