@@ -3,14 +3,14 @@ on it (adjust the balance, change the plan, extend a grace period, resend an inv
 each with a required reason and an audit row in the same transaction as the change.
 
 Credit grants live in services/ledger/grants.py, impersonation in services/staff/impersonation.py,
-the customer search in services/staff/search.py.
+the customer search in services/staff/search.py, the webhook inbox in
+services/staff/webhook_inbox.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
@@ -26,14 +26,13 @@ from models import (
     Invoice,
     LedgerEntry,
     User,
-    WebhookEvent,
 )
 from models.base import public_id, utcnow
 from models.billing import Subscription
 from models.ledger import KIND_ADJUSTMENT
 from services import notifications
 from services import usage as metering
-from services.billing import plans, webhooks
+from services.billing import plans
 from services.errors import Conflict, InvalidInput, NotFound, Unavailable
 from services.identity import accounts, keys
 from services.ledger import entries as ledger
@@ -357,47 +356,3 @@ def set_permission(actor: Actor, email: str, permission: str, *, granted: bool) 
                  before={"email": user.email, "permissions": before},
                  after={"email": user.email, "permissions": after})
     return user
-
-
-# Webhook inbox -------------------------------------------------------------------------
-
-WEBHOOK_FILTERS = ("all", "failed", "pending")
-
-
-def webhook_events(status: str, *, limit: int, starting_after: str | None = None) -> Page[WebhookEvent]:
-    """Received Stripe events, newest first: all, failed (an error stored) or pending."""
-    query = select(WebhookEvent)
-    if status == "failed":
-        query = query.where(WebhookEvent.last_error.is_not(None))
-    elif status == "pending":
-        query = query.where(WebhookEvent.processed_at.is_(None))
-    return paginate(query, WebhookEvent, WebhookEvent.received_at, limit=limit,
-                    starting_after=starting_after)
-
-
-def get_webhook_event(event_id: str) -> WebhookEvent:
-    """A stored Stripe event, or a 404."""
-    row = db.session.get(WebhookEvent, event_id)
-    if row is None:
-        raise NotFound(f"No such event: {event_id}", param="event_id")
-    return row
-
-
-def webhook_state(event_id: str) -> dict[str, Any]:
-    """What a replay may change of a stored event (the audit row's before and after)."""
-    row = db.session.get(WebhookEvent, event_id, populate_existing=True)
-    if row is None:
-        raise NotFound(f"No such event: {event_id}", param="event_id")
-    return {"processed_at": row.processed_at, "last_error": row.last_error,
-            "attempts": row.attempts, "type": row.type}
-
-
-def record_replay(actor: Actor, event_id: str, before: dict[str, Any],
-                  outcome: webhooks.Outcome) -> None:
-    """Audit a replay (its handler ran, idempotently, in a unit of work of its own)."""
-    require_staff(actor.staff)
-    after = webhook_state(event_id)
-    audit.record(actor, "webhook.replay", before={k: v for k, v in before.items() if k != "type"},
-                 after={k: v for k, v in after.items() if k != "type"},
-                 meta={"event_id": event_id, "type": after["type"], "outcome": outcome.status,
-                       "detail": outcome.detail})

@@ -17,7 +17,7 @@ from services.billing import webhooks
 from services.billing.stripe_objects import API_VERSION
 from services.errors import TallyError
 from services.pagination import parse_limit
-from services.staff import console as staff
+from services.staff import webhook_inbox
 from views.htmx import render_page
 from views.session import (
     actor,
@@ -32,9 +32,9 @@ from views.staff.forms import ConfirmForm
 @staff_page
 def webhooks_index():
     status_filter = request.args.get("status", "all")
-    if status_filter not in staff.WEBHOOK_FILTERS:
+    if status_filter not in webhook_inbox.WEBHOOK_FILTERS:
         status_filter = "all"
-    page = staff.webhook_events(status_filter,
+    page = webhook_inbox.webhook_events(status_filter,
                                 limit=parse_limit(request.args.get("limit") or "50"),
                                 starting_after=request.args.get("starting_after") or None)
     # Not `status=`: render_page's `status` is the HTTP status of the answer.
@@ -45,7 +45,7 @@ def webhooks_index():
 @bp.get("/webhooks/<event_id>")
 @staff_page
 def webhook(event_id: str):
-    row = staff.get_webhook_event(event_id)
+    row = webhook_inbox.get_webhook_event(event_id)
     try:
         payload = json.dumps(json.loads(row.payload), indent=2, sort_keys=True)
     except ValueError:
@@ -58,13 +58,13 @@ def webhook(event_id: str):
 @staff_page
 def replay_webhook(event_id: str):
     ConfirmForm().validate_on_submit()
-    before = staff.webhook_state(event_id)
+    before = webhook_inbox.webhook_state(event_id)
     try:  # the handler's work is one unit; a failure is kept on the event, then shown here
         outcome = uow.attempt(partial(webhooks.process, event_id),
                               partial(webhooks.record_failure, event_id))
     except TallyError as exc:
         outcome = webhooks.Outcome(event_id, before["type"], "error", exc.message)
-    staff.record_replay(actor(), event_id, before, outcome)
+    webhook_inbox.record_replay(actor(), event_id, before, outcome)
     if outcome.status == "error":
         flash(f"Replay failed: {outcome.detail}", "error")
     else:
