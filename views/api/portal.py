@@ -64,9 +64,10 @@ def update_portal_configuration(configuration_id: str,
 @bp.post("/billing_portal/sessions", endpoint="stripe_create_portal_session")
 @bp.post("/billing-portal/sessions")
 @operation(STAFF_KEY, TAG, "Open a customer's portal session", PortalSession,
-           body=PortalSessionRequest, stripe=True, form=True,
+           body=PortalSessionRequest, stripe=True, form=True, errors=(404,),
            description="Stripe's parameters; `customer` is the customer's Stripe id or its Tally "
-                       "id (its Stripe customer is created on first use). Audited. "
+                       "id (its Stripe customer is created on first use; another is a 404). "
+                       "Audited. "
                        + STRIPE_PATHS)
 def create_portal_session(body: PortalSessionRequest) -> PortalSession:
     return PortalSession.model_validate(portal.open_session(
