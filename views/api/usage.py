@@ -22,7 +22,6 @@ from views.api import (
     staff_actor,
 )
 from views.api.declare import OneOf, operation
-from views.api.schemas.common import PageQuery
 from views.api.schemas.metering import (
     Authorization,
     AuthorizationUsage,
@@ -33,6 +32,7 @@ from views.api.schemas.metering import (
     IngestResult,
     Meter,
     MeterList,
+    MeterQuery,
     MeterUsage,
     MeterUsageQuery,
     Rejection,
@@ -126,10 +126,13 @@ def _meter(meter: MeterRow) -> Meter:
 
 
 @bp.get("/meters")
-@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "Meters", MeterList, query=PageQuery)
-def list_meters(query: PageQuery) -> MeterList:
-    """Meters in the order they were created (the defaults first); a cursor is a meter's name."""
-    return MeterList.of(paginate_list(meter_defs.all_meters(), lambda m: m.name, **query.page()), _meter)
+@operation((*USAGE_OR_ACCOUNT_KEY, *STAFF_KEY), "Metering", "Meters", MeterList, query=MeterQuery)
+def list_meters(query: MeterQuery) -> MeterList:
+    """Meters in the order they were created (the defaults first), or those that read
+    `event_name`; a cursor is a meter's name."""
+    found = [m for m in meter_defs.all_meters()
+             if query.event_name is None or m.event_name == query.event_name]
+    return MeterList.of(paginate_list(found, lambda m: m.name, **query.page()), _meter)
 
 
 @bp.post("/meters")
