@@ -5,6 +5,7 @@ library pointed at Tally."""
 
 from __future__ import annotations
 
+import pytest
 import stripe
 
 from tests.support.staff import audit_rows, customer_id_of, make_staff
@@ -102,7 +103,14 @@ def test_stripe_form_encoding(app, client):
     assert body["active"] is False and body["name"] is None and body["metadata"] == {}
     bad = client.post("/v1/billing_portal/configurations", headers=bearer(staff.api_key),
                       data={"features[invoice_history][enabled]": "maybe"})
-    assert bad.status_code == 400 and bad.get_json()["param"] == "features.invoice_history.enabled"
+    # At Stripe's own paths an error has Stripe's shape, with Stripe's spelling of the field.
+    assert bad.status_code == 400 and bad.get_json()["error"] == {
+        "type": "invalid_request_error", "code": "invalid_request",
+        "message": bad.get_json()["error"]["message"], "param": "features[invoice_history][enabled]"}
+    tally_shape = client.post("/v1/billing-portal/configurations", headers=bearer(staff.api_key),
+                              data={"features[invoice_history][enabled]": "maybe"}).get_json()
+    assert tally_shape["code"] == "invalid_request"
+    assert tally_shape["param"] == "features.invoice_history.enabled"
     # Elsewhere a form is still not JSON.
     assert client.post("/v1/billing/cancel", headers=bearer(staff.api_key),
                        data={"a": "b"}).status_code == 415
@@ -191,6 +199,18 @@ def test_the_official_stripe_library_pointed_at_tally(app, live_server, customer
         "return_url": "https://acme.example/account"})
     assert isinstance(session, stripe.billing_portal.Session)
     assert session.configuration == created.id and session.url.startswith("http")
+    # Refusals come back as the library's own errors.
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        tally.v1.billing_portal.configurations.update(created.id, params={
+            "features": {"customer_update": {"enabled": True, "allowed_updates": ["shoe_size"]}}})
+    assert refused.value.param == "features[customer_update][allowed_updates]"
+    assert refused.value.http_status == 400
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        tally.v1.billing_portal.configurations.retrieve("bpc_nothing")
+    assert missing.value.http_status == 404
+    with pytest.raises(stripe.AuthenticationError):
+        stripe.StripeClient("tly_" + "x" * 40, base_addresses={"api": live_server.url}).v1 \
+            .billing_portal.configurations.list()
     # Tally's own gateway (the stripe module) still talks to the simulator.
     with app.app_context():
         from services.billing.gateway import gateway
