@@ -11,6 +11,7 @@ from views.api import STAFF_KEY, bp, staff_actor
 from views.api.declare import operation
 from views.api.schemas.portal import (
     PortalConfiguration,
+    PortalConfigurationCreateRequest,
     PortalConfigurationList,
     PortalConfigurationQuery,
     PortalConfigurationRequest,
@@ -36,8 +37,9 @@ def list_portal_configurations(query: PortalConfigurationQuery) -> PortalConfigu
 @bp.post("/billing_portal/configurations", endpoint="stripe_create_portal_configuration")
 @bp.post("/billing-portal/configurations")
 @operation(STAFF_KEY, TAG, "Create a portal configuration", PortalConfiguration, status=201,
-           body=PortalConfigurationRequest, stripe=True, form=True, description=STRIPE_PATHS)
-def create_portal_configuration(body: PortalConfigurationRequest) -> tuple[PortalConfiguration, int]:
+           body=PortalConfigurationCreateRequest, stripe=True, form=True, description=STRIPE_PATHS)
+def create_portal_configuration(
+        body: PortalConfigurationCreateRequest) -> tuple[PortalConfiguration, int]:
     return PortalConfiguration.model_validate(portal.create_configuration(body.changes())), 201
 
 

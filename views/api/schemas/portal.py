@@ -164,6 +164,14 @@ class PortalConfigurationRequest(Request):
         return cast(portal.Changes, sent)
 
 
+class PortalConfigurationCreateRequest(PortalConfigurationRequest):
+    """Creating one: `features` is required, as at Stripe."""
+
+    features: Annotated[PortalFeaturesRequest, Says(
+        "{param} must be an object.", missing="features is required, such as "
+                                              "{\"invoice_history\": {\"enabled\": true}}.")]
+
+
 class PortalConfiguration(Answer):
     """Stripe's billing_portal.configuration object."""
 
