@@ -1,7 +1,7 @@
 """customers and invoices keep a billing address (Togai's billingAddress)
 
 Revision ID: a7d3c9e15b42
-Revises: b6235bd81f8c
+Revises: 0fb356ffcca8
 Create Date: 2026-12-06 08:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a7d3c9e15b42'
-down_revision = 'b6235bd81f8c'
+down_revision = '0fb356ffcca8'
 branch_labels = None
 depends_on = None
 
