@@ -178,6 +178,16 @@ class PortalSessionArgs(Write):
     locale: str | None = None
 
 
+class WalletProofArgs(Write):
+    typed_data: Annotated[dict[str, Any], Field(
+        description="EIP-712 typed data, primaryType BillingAuth, message {wallet, issuedAt}.")]
+    signature: Annotated[str, Field(description="The wallet's signature, 0x...")]
+
+
+class WalletArgs(Args):
+    address: Annotated[str, Field(description="The wallet's address, 0x...")]
+
+
 class SetupArgs(Write):
     payment_method_id: Annotated[str, Field(description="pm_..., or Stripe's test ids such as "
                                                         "pm_card_visa.")]
@@ -241,6 +251,14 @@ TOOLS: tuple[ToolSpec, ...] = (
              "the server switches to the new one (and saves it to TALLY_API_KEY_FILE when set)."
              + RETRY_NOTE, "POST", "/v1/keys/rotate", RotateArgs, destructive=True,
              switches_key=True),
+    # Lit's ChainSecured wallets.
+    ToolSpec("list-wallets", "The wallets linked to the account (they may sign requests)." + PAGE,
+             "GET", "/v1/wallets", Page),
+    ToolSpec("link-wallet", "Link a wallet with a BillingAuth message it signed (as X-Wallet-Auth "
+             "carries it)." + RETRY_NOTE, "POST", "/v1/wallets", WalletProofArgs),
+    ToolSpec("unlink-wallet", "Unlink a wallet: its signatures stop working at once. Calling it "
+             "again changes nothing (404).", "DELETE", "/v1/wallets/{address}", WalletArgs,
+             destructive=True),
     # Plans and Stripe (Lithtrix's upgrade, the generic billing API).
     ToolSpec("list-plans", "The plans with their limits and prices (`priceId` for "
              "create-checkout-session)." + PAGE, "GET", "/v1/billing/plans", Page),

@@ -21,13 +21,15 @@ from mcp.client.stdio import StdioServerParameters
 from tests.support.localstripe import REPO_ROOT, free_port
 from tests.support.payments import pay
 from tests.support.servers import base_env, flask_cli
+from tests.support.wallets import Wallet
 
 READ_TOOLS = {"get-account", "get-billing-balance", "get-usage", "get-subscription", "list-invoices",
               "list-ledger-entries", "list-price-plans", "list-api-keys", "get-billing",
-              "get-billing-stripe-config", "list-usage-meters", "list-credits", "list-plans"}
+              "get-billing-stripe-config", "list-usage-meters", "list-credits", "list-plans",
+              "list-wallets"}
 MUTATING_TOOLS = {"create-payment-intent", "confirm-payment", "ingest-events", "authorize",
                   "rotate-api-key", "upgrade-plan", "cancel-subscription", "resume-subscription",
-                  "create-checkout-session", "create-billing-portal-session"}
+                  "create-checkout-session", "create-billing-portal-session", "link-wallet"}
 # Only a server running with a staff key lists these (the seeds' names: Togai, Stripe's portal).
 STAFF_TOOLS = {"list-customers", "create-customer", "get-customer", "list-accounts",
                "create-price-plan", "grant-credit", "stripe-list-portal-configurations",
@@ -86,7 +88,8 @@ def test_tools_and_their_annotations(tally):
 
     tools = {t.name: t for t in over_stdio(tally["env"], tally["demo"]["api_key"], session)}
     staff_tools = {t.name: t for t in over_stdio(tally["env"], tally["staff_key"], session)}
-    assert set(tools) == READ_TOOLS | MUTATING_TOOLS  # no staff-only tool to a customer's key
+    # No staff-only tool to a customer's key.
+    assert set(tools) == READ_TOOLS | MUTATING_TOOLS | {"unlink-wallet"}
     assert set(staff_tools) >= STAFF_TOOLS | {"ingest-events", "list-invoices", "list-usage-meters"}
     assert not set(staff_tools) & {"get-billing-balance", "create-payment-intent", "rotate-api-key"}
     every = tools | staff_tools
@@ -111,7 +114,10 @@ def test_tools_and_their_annotations(tally):
         assert "idempotency_key" in tool.input_schema["required"], name
         assert "same key" in tool.description, name
     destructive = {n for n, t in every.items() if t.annotations.destructive_hint}
-    assert destructive == {"rotate-api-key", "cancel-subscription", "stripe-update-portal-configuration"}
+    assert destructive == {"rotate-api-key", "cancel-subscription", "stripe-update-portal-configuration",
+                           "unlink-wallet"}
+    # Unlinking is a DELETE: no key needed, a second call changes nothing.
+    assert every["unlink-wallet"].annotations.idempotent_hint is True
 
 
 def test_a_retried_tool_call_acts_once(tally, stripe_client):
@@ -270,6 +276,15 @@ def test_plan_and_stripe_tools_with_an_account_key(tally):
                             idempotency_key="mcp-portal-1")
         assert portal["url"].startswith("http")
         assert (await call(client, "get-billing"))["tier"] == "pro"
+        # Lit's wallets: link one with a message it signed, list it, unlink it.
+        wallet = Wallet()
+        linked = await call(client, "link-wallet", idempotency_key="mcp-wallet-1", **wallet.proof())
+        assert linked["address"] == wallet.address
+        listed = await call(client, "list-wallets")
+        assert [w["address"] for w in listed["data"]] == [wallet.address]
+        assert (await call(client, "unlink-wallet", address=wallet.address))["deleted"] is True
+        gone = await call_error(client, "unlink-wallet", address=wallet.address)
+        assert gone["status"] == 404
 
     over_stdio(tally["env"], fresh_key, session)
 
