@@ -37,7 +37,9 @@ def list_portal_configurations(query: PortalConfigurationQuery) -> PortalConfigu
 @bp.post("/billing_portal/configurations", endpoint="stripe_create_portal_configuration")
 @bp.post("/billing-portal/configurations")
 @operation(STAFF_KEY, TAG, "Create a portal configuration", PortalConfiguration, status=201,
-           body=PortalConfigurationCreateRequest, stripe=True, form=True, description=STRIPE_PATHS)
+           body=PortalConfigurationCreateRequest, stripe=True, form=True, errors=(404,),
+           description="404 `resource_missing` for a product or price Stripe does not have. "
+                       + STRIPE_PATHS)
 def create_portal_configuration(
         body: PortalConfigurationCreateRequest) -> tuple[PortalConfiguration, int]:
     return PortalConfiguration.model_validate(portal.create_configuration(body.changes())), 201
