@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from extensions import db
@@ -38,9 +36,9 @@ from services.errors import Conflict, InvalidInput, NotFound, Unavailable
 from services.identity import accounts, keys
 from services.ledger import entries as ledger
 from services.ledger.audited import ADJUSTMENT_DESCRIPTION, customer_description, post_audited
-from services.money import check_currency, format_money
+from services.money import format_money
 from services.pagination import Page, paginate
-from services.staff import audit
+from services.staff import audit, customers
 from services.staff.audit import Actor
 from services.staff.rules import (
     PERMISSIONS,
@@ -184,73 +182,6 @@ def record_view(actor: Actor, customer: Customer) -> None:
     audit.record(actor, "customer.view", customer_id=customer.id)
 
 
-# Customers and accounts ----------------------------------------------------------------
-
-
-def create_customer(actor: Actor, *, name: str, primary_email: str, customer_id: str | None = None,
-                    billing_address: dict[str, str] | None = None) -> Customer:
-    """A customer with `name` (trimmed), a billing email and optionally a billing address
-    (printed on its invoices); `customer_id` as given (its shape checked by the caller), or
-    a new one. A taken id is a 409."""
-    require_staff(actor.staff)
-    try:
-        email = accounts.normalise_email(primary_email)
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message, param="primaryEmail") from None
-    customer = Customer(name=name, primary_email=email, billing_address=billing_address or None)
-    if customer_id is not None:
-        _refuse_taken(Customer, customer_id, "customer_exists", "A customer")
-        customer.id = customer_id
-    else:
-        customer.id = public_id("cust")
-    db.session.add(customer)
-    audit.record(actor, "customer.create", customer_id=customer.id,
-                 after={"name": name, "primary_email": email, "billing_address": billing_address})
-    _flush_or_conflict(customer.id, "customer_exists", "A customer")
-    return customer
-
-
-def _refuse_taken(model: type[Customer] | type[Account], row_id: str, code: str, what: str) -> None:
-    if db.session.get(model, row_id) is not None:
-        raise Conflict(f"{what} with id {row_id} already exists.", code=code, param="id")
-
-
-def _flush_or_conflict(row_id: str, code: str, what: str) -> None:
-    """Flush the new row: one created with this id meanwhile is a 409, and nothing is kept."""
-    try:
-        db.session.flush()
-    except IntegrityError:
-        raise Conflict(f"{what} with id {row_id} already exists.", code=code, param="id") from None
-
-
-def create_account(actor: Actor, customer: Customer, *, name: str, currency: str | None = None,
-                   plan: str | None = None, account_id: str | None = None,
-                   currency_param: str = "currency") -> Account:
-    """An account of the customer; the default currency and the free plan unless given;
-    `account_id` as given (its shape checked by the caller), or a new one (a taken id is a 409)."""
-    require_staff(actor.staff)
-    if currency is None:
-        currency = current_app.config["DEFAULT_CURRENCY"]
-    currency = check_currency(currency, currency_param)
-    tier = _plan_name(plan if plan is not None else "free")
-    if account_id is not None:
-        _refuse_taken(Account, account_id, "account_exists", "An account")
-    account = Account(id=account_id or public_id("acct"), customer_id=customer.id, name=name,
-                      currency=currency, tier=tier)
-    db.session.add(account)
-    _flush_or_conflict(account.id, "account_exists", "An account")
-    audit.record(actor, "account.create", customer_id=customer.id, account_id=account.id,
-                 after={"name": name, "currency": account.currency, "plan": tier})
-    return account
-
-
-def _plan_name(plan: str | None) -> str:
-    names = [p.name for p in plans.all_plans()]
-    if plan not in names:
-        raise InvalidInput(f"plan must be one of: {', '.join(names)}.", param="plan")
-    return plan
-
-
 # Money -------------------------------------------------------------------------------
 
 
@@ -304,7 +235,7 @@ def change_plan(actor: Actor, account_id: str, plan: str | None, reason: str | N
     pays for a plan through a live Stripe subscription, which would set it back."""
     require_staff(actor.staff)
     reason = check_reason(reason)
-    tier = _plan_name(plan)
+    tier = customers.plan_name(plan)
     account = ledger.lock_account(account_id)
     if account.tier == tier:
         raise Conflict(f"The account is already on {tier.capitalize()}.", code="same_plan",

@@ -18,6 +18,7 @@ from services.errors import NotFound
 from services.ledger import grants
 from services.ledger.audited import GRANT_DESCRIPTION, customer_description
 from services.staff import console as staff
+from services.staff import customers
 from views.api import STAFF_KEY, bp, current_key, staff_actor
 from views.api.declare import operation
 from views.api.schemas.common import PageQuery
@@ -90,13 +91,13 @@ def list_customers(query: CustomerQuery) -> CustomerList:
 def create_customer(body: CreateCustomerRequest) -> tuple[Customer, int]:
     assert body.email is not None  # the declaration requires one spelling
     actor = staff_actor()
-    customer = staff.create_customer(
+    customer = customers.create_customer(
         actor, name=body.name, primary_email=body.email, customer_id=body.id,
         billing_address=body.billingAddress.kept() if body.billingAddress else None)
     account = None
     if body.account is not None:
         currency, field = body.account.currency_given
-        account = staff.create_account(actor, customer, name=body.account.name, currency=currency,
+        account = customers.create_account(actor, customer, name=body.account.name, currency=currency,
                                        plan=body.account.plan, account_id=body.account.id,
                                        currency_param=f"account.{field}")
     return customer_answer(customer, with_accounts=True, account=account), 201
@@ -124,7 +125,7 @@ def list_accounts(customer_id: str, query: PageQuery) -> AccountList:
                        "409 `account_exists` for a taken `id`.")
 def create_account(customer_id: str, body: CreateAccountRequest) -> tuple[Account, int]:
     currency, field = body.currency_given
-    account = staff.create_account(staff_actor(), staff.get_customer(customer_id), name=body.name,
+    account = customers.create_account(staff_actor(), staff.get_customer(customer_id), name=body.name,
                                    currency=currency, plan=body.plan, account_id=body.id,
                                    currency_param=field)
     return account_answer(account), 201
