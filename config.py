@@ -105,4 +105,6 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "WALLET_AUTH_DOMAIN": env.get("TALLY_WALLET_AUTH_DOMAIN") or "Tally",
         # The API key the MCP server's tools act with (`flask --app app mcp`).
         "MCP_API_KEY": env.get("TALLY_API_KEY", "").strip(),
+        # Or a file holding it, which the server rewrites when it rotates its own key.
+        "MCP_API_KEY_FILE": env.get("TALLY_API_KEY_FILE", "").strip(),
     }

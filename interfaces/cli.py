@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -71,15 +72,19 @@ def deliver_outbox(loop: bool, every: float) -> None:
 @click.option("--port", default=8765, show_default=True, type=int, help="streamable-http: the port")
 @pass_script_info
 def mcp(info: ScriptInfo, transport: str, host: str, port: int) -> None:
-    """Serve Tally's API as MCP tools for AI agents, acting with TALLY_API_KEY."""
+    """Serve Tally's API as MCP tools for AI agents, acting with TALLY_API_KEY (or the key in
+    TALLY_API_KEY_FILE, which the server rewrites when it rotates its own key)."""
     app = info.load_app()
-    api_key = app.config["MCP_API_KEY"]
+    key_file = app.config["MCP_API_KEY_FILE"]
+    api_key = (Path(key_file).read_text().strip() if key_file and Path(key_file).exists()
+               else "") or app.config["MCP_API_KEY"]
     if not api_key:
-        raise click.ClickException("Set TALLY_API_KEY to the Tally API key the tools act with.")
+        raise click.ClickException("Set TALLY_API_KEY to the Tally API key the tools act with "
+                                   "(or TALLY_API_KEY_FILE to a file holding it).")
     # Loaded only for this command: the MCP SDK is heavy, and no other command needs it.
     from interfaces import mcp_server
 
-    mcp_server.run(app, api_key, transport=transport, host=host, port=port)
+    mcp_server.run(app, api_key, key_file=key_file, transport=transport, host=host, port=port)
 
 
 @click.command("grant-app-role")

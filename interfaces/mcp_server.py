@@ -1,59 +1,81 @@
 """Tally's operations as MCP tools for AI agents (the official `mcp` package).
 
 `flask --app app mcp` serves them over stdio; `--transport streamable-http --port N` over
-HTTP at `/mcp`. The server acts with one Tally API key, `TALLY_API_KEY` from the
-environment, and every tool is one call of the JSON API made in-process through Flask's
-test client: the same validation, key scopes, rate limit, `Idempotency-Key` and error
-answers as over HTTP, and no second copy of any rule.
+HTTP at `/mcp`. The server acts with one Tally API key (`TALLY_API_KEY`, or the file named
+by `TALLY_API_KEY_FILE`), and every tool is one call of the JSON API made in-process
+through Flask's test client: the same validation, key scopes, rate limit,
+`Idempotency-Key` and error answers as over HTTP, and no second copy of any rule. The tools
+are declared in interfaces/mcp_tools.py.
 
-Annotations follow the MCP definitions: `readOnlyHint` for tools that change nothing;
-`destructiveHint` only where something existing stops working (rotating revokes the old
-key); `idempotentHint` is true for every tool, because each mutating tool requires an
+Annotations follow the MCP definitions, all four on every tool: `readOnlyHint` for a GET;
+`destructiveHint` only where something existing stops working or is overwritten;
+`idempotentHint` is true for every tool, because each mutating tool requires an
 `idempotency_key` that is sent as the `Idempotency-Key` header, so calling it again with
-the same arguments within 24 hours returns the first answer and changes nothing.
+the same arguments within 24 hours returns the first answer and changes nothing;
+`openWorldHint` where the API route calls Stripe (its declaration says so).
+
+The server's own key: rotating it with `rotate-api-key` switches the server to the new key
+at once and, with `TALLY_API_KEY_FILE`, writes it to that file before answering, so the
+next start uses it too. Without a file the answer says to put the new key in the MCP
+client's configuration. When the key stops working (rotated or revoked elsewhere), the
+server re-reads the file and retries once; otherwise each tool's error says what to do.
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
+import os
+import tempfile
 import threading
-from typing import Annotated, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from flask import Flask
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools.base import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, func_metadata
 from mcp_types import ToolAnnotations
-from pydantic import Field
 
-READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
-ADD = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
-REPLACE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True)
+from interfaces.mcp_tools import TOOLS, ToolSpec
+from services.identity import keys
+from views.api.declare import Operation, declared_operation
 
-IdempotencyKey = Annotated[str, Field(
-    min_length=1, max_length=255,
-    description="A new unique string (e.g. a UUID) for this operation. If the call fails or times "
-                "out, retry with the SAME key: Tally then returns the first answer instead of "
-                "doing it twice. Use a new key only for a new operation.")]
-Limit = Annotated[int, Field(ge=1, le=100, description="How many items (1-100).")]
-Cursor = Annotated[str | None, Field(description="An item id: the page after it (starting_after) "
-                                                 "or before it (ending_before).")]
-
-RETRY_NOTE = (" Pass an idempotency_key and reuse the same key when you retry this call, so it "
-              "happens once.")
+STRANDED = ("The API key this MCP server runs with no longer works (rotated or revoked). Put a "
+            "current key (the one rotation returned, or a new one from the API keys page) in "
+            "TALLY_API_KEY_FILE, which the server re-reads, or in TALLY_API_KEY of the MCP client's "
+            "configuration and restart the server.")
+SAVE_NOTE = ("This server now acts with the new key. It is shown only here: put it in TALLY_API_KEY "
+             "of your MCP client's configuration now, or the server cannot start with the old one "
+             "(or set TALLY_API_KEY_FILE, and the server keeps it there itself).")
 
 
 class TallyApi:
     """Calls the JSON API in-process with the server's key, as a client over HTTP would."""
 
-    def __init__(self, app: Flask, api_key: str) -> None:
+    def __init__(self, app: Flask, api_key: str, key_file: str = "") -> None:
         self.app = app
         self.api_key = api_key
+        self.key_file = Path(key_file) if key_file else None
         self._lock = threading.Lock()  # the key changes when the server rotates its own
 
     def call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
              query: dict[str, Any] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+        status, data = self._send(method, path, body, query, idempotency_key)
+        if status == 401 and self._reread_key_file():
+            status, data = self._send(method, path, body, query, idempotency_key)
+        if status >= 400:
+            error = {"status": status, **(data or {})}
+            if status == 401:
+                error["hint"] = STRANDED
+            raise ToolError(json.dumps(error))
+        return data
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None,
+              query: dict[str, Any] | None, idempotency_key: str | None) -> tuple[int, Any]:
         with self._lock:
             headers = {"X-Api-Key": self.api_key}
         if idempotency_key is not None:
@@ -64,136 +86,138 @@ class TallyApi:
         response = contextvars.Context().run(
             self.app.test_client().open, path, method=method, json=body, query_string=params,
             headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"})
-        data = response.get_json(silent=True)
-        if response.status_code >= 400:
-            raise ToolError(json.dumps({"status": response.status_code, **(data or {})}))
-        return data
+        return response.status_code, response.get_json(silent=True)
 
-    def use_key(self, api_key: str) -> None:
+    def use_key(self, api_key: str) -> str:
+        """Act with `api_key` from now on; keep it in the key file when there is one. Returns
+        what the user must know about it."""
         with self._lock:
             self.api_key = api_key
+            if self.key_file is None:
+                return SAVE_NOTE
+            _write_secret(self.key_file, api_key)
+        return f"This server now acts with the new key and saved it to {self.key_file}."
+
+    def _reread_key_file(self) -> bool:
+        """Take the key file's key if it changed (someone put a new key there)."""
+        if self.key_file is None:
+            return False
+        fresh = read_key_file(self.key_file)
+        with self._lock:
+            if not fresh or fresh == self.api_key:
+                return False
+            self.api_key = fresh
+        return True
+
+    def key_kind(self) -> str | None:
+        """The kind of the server's key (None: it does not work)."""
+        with self._lock:
+            api_key = self.api_key
+        with self.app.app_context():
+            return keys.kind_of(api_key)
+
+
+def read_key_file(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """Replace the file at once (never half-written), readable by its owner only."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(secret + "\n")
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# Tools from the table ------------------------------------------------------------------------
+
+
+def _route(app: Flask, method: str, path: str) -> Operation:
+    """The API's declaration of the route this path template reaches."""
+    filled = path.replace("{", "x").replace("}", "")
+    endpoint, _ = app.url_map.bind("localhost").match(filled, method=method)
+    declared = declared_operation(app.view_functions[endpoint])
+    if declared is None:
+        raise LookupError(f"{method} {path} has no @operation declaration")
+    return declared
+
+
+def _routes(app: Flask, spec: ToolSpec) -> list[Operation]:
+    paths = [spec.path] + ([spec.fallback_path] if spec.fallback_path else [])
+    return [_route(app, spec.method, p) for p in paths]
+
+
+def hints(app: Flask, spec: ToolSpec) -> ToolAnnotations:
+    reads = spec.method == "GET"
+    return ToolAnnotations(read_only_hint=reads, destructive_hint=spec.destructive and not reads,
+                           idempotent_hint=True,
+                           open_world_hint=any(r.stripe for r in _routes(app, spec)))
+
+
+def may_call(app: Flask, spec: ToolSpec, kind: str | None) -> bool:
+    """Whether a key of this kind may call the tool (unknown kind: list every tool, so each
+    call can say the key no longer works)."""
+    return kind is None or any(not r.keys or kind in r.keys for r in _routes(app, spec))
+
+
+def request_of(spec: ToolSpec, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The API call a tool's arguments make: path, then query (GET) or body (POST)."""
+    given = {k: v for k, v in arguments.items() if v is not None}
+    idempotency_key = given.pop("idempotency_key", None)
+    names = [part.split("}")[0] for part in spec.path.split("{")[1:]]
+    if spec.fallback_path and not all(n in given for n in names):
+        path = spec.fallback_path
+    else:
+        path = spec.path.format(**{n: quote(str(given.pop(n)), safe="") for n in names})
+    where = "query" if spec.method == "GET" else "body"
+    return {"path": path, where: given, "idempotency_key": idempotency_key}
+
+
+def _runner(api: TallyApi, spec: ToolSpec) -> Callable[..., dict[str, Any]]:
+    def run(**arguments: Any) -> dict[str, Any]:
+        answer = api.call(spec.method, **request_of(spec, arguments))
+        # Its own key rotated (a replay answers the key as null: nothing to switch to).
+        if spec.switches_key and arguments.get("key_id") is None and answer.get("api_key"):
+            answer = {**answer, "server_key": api.use_key(answer["api_key"])}
+        return answer
+
+    return run
+
+
+def _output_shape() -> dict[str, Any]:
+    return {}
+
+
+_OUTPUT = func_metadata(_output_shape)
+
+
+def tool_of(app: Flask, api: TallyApi, spec: ToolSpec) -> Tool:
+    return Tool(fn=_runner(api, spec), name=spec.name, description=spec.description,
+                parameters=spec.args.model_json_schema(by_alias=True),
+                fn_metadata=FuncMetadata(arg_model=spec.args, output_model=_OUTPUT.output_model,
+                                         wrap_output=_OUTPUT.wrap_output),
+                is_async=False, annotations=hints(app, spec))
 
 
 def build_server(api: TallyApi) -> MCPServer:
-    server = MCPServer(
-        "tally",
+    kind = api.key_kind()
+    tools = [tool_of(api.app, api, spec) for spec in TOOLS if may_call(api.app, spec, kind)]
+    return MCPServer(
+        "tally", tools=tools,
         instructions="Tally: prepaid credit, usage and invoices of one account (or, with a staff "
-                     "key, support actions). Amounts are integers in minor units (2500 = 25.00). "
-                     "Every mutating tool takes an idempotency_key: reuse it when you retry.")
-
-    def tool(name: str, annotations: ToolAnnotations, description: str):
-        return server.tool(name=name, annotations=annotations, description=description)
-
-    @tool("get-account", READ, "The account behind the key: id, email, name and plan (tier).")
-    def get_account() -> dict[str, Any]:
-        return api.call("GET", "/v1/me")
-
-    @tool("get-billing-balance", READ,
-          "Prepaid credit that can be spent now (`balance`, minor units) and its currency.")
-    def get_billing_balance() -> dict[str, Any]:
-        return api.call("GET", "/v1/billing/balance")
-
-    @tool("get-usage", READ, "Usage this billing period per meter, with the plan's limits and spend.")
-    def get_usage() -> dict[str, Any]:
-        return api.call("GET", "/v1/billing/usage")
-
-    @tool("get-subscription", READ, "The Pro subscription, if any: status, period, cancellation.")
-    def get_subscription() -> dict[str, Any]:
-        return api.call("GET", "/v1/billing/subscription")
-
-    @tool("list-invoices", READ, "Invoices and receipts, newest first, a page at a time.")
-    def list_invoices(limit: Limit = 10, starting_after: Cursor = None,
-                      ending_before: Cursor = None) -> dict[str, Any]:
-        return api.call("GET", "/v1/billing/invoices", query={
-            "limit": limit, "starting_after": starting_after, "ending_before": ending_before})
-
-    @tool("list-ledger-entries", READ, "Every change of the balance (top-ups, grants, usage), newest first.")
-    def list_ledger_entries(limit: Limit = 10, starting_after: Cursor = None,
-                            ending_before: Cursor = None) -> dict[str, Any]:
-        return api.call("GET", "/v1/billing/ledger", query={
-            "limit": limit, "starting_after": starting_after, "ending_before": ending_before})
-
-    @tool("list-price-plans", READ,
-          "The account's usage price plan (a staff key: every price plan), with its charges.")
-    def list_price_plans(limit: Limit = 10, starting_after: Cursor = None,
-                         ending_before: Cursor = None) -> dict[str, Any]:
-        return api.call("GET", "/v1/price-plans", query={
-            "limit": limit, "starting_after": starting_after, "ending_before": ending_before})
-
-    @tool("list-api-keys", READ, "The account's active API keys (prefixes only, never the secret).")
-    def list_api_keys(limit: Limit = 10, starting_after: Cursor = None,
-                      ending_before: Cursor = None) -> dict[str, Any]:
-        return api.call("GET", "/v1/keys", query={
-            "limit": limit, "starting_after": starting_after, "ending_before": ending_before})
-
-    @tool("create-payment-intent", ADD,
-          "Start a card top-up of `amount` minor units: returns a Stripe PaymentIntent id and "
-          "client_secret for the customer to pay; then call confirm-payment." + RETRY_NOTE)
-    def create_payment_intent(amount: Annotated[int, Field(description="Minor units, e.g. 2500.")],
-                              idempotency_key: IdempotencyKey) -> dict[str, Any]:
-        return api.call("POST", "/v1/billing/payment-intents", body={"amount": amount},
-                        idempotency_key=idempotency_key)
-
-    @tool("confirm-payment", ADD,
-          "After the PaymentIntent succeeded, credit it to the balance (exactly once, whatever "
-          "happens). `credited` is true only on the call that credited." + RETRY_NOTE)
-    def confirm_payment(payment_intent_id: Annotated[str, Field(pattern=r"^pi_")],
-                        idempotency_key: IdempotencyKey) -> dict[str, Any]:
-        return api.call("POST", "/v1/billing/confirm-payment",
-                        body={"payment_intent_id": payment_intent_id}, idempotency_key=idempotency_key)
-
-    @tool("ingest-events", ADD,
-          "Record usage events `[{id, event_name, timestamp?, properties}]` (1 to 1,000); an "
-          "event id seen before is counted once." + RETRY_NOTE)
-    def ingest_events(events: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=1000)],
-                      idempotency_key: IdempotencyKey) -> dict[str, Any]:
-        return api.call("POST", "/v1/events", body={"events": events}, idempotency_key=idempotency_key)
-
-    @tool("authorize", ADD,
-          "Ask whether one more call is allowed and record it (402 over a limit or out of credit)."
-          + RETRY_NOTE)
-    def authorize(idempotency_key: IdempotencyKey, event_name: str = "api_call", quantity: int = 1,
-                  id: Annotated[str | None, Field(description="Your id for this call.")] = None,
-                  ) -> dict[str, Any]:
-        body: dict[str, Any] = {"event_name": event_name, "quantity": quantity}
-        if id is not None:
-            body["id"] = id
-        return api.call("POST", "/v1/authorize", body=body, idempotency_key=idempotency_key)
-
-    @tool("rotate-api-key", REPLACE,
-          "Replace an API key: returns the new key (shown only here); the old key stops working "
-          "at once. Without key_id it rotates the key this server uses, and the server switches to "
-          "the new one." + RETRY_NOTE)
-    def rotate_api_key(idempotency_key: IdempotencyKey,
-                       key_id: Annotated[str | None, Field(description="key_... (default: this "
-                                                                       "server's key)")] = None,
-                       ) -> dict[str, Any]:
-        rotated = api.call("POST", "/v1/keys/rotate", body={"key_id": key_id} if key_id else {},
-                           idempotency_key=idempotency_key)
-        if key_id is None and rotated.get("api_key"):  # a replay answers the key as null
-            api.use_key(rotated["api_key"])
-        return rotated
-
-    @tool("grant-credit", ADD,
-          "Staff key only: give an account free credit of `amount` minor units with a reason "
-          "(audited), optionally from `effective_from` and expiring at `expires_at` (RFC 3339)."
-          + RETRY_NOTE)
-    def grant_credit(account_id: str, amount: Annotated[int, Field(gt=0)], reason: str,
-                     idempotency_key: IdempotencyKey, effective_from: str | None = None,
-                     expires_at: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"amount": amount, "reason": reason}
-        for name, value in (("effective_from", effective_from), ("expires_at", expires_at)):
-            if value is not None:
-                body[name] = value
-        return api.call("POST", f"/v1/accounts/{quote(account_id, safe='')}/credits", body=body,
-                        idempotency_key=idempotency_key)
-
-    return server
+                     "key, customers, credits and Stripe's Customer Portal). Amounts are integers "
+                     "in minor units (2500 = 25.00). Every mutating tool takes an idempotency_key: "
+                     "reuse it when you retry.")
 
 
-def run(app: Flask, api_key: str, *, transport: str = "stdio", host: str = "127.0.0.1",
-        port: int = 8765) -> None:
-    server = build_server(TallyApi(app, api_key))
+def run(app: Flask, api_key: str, *, key_file: str = "", transport: str = "stdio",
+        host: str = "127.0.0.1", port: int = 8765) -> None:
+    server = build_server(TallyApi(app, api_key, key_file))
     if transport == "stdio":
         server.run("stdio")
     else:

@@ -26,6 +26,9 @@ class Customer(Model):
     name: Mapped[str] = mapped_column(String(200))
     primary_email: Mapped[str] = mapped_column(String(320))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Where invoices are addressed, in Togai's shape ({addressLine1, addressLine2, city,
+    # state, zipCode, country}); copied onto each invoice as it is issued.
+    billing_address: Mapped[dict[str, str] | None] = mapped_column(JSON)
     # The last invoice number issued to this customer; bumped under a row lock so
     # numbers have no gaps (services/billing/invoices.py).
     invoice_seq: Mapped[int] = mapped_column(default=0)

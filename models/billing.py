@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import BigIntPK, Model, UTCDateTime, public_id, utcnow
@@ -53,6 +53,8 @@ class Invoice(Model):
     number: Mapped[str] = mapped_column(String(40))
     # Stripe's number for the same invoice (subscription invoices), so support can match them.
     stripe_invoice_number: Mapped[str | None] = mapped_column(String(64))
+    # The customer's billing address when the invoice was issued (it never changes after).
+    billing_address: Mapped[dict[str, str] | None] = mapped_column(JSON)
     kind: Mapped[str] = mapped_column(String(20))
     source_id: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="paid")

@@ -101,7 +101,10 @@ def test_every_change_on_every_route_is_refused_and_audited(app, client, subscri
             "X-CSRFToken": csrf, "Accept": "application/json"}, data=body)
         where = f"{method} {path} ({endpoint}): {response.status_code} {response.get_data()[:200]!r}"
         assert response.status_code == 403, where
-        assert response.get_json()["code"] == "impersonation_read_only", where
+        answer = response.get_json()
+        if path.startswith("/v1/billing_portal/"):  # Stripe's own paths answer in Stripe's shape
+            answer = answer["error"]
+        assert answer["code"] == "impersonation_read_only", where
 
     assert database_rows(app, without=("audit_events",)) == rows_before
     assert stripe_objects(localstripe_url) == stripe_before

@@ -8,6 +8,8 @@ layout (`error.html`), in Tally's words rather than Werkzeug's.
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request, send_from_directory, url_for
 from flask_wtf.csrf import CSRFError
@@ -42,6 +44,19 @@ _PAGE_TEXT = {
 }
 
 FAVICON_ENDPOINT = "favicon"
+# Stripe's own paths, served for Stripe's libraries (views/api/portal.py): errors in Stripe's shape.
+STRIPE_PATHS = "/v1/billing_portal/"
+
+
+def stripe_error(error: TallyError) -> dict[str, Any]:
+    """`{"error": {type, code, message, param}}`, `param` spelled as Stripe spells it."""
+    kind = ("api_error" if error.status >= 500 else
+            "card_error" if error.status == 402 else "invalid_request_error")
+    detail: dict[str, Any] = {"type": kind, "code": error.code, "message": error.message}
+    if error.param:
+        head, *rest = re.split(r"\.|(?=\[)", error.param)
+        detail["param"] = head + "".join(p if p.startswith("[") else f"[{p}]" for p in rest if p)
+    return {"error": detail}
 
 
 def wants_json() -> bool:
@@ -51,6 +66,8 @@ def wants_json() -> bool:
 
 
 def error_response(error: TallyError) -> tuple[Response, int] | tuple[str, int]:
+    if request.path.startswith(STRIPE_PATHS):
+        return jsonify(stripe_error(error)), error.status
     if wants_json():
         body = error.to_dict()
         for field, endpoint in error.links.items():

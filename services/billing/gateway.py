@@ -20,6 +20,7 @@ import stripe
 from flask import Flask, current_app
 from stripe._base_address import BaseAddresses
 from stripe.params.billing_portal import ConfigurationCreateParams, ConfigurationUpdateParams
+from stripe.params.billing_portal import SessionCreateParams as SessionCreateParamsPortal
 from stripe.params.checkout import SessionCreateParams
 
 from services import uow
@@ -228,6 +229,13 @@ class StripeGateway:
                         "configuration": configuration})
         return str(read(session.to_dict(), "billing_portal.session", "url"))
 
+    def open_portal_session(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Stripe's whole billing_portal.session (`customer`, `return_url`, `configuration`,
+        `locale`); a refusal is the caller's (400 `stripe_refused`)."""
+        with _translated_errors(caller_fault=True):
+            return self.client.v1.billing_portal.sessions.create(
+                params=cast(SessionCreateParamsPortal, params)).to_dict()
+
     def list_portal_configurations(self, limit: int = 100) -> list[dict[str, Any]]:
         with _translated_errors():
             page = self.client.v1.billing_portal.configurations.list(params={"limit": limit})
@@ -239,14 +247,15 @@ class StripeGateway:
 
     def create_portal_configuration(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """`params` in the shape of Stripe's configuration object (checked by the caller's
-        declaration, field by field, as clients of Stripe's own API send them)."""
-        with _translated_errors():
+        declaration, field by field, as clients of Stripe's own API send them). What Stripe
+        refuses of them (a product it does not have) is the caller's: 400 `stripe_refused`."""
+        with _translated_errors(caller_fault=True):
             return self.client.v1.billing_portal.configurations.create(
                 params=cast(ConfigurationCreateParams, params)).to_dict()
 
     def update_portal_configuration(self, configuration_id: str,
                                     params: Mapping[str, Any]) -> dict[str, Any]:
-        with _translated_errors():
+        with _translated_errors(caller_fault=True):
             return self.client.v1.billing_portal.configurations.update(
                 configuration_id, params=cast(ConfigurationUpdateParams, params)).to_dict()
 

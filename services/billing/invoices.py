@@ -59,7 +59,7 @@ def issue(account: Account, *, kind: str, source_id: str, lines: list[Line], cur
     """Issue the invoice for this cause, or return the one already issued."""
     # The customer's row lock (the write lock on SQLite) serialises its invoice numbers:
     # whoever waited for it sees an invoice issued meanwhile, and takes no number.
-    uow.lock(Customer, account.customer_id)
+    customer = uow.lock(Customer, account.customer_id)
     existing = find(kind, source_id)
     if existing is not None:
         return existing
@@ -69,6 +69,7 @@ def issue(account: Account, *, kind: str, source_id: str, lines: list[Line], cur
     ).scalar_one()
     invoice = Invoice(
         customer_id=account.customer_id, account_id=account.id,
+        billing_address=customer.billing_address if customer else None,
         number=f"{number_prefix(account.customer_id)}-{seq:04d}", kind=kind, source_id=source_id,
         stripe_invoice_number=stripe_invoice_number,
         status=status, currency=currency, total=sum(line.amount for line in lines),

@@ -96,6 +96,15 @@ def authenticate(plaintext: str | None) -> ApiKey:
     return key
 
 
+def kind_of(plaintext: str) -> str | None:
+    """The kind of the active key with this plaintext, or None; reads only (the MCP server
+    asks which tools to list)."""
+    if not _KEY_RE.match(plaintext):
+        return None
+    key = db.session.execute(_BY_HASH, {"key_hash": hash_key(plaintext)}).scalar_one_or_none()
+    return key.kind if key is not None and key.revoked_at is None else None
+
+
 def list_keys(account_id: str) -> list[ApiKey]:
     """The account's active keys, oldest first."""
     return list(

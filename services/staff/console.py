@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import (
@@ -37,9 +35,9 @@ from services.errors import Conflict, InvalidInput, NotFound, Unavailable
 from services.identity import accounts, keys
 from services.ledger import entries as ledger
 from services.ledger.audited import ADJUSTMENT_DESCRIPTION, customer_description, post_audited
-from services.money import check_currency, format_money
+from services.money import format_money
 from services.pagination import Page, paginate
-from services.staff import audit, search
+from services.staff import audit, customers, search
 from services.staff.audit import Actor
 from services.staff.rules import (
     PERMISSIONS,
@@ -153,60 +151,6 @@ def record_view(actor: Actor, customer: Customer) -> None:
     audit.record(actor, "customer.view", customer_id=customer.id)
 
 
-# Customers and accounts ----------------------------------------------------------------
-
-
-def create_customer(actor: Actor, *, name: str, primary_email: str,
-                    customer_id: str | None = None) -> Customer:
-    """A customer with `name` (trimmed) and a billing email; `customer_id` as given (its
-    shape checked by the caller), or a new one. A taken id is a 409."""
-    require_staff(actor.staff)
-    try:
-        email = accounts.normalise_email(primary_email)
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message, param="primaryEmail") from None
-    customer = Customer(name=name, primary_email=email)
-    if customer_id is not None:
-        if db.session.get(Customer, customer_id) is not None:
-            raise Conflict(f"A customer with id {customer_id} already exists.",
-                           code="customer_exists", param="id")
-        customer.id = customer_id
-    else:
-        customer.id = public_id("cust")
-    db.session.add(customer)
-    audit.record(actor, "customer.create", customer_id=customer.id,
-                 after={"name": name, "primary_email": email})
-    try:
-        db.session.flush()  # a customer created with this id meanwhile: refused, nothing kept
-    except IntegrityError:
-        raise Conflict(f"A customer with id {customer.id} already exists.",
-                       code="customer_exists", param="id") from None
-    return customer
-
-
-def create_account(actor: Actor, customer: Customer, *, name: str, currency: str | None = None,
-                   plan: str | None = None) -> Account:
-    """An account of the customer; the default currency and the free plan unless given."""
-    require_staff(actor.staff)
-    if currency is None:
-        currency = current_app.config["DEFAULT_CURRENCY"]
-    currency = check_currency(currency)
-    tier = _plan_name(plan if plan is not None else "free")
-    account = Account(customer_id=customer.id, name=name, currency=currency, tier=tier)
-    db.session.add(account)
-    db.session.flush()
-    audit.record(actor, "account.create", customer_id=customer.id, account_id=account.id,
-                 after={"name": name, "currency": account.currency, "plan": tier})
-    return account
-
-
-def _plan_name(plan: str | None) -> str:
-    names = [p.name for p in plans.all_plans()]
-    if plan not in names:
-        raise InvalidInput(f"plan must be one of: {', '.join(names)}.", param="plan")
-    return plan
-
-
 # Money -------------------------------------------------------------------------------
 
 
@@ -260,7 +204,7 @@ def change_plan(actor: Actor, account_id: str, plan: str | None, reason: str | N
     pays for a plan through a live Stripe subscription, which would set it back."""
     require_staff(actor.staff)
     reason = check_reason(reason)
-    tier = _plan_name(plan)
+    tier = customers.plan_name(plan)
     account = ledger.lock_account(account_id)
     if account.tier == tier:
         raise Conflict(f"The account is already on {tier.capitalize()}.", code="same_plan",

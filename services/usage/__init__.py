@@ -13,10 +13,11 @@ from services.usage.alerts import ShownAlert, current_alerts, upgradable
 from services.usage.events import EventIn
 from services.usage.gate import Decision, authorize
 from services.usage.reads import MeterUsage, UsageSummary, lifetime_total, series, summary
-from services.usage.recording import IngestResult, ingest, rebuild_period
+from services.usage.recording import IngestResult, ingest, ingest_for_accounts, rebuild_period
 
 __all__ = [
     "Decision", "EventIn", "IngestResult", "MeterUsage", "ShownAlert", "UsageSummary", "authorize",
-    "current_alerts", "ingest", "lifetime_total", "rebuild_period", "series", "summary",
+    "current_alerts", "ingest", "ingest_for_accounts", "lifetime_total", "rebuild_period", "series",
+    "summary",
     "upgradable",
 ]

@@ -165,6 +165,29 @@ def ingest(account: Account, events: list[EventIn], now: datetime | None = None)
     return result
 
 
+def ingest_for_accounts(events: list[tuple[str, EventIn]], now: datetime | None = None) -> IngestResult:
+    """Record a batch whose events each name their account (Togai's `accountId`, staff
+    only): each account's events are recorded as `ingest` records them; an event for an
+    account that does not exist is rejected on its own (`account_not_found`)."""
+    now = now or utcnow()
+    result = IngestResult()
+    by_account: dict[str, list[EventIn]] = defaultdict(list)
+    for account_id, event in events:
+        by_account[account_id].append(event)
+    for account_id, batch in by_account.items():
+        account = db.session.get(Account, account_id)
+        if account is None:
+            result.rejected.extend({"index": e.index, "id": e.id, "code": "account_not_found",
+                                    "message": f"No such account: {account_id}"} for e in batch)
+            continue
+        part = ingest(account, batch, now)
+        result.accepted += part.accepted
+        result.duplicates += part.duplicates
+        result.rejected.extend(part.rejected)
+    result.rejected.sort(key=lambda r: r["index"])
+    return result
+
+
 def _contributions(event: EventIn, by_name: dict[str, list[Meter]],
                    now: datetime) -> list[Contribution]:
     """What the event adds to each meter, or Rejected (too old, in the future, malformed,

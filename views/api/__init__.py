@@ -116,12 +116,13 @@ def account() -> Account:
     return g.account
 
 
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+TAKES_FORMS = "__tally_takes_forms__"  # set on views declared with form=True (views/api/declare.py)
 
 
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object ({} when empty), or a 400 naming the fault."""
-    if request.mimetype in _FORM_TYPES and (request.content_length or request.form or request.files):
+    if request.mimetype in FORM_TYPES and (request.content_length or request.form or request.files):
         # A form is not an empty JSON body (its bytes are parsed away by then): refuse it.
         raise TallyError("Send the body as JSON, with Content-Type: application/json.",
                          code="unsupported_media_type", status=415, title="Unsupported Media Type")
@@ -144,6 +145,9 @@ def json_body() -> dict[str, Any]:
 def _body_is_a_json_object() -> None:
     """Junk in a body is a 400 even where the endpoint reads no body (revoke, cancel...):
     nothing acts on a request its sender got wrong."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, TAKES_FORMS, False) and request.mimetype in FORM_TYPES:
+        return  # Stripe's form encoding, read by the view's declaration
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         json_body()
 

@@ -18,7 +18,7 @@ from flask import Response, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from views import idempotency
-from views.api import json_body, require_key
+from views.api import FORM_TYPES, TAKES_FORMS, json_body, require_key, stripe_form
 from views.api.invalid import invalid_input
 from views.api.schemas.common import Answer, Query, Request
 
@@ -56,16 +56,17 @@ class Operation:
     stripe: bool = False  # calls Stripe: 502 when it refuses, 503 when it cannot be reached
     errors: tuple[int, ...] = ()  # statuses beyond those the generator derives
     description: str = ""
+    form: bool = False  # the body may also come in Stripe's form encoding (views/api/stripe_form.py)
 
 
 def operation(keys: tuple[str, ...], tag: str, summary: str, answer: type[Answer] | Binary, *,
               status: int = 200, body: type[Request] | OneOf | None = None, raw_body: bool = False,
               query: type[Query] | None = None, headers: tuple[tuple[str, str], ...] = (),
               stripe: bool = False, errors: tuple[int, ...] = (),
-              description: str = "") -> Callable[[View], View]:
+              description: str = "", form: bool = False) -> Callable[[View], View]:
     """Declare a view: see the module's docstring."""
     declared = Operation(keys, tag, summary, answer, status, body, raw_body, query, headers, stripe,
-                         errors, description)
+                         errors, description, form)
 
     def decorate(view: View) -> View:
         @wraps(view)
@@ -78,12 +79,13 @@ def operation(keys: tuple[str, ...], tag: str, summary: str, answer: type[Answer
                 if replay is not None:
                     return replay
             if declared.body is not None and not declared.raw_body:
-                kwargs["body"] = read_body(declared.body, json_body())
+                kwargs["body"] = _body(declared)
             if declared.query is not None:
                 kwargs["query"] = validated(declared.query, request.args.to_dict())
             return _respond(declared, view(*args, **kwargs))
 
         setattr(run, _DECLARED, declared)
+        setattr(run, TAKES_FORMS, form)
         return run
 
     return decorate
@@ -104,6 +106,20 @@ def validated(model: type[Model], data: Any) -> Model:
 
 def read_body(shape: type[Request] | OneOf, data: dict[str, Any]) -> Request:
     return validated(shape.pick(data) if isinstance(shape, OneOf) else shape, data)
+
+
+def _body(declared: Operation) -> Request:
+    """The JSON body, or (where declared) Stripe's form encoding, read in lax mode: a form's
+    values are all text."""
+    assert declared.body is not None
+    if declared.form and request.mimetype in FORM_TYPES:
+        data = stripe_form.decode(request.form.items(multi=True))
+        shape = declared.body.pick(data) if isinstance(declared.body, OneOf) else declared.body
+        try:
+            return shape.model_validate(data, strict=False)
+        except ValidationError as exc:
+            raise invalid_input(exc, shape) from None
+    return read_body(declared.body, json_body())
 
 
 def _respond(declared: Operation, result: Any) -> Any:

@@ -25,7 +25,8 @@ from models.keys import KIND_ACCOUNT
 from services import idempotency
 from views.api.declare import Binary, OneOf, Operation, declared_operation
 from views.api.json_schema import TallySchema, without_null
-from views.api.schemas.common import Error, ListOf, PageQuery, PaymentRequiredError
+from views.api.schemas.common import Error, ListOf, PageQuery, PaymentRequiredError, StripeError
+from views.errors import STRIPE_PATHS
 
 TAGS = [
     ("Account", "Who the key belongs to, the balance and the ledger."),
@@ -160,8 +161,9 @@ def _path(rule: Rule) -> str:
 
 
 def _models(found: list[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None,
-                                                       (PaymentRequiredError, "serialization"): None}
+    models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
+        (Error, "serialization"): None, (PaymentRequiredError, "serialization"): None,
+        (StripeError, "serialization"): None}
     for route in found:
         declared = route.declared
         if not isinstance(declared.answer, Binary):
@@ -304,9 +306,28 @@ def _operation(route: Route, schemas: dict[Any, dict[str, Any]]) -> dict[str, An
     ok = _success(route, schemas)
     responses: dict[str, Any] = {str(declared.status): ok}
     for status in error_statuses(route):
-        responses[str(status)] = {"$ref": f"#/components/responses/{_ERRORS[status][0]}"}
+        responses[str(status)] = _error_response(route, status)
     spec["responses"] = responses
     return spec
+
+
+def _error_response(route: Route, status: int) -> dict[str, Any]:
+    """Tally's error answer, or at Stripe's own paths the same in Stripe's shape."""
+    name, description = _ERRORS[status]
+    if not route.path.startswith(STRIPE_PATHS):
+        return {"$ref": f"#/components/responses/{name}"}
+    response: dict[str, Any] = {
+        "description": description + " In Stripe's error shape.",
+        "content": {"application/json": {"schema": {"$ref": _SCHEMAS + "StripeError"}}}}
+    if status == 429:
+        response["headers"] = _too_many_requests_headers()
+    return response
+
+
+def _too_many_requests_headers() -> dict[str, Any]:
+    return {"Retry-After": {"description": "Seconds to wait.", "required": True,
+                            "schema": {"type": "integer"}},
+            **{name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_HEADERS}}
 
 
 def _components(schemas: dict[str, Any]) -> dict[str, Any]:
@@ -316,10 +337,7 @@ def _components(schemas: dict[str, Any]) -> dict[str, Any]:
         for name, description in _ERRORS.values()}
     responses["PaymentRequired"]["content"] = {
         "application/json": {"schema": {"$ref": _SCHEMAS + "PaymentRequiredError"}}}
-    responses["TooManyRequests"]["headers"] = {
-        "Retry-After": {"description": "Seconds to wait.", "required": True,
-                        "schema": {"type": "integer"}},
-        **{name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_HEADERS}}
+    responses["TooManyRequests"]["headers"] = _too_many_requests_headers()
     page = PageQuery.model_json_schema(schema_generator=TallySchema)["properties"]
     parameters: dict[str, Any] = {"IdempotencyKey": {
         "name": idempotency.HEADER, "in": "header", "required": False,

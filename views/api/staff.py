@@ -1,6 +1,7 @@
 """Customer and account management for support staff, with a staff API key.
 
-`GET/POST /v1/customers` (create with Togai's fields `{name, primaryEmail, id?}`),
+`GET/POST /v1/customers` (create with Togai's body `{id, name, primaryEmail, billingAddress?,
+account?: {id, name, invoiceCurrency}}`),
 `GET /v1/customers/{id}`, `GET/POST /v1/customers/{id}/accounts`, `GET /v1/accounts/{id}`
 and credit grants `GET/POST /v1/accounts/{id}/credits`. A customer's key gets 403
 `key_scope` (except reading its own account's credit grants). Every write is in the
@@ -17,6 +18,7 @@ from services.errors import NotFound
 from services.ledger import grants
 from services.ledger.audited import GRANT_DESCRIPTION, customer_description
 from services.staff import console as staff
+from services.staff import customers
 from views.api import STAFF_KEY, bp, current_key, staff_actor
 from views.api.declare import operation
 from views.api.schemas.common import PageQuery
@@ -32,21 +34,27 @@ from views.api.schemas.staff import (
     CustomerList,
     CustomerQuery,
     GrantCreditRequest,
+    address_answer,
 )
 
 TAG = "Staff"
 
 
-def customer_answer(customer: CustomerRow, *, with_accounts: bool = False) -> Customer:
+def customer_answer(customer: CustomerRow, *, with_accounts: bool = False,
+                    account: AccountRow | None = None) -> Customer:
+    address = address_answer(customer.billing_address)
     return Customer(id=customer.id, name=customer.name, primary_email=customer.primary_email,
-                    primaryEmail=customer.primary_email,
+                    primaryEmail=customer.primary_email, billingAddress=address,
+                    billing_address=address,
                     stripe_customer_id=customer.stripe_customer_id, created_at=customer.created_at,
-                    accounts=[account_answer(a) for a in customer.accounts] if with_accounts else None)
+                    accounts=[account_answer(a) for a in customer.accounts] if with_accounts else None,
+                    account=account_answer(account) if account is not None else None)
 
 
 def account_answer(account: AccountRow) -> Account:
     return Account(id=account.id, customer_id=account.customer_id, name=account.name,
-                   plan=account.tier, currency=account.currency, balance=account.available_balance,
+                   plan=account.tier, currency=account.currency,
+                   invoiceCurrency=account.currency.upper(), balance=account.available_balance,
                    posted_balance=account.balance, pending_usage=account.pending_usage,
                    time_zone=account.time_zone, grace_period_ends_at=account.grace_period_ends_at,
                    created_at=account.created_at)
@@ -75,13 +83,24 @@ def list_customers(query: CustomerQuery) -> CustomerList:
 
 @bp.post("/customers", endpoint="staff_create_customer")
 @operation(STAFF_KEY, TAG, "Create a customer", Customer, status=201, body=CreateCustomerRequest,
-           errors=(409,), description="Togai's fields (`primary_email` is taken for "
-                                      "`primaryEmail`). 409 `customer_exists` for a taken `id`.")
+           errors=(409,), description="Togai's body (`primary_email` is taken for `primaryEmail`). "
+                                      "With `account`, the customer's first account is created "
+                                      "too, with its id, name and currency. 409 `customer_exists` "
+                                      "or `account_exists` for a taken `id`; then nothing is "
+                                      "created.")
 def create_customer(body: CreateCustomerRequest) -> tuple[Customer, int]:
     assert body.email is not None  # the declaration requires one spelling
-    customer = staff.create_customer(staff_actor(), name=body.name, primary_email=body.email,
-                                     customer_id=body.id)
-    return customer_answer(customer, with_accounts=True), 201
+    actor = staff_actor()
+    customer = customers.create_customer(
+        actor, name=body.name, primary_email=body.email, customer_id=body.id,
+        billing_address=body.billingAddress.kept() if body.billingAddress else None)
+    account = None
+    if body.account is not None:
+        currency, field = body.account.currency_given
+        account = customers.create_account(actor, customer, name=body.account.name, currency=currency,
+                                       plan=body.account.plan, account_id=body.account.id,
+                                       currency_param=f"account.{field}")
+    return customer_answer(customer, with_accounts=True, account=account), 201
 
 
 @bp.get("/customers/<customer_id>", endpoint="staff_customer")
@@ -101,10 +120,14 @@ def list_accounts(customer_id: str, query: PageQuery) -> AccountList:
 
 @bp.post("/customers/<customer_id>/accounts", endpoint="staff_create_account")
 @operation(STAFF_KEY, TAG, "Open an account for a customer", Account, status=201,
-           body=CreateAccountRequest)
+           body=CreateAccountRequest, errors=(409,),
+           description="Tally's `{name, currency, plan}` or Togai's `{id, name, invoiceCurrency}`; "
+                       "409 `account_exists` for a taken `id`.")
 def create_account(customer_id: str, body: CreateAccountRequest) -> tuple[Account, int]:
-    account = staff.create_account(staff_actor(), staff.get_customer(customer_id), name=body.name,
-                                   currency=body.currency, plan=body.plan)
+    currency, field = body.currency_given
+    account = customers.create_account(staff_actor(), staff.get_customer(customer_id), name=body.name,
+                                   currency=currency, plan=body.plan, account_id=body.id,
+                                   currency_param=field)
     return account_answer(account), 201
 
 

@@ -6,14 +6,22 @@ from datetime import timedelta
 
 from models import Meter as MeterRow
 from models.base import utcnow
+from models.keys import KIND_STAFF
 from services import usage as metering
 from services.errors import InvalidInput
 from services.pagination import paginate_list
 from services.usage import meters as meter_defs
 from services.usage import rating, settings
-from views.api import ACCOUNT_KEY, STAFF_KEY, USAGE_OR_ACCOUNT_KEY, account, bp, staff_actor
+from views.api import (
+    ACCOUNT_KEY,
+    STAFF_KEY,
+    USAGE_OR_ACCOUNT_KEY,
+    account,
+    bp,
+    current_key,
+    staff_actor,
+)
 from views.api.declare import OneOf, operation
-from views.api.schemas.common import PageQuery
 from views.api.schemas.metering import (
     Authorization,
     AuthorizationUsage,
@@ -24,6 +32,7 @@ from views.api.schemas.metering import (
     IngestResult,
     Meter,
     MeterList,
+    MeterQuery,
     MeterUsage,
     MeterUsageQuery,
     Rejection,
@@ -35,6 +44,7 @@ from views.api.schemas.metering import (
     UsageValues,
     event_shape,
 )
+from views.api.schemas.togai import TogaiBatch, TogaiSingle, togai_events, togai_shape
 
 MAX_SERIES_POINTS = 24 * 62  # two months of hours, or ~4 years of days
 
@@ -53,18 +63,31 @@ def authorize(body: AuthorizeRequest) -> Authorization:
                          remaining=decision.remaining, duplicate=True if decision.duplicate else None)
 
 
+def _events_shape(body: dict) -> type:
+    """A staff key sends Togai's bodies (each event names its account); others send Tally's."""
+    return togai_shape(body) if current_key().kind == KIND_STAFF else event_shape(body)
+
+
 @bp.post("/events")
-@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "Ingest usage events (1 to 1,000)", IngestResult,
-           body=OneOf((EventBatch, Event), event_shape), errors=(402,),
+@operation((*USAGE_OR_ACCOUNT_KEY, *STAFF_KEY), "Metering", "Ingest usage events (1 to 1,000)",
+           IngestResult, body=OneOf((EventBatch, Event, TogaiBatch, TogaiSingle), _events_shape),
+           errors=(402,),
            description="`id` is the idempotency key per account, kept forever: a repeat is "
                        "counted once and reported in `duplicates`. A body that is not this shape "
-                       "is a 400 and stores nothing.")
-def events(body: EventBatch | Event) -> IngestResult:
-    batch = body.events if isinstance(body, EventBatch) else [body]
+                       "is a 400 and stores nothing. With a staff key, Togai's bodies: "
+                       "`{\"event\": {...}}` or `{\"events\": [...]}` (1 to 500), each event "
+                       "`{id, schemaName, accountId, timestamp, attributes, dimensions}`, metered "
+                       "as Tally's own; an event for an account that does not exist is rejected "
+                       "(`account_not_found`).")
+def events(body: EventBatch | Event | TogaiBatch | TogaiSingle) -> IngestResult:
     now = utcnow()  # an event without a timestamp happened now
-    result = metering.ingest(account(), [
-        metering.EventIn(i, e.id, e.event_name, e.timestamp or now, e.properties or {})
-        for i, e in enumerate(batch)], now=now)
+    if isinstance(body, TogaiBatch | TogaiSingle):
+        result = metering.ingest_for_accounts(togai_events(body, now), now=now)
+    else:
+        batch = body.events if isinstance(body, EventBatch) else [body]
+        result = metering.ingest(account(), [
+            metering.EventIn(i, e.id, e.event_name, e.timestamp or now, e.properties or {})
+            for i, e in enumerate(batch)], now=now)
     return IngestResult(accepted=result.accepted, duplicates=result.duplicates,
                         rejected=[Rejection(**r) for r in result.rejected])
 
@@ -103,10 +126,13 @@ def _meter(meter: MeterRow) -> Meter:
 
 
 @bp.get("/meters")
-@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "Meters", MeterList, query=PageQuery)
-def list_meters(query: PageQuery) -> MeterList:
-    """Meters in the order they were created (the defaults first); a cursor is a meter's name."""
-    return MeterList.of(paginate_list(meter_defs.all_meters(), lambda m: m.name, **query.page()), _meter)
+@operation((*USAGE_OR_ACCOUNT_KEY, *STAFF_KEY), "Metering", "Meters", MeterList, query=MeterQuery)
+def list_meters(query: MeterQuery) -> MeterList:
+    """Meters in the order they were created (the defaults first), or those that read
+    `event_name`; a cursor is a meter's name."""
+    found = [m for m in meter_defs.all_meters()
+             if query.event_name is None or m.event_name == query.event_name]
+    return MeterList.of(paginate_list(found, lambda m: m.name, **query.page()), _meter)
 
 
 @bp.post("/meters")

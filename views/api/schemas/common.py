@@ -223,6 +223,22 @@ class Error(Answer):
                               examples=["amount"])
 
 
+class StripeErrorDetail(Answer):
+    type: Literal["api_error", "card_error", "invalid_request_error"] = Field(
+        description="Stripe's error type.")
+    code: str = Field(description="Tally's machine-readable code.", examples=["resource_missing"])
+    message: str
+    param: str | None = Field(default=None, description="The field at fault, as Stripe names it "
+                                                        "(`features[invoice_history][enabled]`).")
+
+
+class StripeError(Answer):
+    """Every error at Stripe's own paths (`/v1/billing_portal/...`) has Stripe's shape, so
+    Stripe's libraries raise their usual errors (InvalidRequestError, AuthenticationError, ...)."""
+
+    error: StripeErrorDetail
+
+
 class UsageFigure(Answer):
     """The meter's use and limit (with usage_limit_exceeded)."""
 

@@ -17,6 +17,7 @@ from views.api.schemas.common import (
     ListOf,
     Money,
     NotNull,
+    PageQuery,
     Query,
     Request,
     Says,
@@ -158,6 +159,11 @@ class Meter(Answer):
 
 class MeterList(ListOf[Meter]):
     pass
+
+
+class MeterQuery(PageQuery):
+    event_name: str | None = Field(default=None, description="Only the meters that read this event "
+                                                             "(Togai: a schema's usage meters).")
 
 
 class CreateMeterRequest(Request):

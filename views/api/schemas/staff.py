@@ -1,7 +1,9 @@
 """Customers, accounts and credit grants, for support staff.
 
-`primaryEmail` is Togai's name (its clients send and read it); a customer also answers
-`primary_email`, and either is taken when creating one.
+Togai's names (its clients send and read them): `primaryEmail`, `billingAddress` and
+`account` of a customer, `id` and `invoiceCurrency` of an account. A customer also answers
+`primary_email` and `billing_address`, an account `currency`; either spelling of the email
+and of the currency is taken when creating one.
 """
 
 from __future__ import annotations
@@ -66,6 +68,41 @@ def _plan_names(schema: dict[str, Any]) -> None:
                        {"type": "null"}]
 
 
+ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+ID_SAYS = Says("id must be 1 to 32 letters, digits, - or _.")
+ADDRESS_FIELDS = ("addressLine1", "addressLine2", "city", "state", "zipCode", "country")
+AddressLine = Annotated[str | None, Field(max_length=200), Says(
+    "{param} must be a string of at most 200 characters.")]
+
+
+class BillingAddress(Request):
+    """Togai's address; every field optional."""
+
+    addressLine1: AddressLine = None
+    addressLine2: AddressLine = None
+    city: AddressLine = None
+    state: AddressLine = None
+    zipCode: AddressLine = None
+    country: AddressLine = None
+
+    def kept(self) -> dict[str, str]:
+        """The fields given, as stored (and printed on invoices)."""
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class Address(Answer):
+    addressLine1: str | None = Field(examples=["1 Main St"])
+    addressLine2: str | None
+    city: str | None = Field(examples=["Springfield"])
+    state: str | None
+    zipCode: str | None = Field(examples=["12345"])
+    country: str | None = Field(examples=["US"])
+
+
+def address_answer(stored: dict[str, str] | None) -> Address | None:
+    return Address(**{k: (stored or {}).get(k) for k in ADDRESS_FIELDS}) if stored else None
+
+
 class Account(Answer):
     id: AccountId
     object: Literal["account"] = "account"
@@ -73,6 +110,8 @@ class Account(Answer):
     name: str
     plan: str = Field(examples=["free"])
     currency: Currency
+    invoiceCurrency: str = Field(description="The currency in upper case (Togai's name).",
+                                 examples=["USD"])
     balance: Spendable
     posted_balance: PostedBalance
     pending_usage: PendingUsage
@@ -91,9 +130,14 @@ class Customer(Answer):
     name: str
     primary_email: str = Field(description="The billing email.")
     primaryEmail: str = Field(description="The same as primary_email (Togai's name).")
+    billingAddress: Address | None = Field(description="Printed on invoices (Togai's name); null "
+                                                      "for none.")
+    billing_address: Address | None = Field(description="The same as billingAddress.")
     stripe_customer_id: str | None
     created_at: Time | None
     accounts: list[Account] | None = Field(default=None, description="With GET and POST of one customer.")
+    account: Account | None = Field(default=None, description="The account created with the customer "
+                                                              "(a POST with Togai's `account`).")
 
 
 class CustomerList(ListOf[Customer]):
@@ -103,6 +147,37 @@ class CustomerList(ListOf[Customer]):
 class CustomerQuery(PageQuery):
     q: str | None = Field(default=None, description="Email (customer's or any user's), name, customer or "
                                             "account id, Stripe customer id.")
+
+
+class CreateAccountRequest(Request):
+    """Tally's `{name, currency, plan}` or Togai's `{id, name, invoiceCurrency}`."""
+
+    id: Annotated[str | None, Field(description="Your id for the account (Togai's).",
+                                    pattern=ID_PATTERN), ID_SAYS] = None
+    name: Name
+    currency: NewCurrency | None = None
+    invoiceCurrency: Annotated[NewCurrency | None, Field(
+        description="The same as currency (Togai's name).")] = None
+    plan: Annotated[str | None, Field(json_schema_extra=_plan_names),
+                    Says("plan must be the name of a plan.")] = None
+
+    @model_validator(mode="after")
+    def _one_currency(self) -> CreateAccountRequest:
+        if (self.currency and self.invoiceCurrency
+                and self.currency.lower() != self.invoiceCurrency.lower()):
+            raise fault("currency and invoiceCurrency differ; send one.", param="invoiceCurrency")
+        return self
+
+    @property
+    def currency_given(self) -> tuple[str | None, str]:
+        """The currency asked for (None: the default) and the field it came in."""
+        if self.invoiceCurrency is not None:
+            return self.invoiceCurrency, "invoiceCurrency"
+        return self.currency, "currency"
+
+
+class TogaiAccountRequest(CreateAccountRequest):
+    """Togai's `account` of a new customer (Tally's account fields are taken too)."""
 
 
 class CreateCustomerRequest(Request):
@@ -118,9 +193,13 @@ class CreateCustomerRequest(Request):
     primary_email: Annotated[str | None, NotNull(), Field(
         description="The same as primaryEmail.", json_schema_extra={"format": "email"}),
         Says(EMAIL_REQUIRED)] = None
-    id: Annotated[str | None, Field(description="Your id for the customer.",
-                                    pattern="^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"),
-                  Says("id must be 1 to 32 letters, digits, - or _.")] = None
+    id: Annotated[str | None, Field(description="Your id for the customer.", pattern=ID_PATTERN),
+                  ID_SAYS] = None
+    billingAddress: Annotated[BillingAddress | None, NotNull(), Says(
+        "billingAddress must be an object.")] = None
+    account: Annotated[TogaiAccountRequest | None, NotNull(), Field(
+        description="Togai's first account of the customer, created with it."),
+        Says("account must be an object.")] = None
 
     @model_validator(mode="after")
     def _an_email(self) -> CreateCustomerRequest:
@@ -131,13 +210,6 @@ class CreateCustomerRequest(Request):
     @property
     def email(self) -> str | None:
         return self.primaryEmail if self.primaryEmail is not None else self.primary_email
-
-
-class CreateAccountRequest(Request):
-    name: Name
-    currency: NewCurrency | None = None
-    plan: Annotated[str | None, Field(json_schema_extra=_plan_names),
-                    Says("plan must be the name of a plan.")] = None
 
 
 class CreditGrant(Answer):
