@@ -108,6 +108,58 @@ def record(account: Account, events: list[tuple[EventIn, list[Contribution]]],
             if start != periods.LIFETIME and aggregation.of(meter.aggregation).limited}
 
 
+@dataclass
+class Rows:
+    """A batch as the PostgreSQL recording statement takes it (store.record)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    uniques: list[dict[str, Any]] = field(default_factory=list)
+
+
+def rows_for(account: Account, events: list[tuple[EventIn, list[Contribution]]]) -> Rows:
+    """Each event and what it adds where: its local hour's rollup, its period's counter,
+    and the all-time counter of limited meters (distinct values per hour and per period).
+    The statement keeps only the new events' parts and folds them as `record` does."""
+    tz = periods.zone(account.time_zone)
+    rows = Rows()
+    period_starts: dict[datetime, datetime] = {}
+    for position, (event, contribs) in enumerate(events):
+        rows.events.append({"event_id": event.id, "event_name": event.event_name,
+                            "timestamp": event.timestamp, "properties": event.properties})
+        bucket = periods.hour_bucket(event.timestamp, tz)
+        period = period_starts.get(bucket)
+        if period is None:  # a local hour lies in one local month
+            period = period_starts[bucket] = periods.month_of(bucket, account.time_zone).start
+        for c in contribs:
+            if c.unique_hash:
+                rows.uniques += [{"e": event.id, "m": c.meter.id, "s": bucket, "sc": "hour",
+                                  "h": c.unique_hash},
+                                 {"e": event.id, "m": c.meter.id, "s": period, "sc": "period",
+                                  "h": c.unique_hash}]
+                continue
+            agg = aggregation.of(c.meter.aggregation)
+            cell = {"e": event.id, "m": c.meter.id, "w": agg.combine, "v": c.value,
+                    "at": event.timestamp, "o": position}
+            rows.cells += [{**cell, "t": "r", "s": bucket}, {**cell, "t": "c", "s": period}]
+            if agg.limited:
+                rows.cells.append({**cell, "t": "c", "s": periods.LIFETIME})
+    rows.events.sort(key=lambda r: r["event_id"])  # two batches lock shared ids in one order
+    return rows
+
+
+def record_pg(account: Account, events: list[tuple[EventIn, list[Contribution]]],
+              limits: dict[tuple[str, datetime], int] | None = None) -> tuple[store.Recorded, Counted]:
+    """PostgreSQL: record the batch in one statement (store.record); what it did, and what
+    it added to each limited meter per billing period (the rating input)."""
+    rows = rows_for(account, events)
+    done = store.record(account.id, rows.events, rows.cells, rows.uniques, limits)
+    by_id = {c.meter.id: c.meter for _, cs in events for c in cs}
+    added = {(by_id[m], start): delta for (m, start), (delta, _) in done.counters.items()
+             if start != periods.LIFETIME and aggregation.of(by_id[m].aggregation).limited}
+    return done, added
+
+
 def rate(account: Account, added: Counted, *, enforce: bool, now: datetime,
          known: dict[tuple[str, datetime], int] | None = None) -> None:
     """Price what this call added to priced meters and accrue it against the credit
@@ -155,11 +207,21 @@ def ingest(account: Account, events: list[EventIn], now: datetime | None = None)
             continue
         seen.add(event.id)
         valid.append((event, contribs))
-    new_ids = store.insert_events(account.id, [e for e, _ in valid])
-    fresh = [(e, c) for e, c in valid if e.id in new_ids]
-    added = record(account, fresh)
-    rate(account, added, enforce=False, now=now)
-    alerts.raise_alerts(account, {c.meter for _, cs in fresh for c in cs}, now)
+    if store.dialect() == "postgresql":
+        done, added = record_pg(account, valid)
+        new_ids = done.new_ids
+        fresh = [(e, c) for e, c in valid if e.id in new_ids]
+        values = {key: value for key, (_, value) in done.counters.items()}
+        period = periods.month_of(now, account.time_zone).start
+        rate(account, added, enforce=False, now=now, known=values)
+        alerts.raise_alerts(account, {c.meter for _, cs in fresh for c in cs}, now,
+                            known={m: v for (m, start), v in values.items() if start == period})
+    else:
+        new_ids = store.insert_events(account.id, [e for e, _ in valid])
+        fresh = [(e, c) for e, c in valid if e.id in new_ids]
+        added = record(account, fresh)
+        rate(account, added, enforce=False, now=now)
+        alerts.raise_alerts(account, {c.meter for _, cs in fresh for c in cs}, now)
     result.accepted = len(fresh)
     result.duplicates += len(valid) - len(fresh)
     return result

@@ -10,10 +10,11 @@ import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Table, Text, bindparam, cast, column, func, select
+from sqlalchemy import JSON, Table, Text, bindparam, cast, column, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -186,3 +187,131 @@ def _take_statement(dialect_name: str) -> Any:
         set_={"value": columns.value + stmt.excluded.value},
         where=columns.value + stmt.excluded.value <= bindparam("limit", type_=columns.value.type),
     ).returning(columns.value)
+
+
+# Recording on PostgreSQL: events, uniques, counters and rollups in one statement -------
+
+# The one PostgreSQL implementation of recording, for the gate and for batch ingestion:
+# the events (inserted, duplicates skipped), then only the new events' contributions:
+# distinct values, counters (conditionally, within each counter's limit), rollups. Every
+# part is combined in SQL the way services/usage/aggregation.py folds in Python, and the
+# parts run in the writers' one lock order (events by id, uniques, counters by meter and
+# newest period first, then rollups; add, larger, newer): each part waits for the one
+# before it (a scalar subquery on it), and the final SELECT reads them in that order.
+_NO_LIMIT_SQL = str(NO_LIMIT)
+_COMBINE_SQL = {
+    aggregation.ADD: "value = {t}.value + excluded.value",
+    aggregation.LARGER: "value = GREATEST({t}.value, excluded.value)",
+    aggregation.NEWER: ("value = CASE WHEN excluded.latest_at >= {t}.latest_at THEN excluded.value "
+                        "ELSE {t}.value END, latest_at = GREATEST({t}.latest_at, excluded.latest_at)"),
+}
+_WAYS = (aggregation.ADD, aggregation.LARGER, aggregation.NEWER)
+
+
+def _record_sql() -> str:
+    parts = ["""
+ev AS (
+  INSERT INTO usage_events (event_id, event_name, timestamp, properties, account_id, received_at)
+  SELECT r.event_id, r.event_name, r.timestamp, r.properties, :account_id, :received_at
+  FROM json_to_recordset(CAST(:events AS json))
+       AS r(event_id varchar, event_name varchar, timestamp timestamptz, properties json)
+  ON CONFLICT (account_id, event_id) DO NOTHING
+  RETURNING event_id),
+fresh AS (SELECT COALESCE(array_agg(event_id), '{}') AS ids FROM ev),
+uq AS (
+  INSERT INTO usage_uniques (account_id, meter_id, scope_start, scope, value_hash)
+  SELECT DISTINCT :account_id, u.m, u.s, u.sc, u.h
+  FROM json_to_recordset(CAST(:uniques AS json))
+       AS u(e varchar, m varchar, s timestamptz, sc varchar, h varchar)
+  WHERE u.e = ANY(CAST((SELECT ids FROM fresh) AS varchar[]))
+  ORDER BY 2, 3, 4, 5
+  ON CONFLICT DO NOTHING
+  RETURNING meter_id, scope_start, scope),
+lim AS (SELECT * FROM json_to_recordset(CAST(:limits AS json)) AS l(m varchar, s timestamptz, l bigint)),
+cell AS (
+  SELECT c.t, c.m, c.s, c.w, c.v, c.at, c.o
+  FROM json_to_recordset(CAST(:cells AS json))
+       AS c(e varchar, t text, m varchar, s timestamptz, w text, v bigint, at timestamptz, o int)
+  WHERE c.e = ANY(CAST((SELECT ids FROM fresh) AS varchar[]))
+  UNION ALL
+  SELECT CASE uq.scope WHEN 'hour' THEN 'r' ELSE 'c' END, uq.meter_id, uq.scope_start, 'add', 1,
+         NULL, 0
+  FROM uq),
+agg AS (
+  SELECT t, m, s, w, count(*) AS n, CASE WHEN w = 'newer' THEN max(at) END AS at,
+         CASE w WHEN 'add' THEN sum(v)::bigint WHEN 'larger' THEN max(v)
+                ELSE (array_agg(v ORDER BY at, o))[count(*)] END AS v
+  FROM cell GROUP BY t, m, s, w)"""]
+    previous = "uq"
+    for table, kind, start in (("usage_counters", "c", "period_start"),
+                               ("usage_rollups", "r", "bucket_start")):
+        for way in _WAYS:
+            name = f"{kind}_{way}"
+            events_col = ", events" if kind == "r" else ""
+            events_val = ", a.n" if kind == "r" else ""
+            assign = _COMBINE_SQL[way].format(t=table)
+            if kind == "r":
+                assign += f", events = {table}.events + excluded.events"
+            within = ""
+            if kind == "c" and way == aggregation.ADD:  # the gate's limits (none for a batch)
+                within = (f" WHERE {table}.value + excluded.value <= COALESCE((SELECT lim.l FROM lim "
+                          f"WHERE lim.m = {table}.meter_id AND lim.s = {table}.period_start), "
+                          f"{_NO_LIMIT_SQL})")
+            parts.append(f"""
+{name} AS (
+  INSERT INTO {table} (account_id, meter_id, {start}, value, latest_at{events_col})
+  SELECT :account_id, a.m, a.s, a.v, a.at{events_val}
+  FROM agg a LEFT JOIN lim ON lim.m = a.m AND lim.s = a.s AND a.t = 'c'
+  WHERE a.t = '{kind}' AND a.w = '{way}' AND a.v <= COALESCE(lim.l, {_NO_LIMIT_SQL})
+    AND (SELECT count(*) FROM {previous}) >= 0
+  ORDER BY a.m, a.s DESC
+  ON CONFLICT (account_id, meter_id, {start}) DO UPDATE SET {assign}{within}
+  RETURNING meter_id, {start} AS s, value)""")
+            previous = name
+    counters = " UNION ALL ".join(f"SELECT * FROM c_{way}" for way in _WAYS)
+    rollups = ", ".join(f"(SELECT count(*) FROM r_{way})" for way in _WAYS)
+    return ("WITH" + ",".join(parts) + f"""
+SELECT (SELECT ids FROM fresh),
+       (SELECT json_agg(json_build_array(c.meter_id, c.s, c.value, a.v))
+        FROM ({counters}) c JOIN agg a ON a.t = 'c' AND a.m = c.meter_id AND a.s = c.s),
+       {rollups}""")
+
+
+_RECORD = text(_record_sql())
+
+
+@dataclass
+class Recorded:
+    """What one recording statement did: the ids that were new (the rest were recorded
+    before), and each counter it moved, by (meter id, period start): (added, new value).
+    A limited counter that is missing was refused (its limit could not take the call)."""
+
+    new_ids: set[str]
+    counters: dict[tuple[str, datetime], tuple[int, int]]
+
+
+def record(account_id: str, events: list[dict[str, Any]], cells: list[dict[str, Any]],
+           uniques: list[dict[str, Any]],
+           limits: dict[tuple[str, datetime], int] | None = None) -> Recorded:
+    """PostgreSQL only: insert `events` (dicts of event_id, event_name, timestamp,
+    properties; in id order), and fold the new ones' `cells` (e: event id, t: "c" counter
+    or "r" rollup, m: meter id, s: period or bucket start, w: way of combining, v: value,
+    at: the event's time, o: its position) and `uniques` (e, m, s, sc: "hour" or
+    "period", h: value hash) into the counters and rollups, in one statement. `limits`:
+    counters moved only if they stay within these values (the gate)."""
+    def stamp(rows: list[dict[str, Any]], *names: str) -> str:
+        for row in rows:
+            for name in names:
+                value = row[name]
+                if value is not None:
+                    row[name] = value.isoformat()
+        return json.dumps(rows)
+
+    lim = [{"m": m, "s": s.isoformat(), "l": v} for (m, s), v in (limits or {}).items()]
+    row = db.session.execute(_RECORD, {
+        "account_id": account_id, "received_at": utcnow(),
+        "events": stamp(events, "timestamp"), "cells": stamp(cells, "s", "at"),
+        "uniques": stamp(uniques, "s"), "limits": json.dumps(lim)}).one()
+    moved = {(m, datetime.fromisoformat(s)): (int(added), int(value))
+             for m, s, value, added in (row[1] or [])}
+    return Recorded(set(row[0]), moved)
