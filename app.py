@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 import models  # noqa: F401  (registers every model with SQLAlchemy and Alembic)
-from extensions import csrf, db, limiter, login_manager, migrate
+from extensions import csrf, db, limiter, login_manager, migrate, ping_when_idle
 from interfaces import cli, jobs
 from services import uow
 from services.billing import gateway as stripe_gateway
@@ -77,7 +77,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = _SessionInterface()
     app.json.sort_keys = False  # type: ignore[attr-defined]  (answers keep the documented order)
 
+    # pool_pre_ping, but only for connections idle a second or more (extensions.py).
+    engine_options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    ping = engine_options.pop("pool_pre_ping", False)
     db.init_app(app)
+    if ping:
+        with app.app_context():
+            ping_when_idle(db.engine)
     uow.init_app(app)  # first after_request hook, so it runs last: the request's one commit
     jobs.init_app(app)  # after-commit delivery of the outbox
     migrate.init_app(app, db)
@@ -101,6 +107,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                    webhooks, wallets):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
+    api.cache_keys(app)  # per-process API keys, when rate limits live in Redis
     csrf.exempt(webhooks.bp)
     errors.init_app(app)
     cli.init_app(app)

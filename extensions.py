@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -12,6 +13,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from limits.storage import RedisStorage
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -41,8 +44,15 @@ limiter = Limiter(key_func=get_remote_address)
 # One Redis round trip per rate-limited request ------------------------------------
 
 # limits' own moving-window scripts, run as one: take the entries if the window has room
-# (acquire_moving_window.lua), then count the window (moving_window.lua).
+# (acquire_moving_window.lua), then count the window (moving_window.lua). It also reads the
+# API key generation (services/identity/key_cache.py, KEYS[2]): when the request's key was
+# cached under another one (ARGV[5]), it takes nothing and says so (-1), and the key is read
+# again from the database before the limit is taken.
 _ACQUIRE_AND_COUNT = """
+local generation = tonumber(redis.call('get', KEYS[2]) or '0')
+if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= generation then
+    return {-1, '0', 0, generation}
+end
 local timestamp, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local expiry, amount = tonumber(ARGV[3]), tonumber(ARGV[4])
 local acquired = 0
@@ -62,10 +72,25 @@ while low <= high do
     if value and value >= timestamp - expiry then index = mid; low = mid + 1 else high = mid - 1 end
 end
 if index then
-    return {acquired, tostring(redis.call('lindex', KEYS[1], index)), index + 1}
+    return {acquired, tostring(redis.call('lindex', KEYS[1], index)), index + 1, generation}
 end
-return {acquired, tostring(timestamp), 0}
+return {acquired, tostring(timestamp), 0, generation}
 """
+
+
+class KeyGeneration:
+    """What the rate limiter's round trip tells the API key cache (set by the app when it
+    caches keys): expected() the request's generation, or None; seen(generation,
+    confirmed); stale() reads the request's key again."""
+
+    def expected(self) -> int | None:
+        return None
+
+    def seen(self, generation: int, *, confirmed: bool) -> None:
+        pass
+
+    def stale(self) -> None:
+        pass
 
 
 class OneTripRedisStorage(RedisStorage):
@@ -81,9 +106,16 @@ class OneTripRedisStorage(RedisStorage):
     STORAGE_SCHEME = ["tally+redis", "tally+rediss", "tally+redis+unix"]
     _FRESH_FOR = 1.0  # seconds; a request reads its window right after taking its entry
 
+    GENERATION_KEY = "api-key-generation"
+
     def __init__(self, uri: str, **options: object) -> None:
         super().__init__(uri.removeprefix("tally+"), **options)  # type: ignore[arg-type]
         self._last = threading.local()
+        self.keys: KeyGeneration = KeyGeneration()
+
+    def bump_generation(self) -> None:
+        """Add one to the API key generation (a key or an account changed)."""
+        self.get_connection().incrby(self.prefixed_key(self.GENERATION_KEY), 1)
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
@@ -91,8 +123,17 @@ class OneTripRedisStorage(RedisStorage):
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         prefixed = self.prefixed_key(key)
-        acquired, oldest, count = self.lua_acquire_and_count(
-            [prefixed], [time.time(), limit, expiry, amount])
+        keys = [prefixed, self.prefixed_key(self.GENERATION_KEY)]
+        expected = self.keys.expected()
+        acquired, oldest, count, generation = self.lua_acquire_and_count(
+            keys, [time.time(), limit, expiry, amount, "" if expected is None else expected])
+        if acquired == -1:  # the request's cached key may have changed: read it, then take
+            self.keys.seen(int(generation), confirmed=False)
+            self.keys.stale()
+            acquired, oldest, count, generation = self.lua_acquire_and_count(
+                keys, [time.time(), limit, expiry, amount, ""])
+            expected = None
+        self.keys.seen(int(generation), confirmed=expected is not None)
         self._last.window = (prefixed, limit, expiry, time.monotonic(), float(oldest), int(count))
         return bool(acquired)
 
@@ -103,3 +144,33 @@ class OneTripRedisStorage(RedisStorage):
                 and time.monotonic() - last[3] < self._FRESH_FOR:
             return last[4], last[5]
         return super().get_moving_window(key, limit, expiry)
+
+
+# Pinging pooled connections only when they may have gone stale ---------------------
+
+PING_AFTER_IDLE = 1.0  # seconds
+
+
+def ping_when_idle(engine: Engine, after: float = PING_AFTER_IDLE) -> None:
+    """SQLAlchemy's pool_pre_ping, for connections idle `after` seconds or more.
+
+    pool_pre_ping sends `SELECT 1` at every checkout: one of the gate's round trips on
+    every call. A connection checked in less than a second ago was working then; one
+    idle longer (a database restart, a proxy's idle timeout, a terminated backend) is
+    pinged, and replaced if the ping fails (the pool retries the checkout with a new
+    connection). A connection that dies within the second fails its request, which
+    invalidates the pool's connections as it always did.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["tally_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get("tally_checked_in", float("-inf")) < after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("ping failed") from exc

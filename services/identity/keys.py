@@ -21,6 +21,7 @@ from models.base import utcnow
 from models.keys import KIND_ACCOUNT, KIND_STAFF
 from services import uow
 from services.errors import InvalidInput, NotFound, Unauthorized
+from services.identity import key_cache
 from services.pagination import Page, paginate
 
 KEY_PREFIX = "tly_"
@@ -75,9 +76,13 @@ _BY_HASH = (select(ApiKey).outerjoin(ApiKey.account).options(contains_eager(ApiK
             .where(ApiKey.key_hash == bindparam("key_hash")))
 
 
-def authenticate(plaintext: str | None) -> ApiKey:
+def authenticate(plaintext: str | None, *, cached: bool = False) -> ApiKey:
     """The active key for this plaintext (with `key.account` loaded), or Unauthorized.
-    Touches last_used_at (at most once a LAST_USED_RESOLUTION)."""
+    Touches last_used_at (at most once a LAST_USED_RESOLUTION).
+
+    `cached`: the key may come from this process's cache (services/identity/key_cache.py),
+    detached from the session, to be confirmed by the rate limiter's round trip; for
+    requests that only read the key and its account."""
     if not plaintext:
         raise Unauthorized(
             "Send your API key in the X-Api-Key header or as Authorization: Bearer <key>.",
@@ -86,13 +91,28 @@ def authenticate(plaintext: str | None) -> ApiKey:
     if not _KEY_RE.match(plaintext):
         raise Unauthorized("That is not a Tally API key (they start with tly_).",
                            code="invalid_api_key")
-    key = db.session.execute(_BY_HASH, {"key_hash": hash_key(plaintext)}).scalar_one_or_none()
+    key_hash = hash_key(plaintext)
+    generation = None
+    if cached:
+        hit = key_cache.get(key_hash)
+        if hit is not None:
+            return hit
+        generation = key_cache.generation_before_read()
+    key = db.session.execute(_BY_HASH, {"key_hash": key_hash}).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
+        key_cache.forget(key_hash)
         raise Unauthorized("This API key is not valid: it was revoked, rotated or never existed.",
                            code="invalid_api_key")
-    now = utcnow()
+    now = used = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    else:
+        used = key.last_used_at
+    if cached and generation is not None:
+        if key.account is not None:
+            db.session.expunge(key.account)
+        db.session.expunge(key)
+        key_cache.put(key_hash, key, generation, (used + LAST_USED_RESOLUTION).timestamp())
     return key
 
 

@@ -198,7 +198,6 @@ def _take_statement(dialect_name: str) -> Any:
 # parts run in the writers' one lock order (events by id, uniques, counters by meter and
 # newest period first, then rollups; add, larger, newer): each part waits for the one
 # before it (a scalar subquery on it), and the final SELECT reads them in that order.
-_NO_LIMIT_SQL = str(NO_LIMIT)
 _COMBINE_SQL = {
     aggregation.ADD: "value = {t}.value + excluded.value",
     aggregation.LARGER: "value = GREATEST({t}.value, excluded.value)",
@@ -208,76 +207,74 @@ _COMBINE_SQL = {
 _WAYS = (aggregation.ADD, aggregation.LARGER, aggregation.NEWER)
 
 
-def _record_sql() -> str:
+@functools.cache
+def _record_statement(ways: tuple[str, ...]) -> Any:
+    """The statement for batches whose cells combine in these ways: a part per table and
+    way present (short enough for psycopg to cache its parsing, and built once)."""
     parts = ["""
 ev AS (
-  INSERT INTO usage_events (event_id, event_name, timestamp, properties, account_id, received_at)
-  SELECT r.event_id, r.event_name, r.timestamp, r.properties, :account_id, :received_at
-  FROM json_to_recordset(CAST(:events AS json))
-       AS r(event_id varchar, event_name varchar, timestamp timestamptz, properties json)
-  ON CONFLICT (account_id, event_id) DO NOTHING
-  RETURNING event_id),
+ INSERT INTO usage_events (event_id, event_name, timestamp, properties, account_id, received_at)
+ SELECT r.event_id, r.event_name, r.timestamp, r.properties, :account_id, :received_at
+ FROM json_to_recordset(CAST(:events AS json))
+  AS r(event_id varchar, event_name varchar, timestamp timestamptz, properties json)
+ ON CONFLICT (account_id, event_id) DO NOTHING RETURNING event_id),
 fresh AS (SELECT COALESCE(array_agg(event_id), '{}') AS ids FROM ev),
 uq AS (
-  INSERT INTO usage_uniques (account_id, meter_id, scope_start, scope, value_hash)
-  SELECT DISTINCT :account_id, u.m, u.s, u.sc, u.h
-  FROM json_to_recordset(CAST(:uniques AS json))
-       AS u(e varchar, m varchar, s timestamptz, sc varchar, h varchar)
-  WHERE u.e = ANY(CAST((SELECT ids FROM fresh) AS varchar[]))
-  ORDER BY 2, 3, 4, 5
-  ON CONFLICT DO NOTHING
-  RETURNING meter_id, scope_start, scope),
+ INSERT INTO usage_uniques (account_id, meter_id, scope_start, scope, value_hash)
+ SELECT DISTINCT :account_id, u.m, u.s, u.sc, u.h
+ FROM json_to_recordset(CAST(:uniques AS json))
+  AS u(e varchar, m varchar, s timestamptz, sc varchar, h varchar)
+ WHERE u.e = ANY(CAST((SELECT ids FROM fresh) AS varchar[])) ORDER BY 2, 3, 4, 5
+ ON CONFLICT DO NOTHING RETURNING meter_id, scope_start, scope),
 lim AS (SELECT * FROM json_to_recordset(CAST(:limits AS json)) AS l(m varchar, s timestamptz, l bigint)),
 cell AS (
-  SELECT c.t, c.m, c.s, c.w, c.v, c.at, c.o
-  FROM json_to_recordset(CAST(:cells AS json))
-       AS c(e varchar, t text, m varchar, s timestamptz, w text, v bigint, at timestamptz, o int)
-  WHERE c.e = ANY(CAST((SELECT ids FROM fresh) AS varchar[]))
-  UNION ALL
-  SELECT CASE uq.scope WHEN 'hour' THEN 'r' ELSE 'c' END, uq.meter_id, uq.scope_start, 'add', 1,
-         NULL, 0
-  FROM uq),
+ SELECT c.t, c.m, c.s, c.w, c.v, c.at, c.o
+ FROM json_to_recordset(CAST(:cells AS json))
+  AS c(e varchar, t text, m varchar, s timestamptz, w text, v bigint, at timestamptz, o int)
+ WHERE c.e = ANY(CAST((SELECT ids FROM fresh) AS varchar[]))
+ UNION ALL
+ SELECT CASE uq.scope WHEN 'hour' THEN 'r' ELSE 'c' END, uq.meter_id, uq.scope_start, 'add', 1, NULL, 0
+ FROM uq),
 agg AS (
-  SELECT t, m, s, w, count(*) AS n, CASE WHEN w = 'newer' THEN max(at) END AS at,
-         CASE w WHEN 'add' THEN sum(v)::bigint WHEN 'larger' THEN max(v)
-                ELSE (array_agg(v ORDER BY at, o))[count(*)] END AS v
-  FROM cell GROUP BY t, m, s, w)"""]
+ SELECT t, m, s, w, count(*) AS n, CASE WHEN w = 'newer' THEN max(at) END AS at,
+  CASE w WHEN 'add' THEN sum(v)::bigint WHEN 'larger' THEN max(v)
+   ELSE (array_agg(v ORDER BY at, o))[count(*)] END AS v
+ FROM cell GROUP BY t, m, s, w)"""]
     previous = "uq"
+    counters: list[str] = []
+    rollups: list[str] = []
     for table, kind, start in (("usage_counters", "c", "period_start"),
                                ("usage_rollups", "r", "bucket_start")):
-        for way in _WAYS:
+        for way in ways:
             name = f"{kind}_{way}"
-            events_col = ", events" if kind == "r" else ""
-            events_val = ", a.n" if kind == "r" else ""
             assign = _COMBINE_SQL[way].format(t=table)
             if kind == "r":
+                columns, values, source = ", events", ", a.n", "agg a WHERE"
                 assign += f", events = {table}.events + excluded.events"
-            within = ""
-            if kind == "c" and way == aggregation.ADD:  # the gate's limits (none for a batch)
-                within = (f" WHERE {table}.value + excluded.value <= COALESCE((SELECT lim.l FROM lim "
-                          f"WHERE lim.m = {table}.meter_id AND lim.s = {table}.period_start), "
-                          f"{_NO_LIMIT_SQL})")
+            else:  # a counter moves only within its limit (the gate's; none for a batch)
+                columns, values = "", ""
+                source = (f"agg a LEFT JOIN lim ON lim.m = a.m AND lim.s = a.s "
+                          f"WHERE a.v <= COALESCE(lim.l, {NO_LIMIT}) AND")
+                if way == aggregation.ADD:
+                    assign += (f" WHERE {table}.value + excluded.value <= COALESCE((SELECT lim.l"
+                               f" FROM lim WHERE lim.m = {table}.meter_id AND lim.s = "
+                               f"{table}.period_start), {NO_LIMIT})")
             parts.append(f"""
 {name} AS (
-  INSERT INTO {table} (account_id, meter_id, {start}, value, latest_at{events_col})
-  SELECT :account_id, a.m, a.s, a.v, a.at{events_val}
-  FROM agg a LEFT JOIN lim ON lim.m = a.m AND lim.s = a.s AND a.t = 'c'
-  WHERE a.t = '{kind}' AND a.w = '{way}' AND a.v <= COALESCE(lim.l, {_NO_LIMIT_SQL})
-    AND (SELECT count(*) FROM {previous}) >= 0
-  ORDER BY a.m, a.s DESC
-  ON CONFLICT (account_id, meter_id, {start}) DO UPDATE SET {assign}{within}
-  RETURNING meter_id, {start} AS s, value)""")
+ INSERT INTO {table} (account_id, meter_id, {start}, value, latest_at{columns})
+ SELECT :account_id, a.m, a.s, a.v, a.at{values} FROM {source}
+  a.t = '{kind}' AND a.w = '{way}' AND (SELECT count(*) FROM {previous}) >= 0
+ ORDER BY a.m, a.s DESC
+ ON CONFLICT (account_id, meter_id, {start}) DO UPDATE SET {assign}
+ RETURNING meter_id, {start} AS s, value)""")
+            (counters if kind == "c" else rollups).append(name)
             previous = name
-    counters = " UNION ALL ".join(f"SELECT * FROM c_{way}" for way in _WAYS)
-    rollups = ", ".join(f"(SELECT count(*) FROM r_{way})" for way in _WAYS)
-    return ("WITH" + ",".join(parts) + f"""
-SELECT (SELECT ids FROM fresh),
-       (SELECT json_agg(json_build_array(c.meter_id, c.s, c.value, a.v))
-        FROM ({counters}) c JOIN agg a ON a.t = 'c' AND a.m = c.meter_id AND a.s = c.s),
-       {rollups}""")
-
-
-_RECORD = text(_record_sql())
+    moved = " UNION ALL ".join(f"SELECT * FROM {name}" for name in counters) or (
+        "SELECT NULL AS meter_id, NULL AS s, NULL AS value WHERE false")
+    done = "".join(f", (SELECT count(*) FROM {name})" for name in rollups)
+    return text("WITH" + ",".join(parts) + f"""
+SELECT (SELECT ids FROM fresh), (SELECT json_agg(json_build_array(c.meter_id, c.s, c.value, a.v))
+ FROM ({moved}) c JOIN agg a ON a.t = 'c' AND a.m = c.meter_id AND a.s = c.s){done}""")
 
 
 @dataclass
@@ -308,7 +305,9 @@ def record(account_id: str, events: list[dict[str, Any]], cells: list[dict[str, 
         return json.dumps(rows)
 
     lim = [{"m": m, "s": s.isoformat(), "l": v} for (m, s), v in (limits or {}).items()]
-    row = db.session.execute(_RECORD, {
+    ways = {cell["w"] for cell in cells} | ({aggregation.ADD} if uniques else set())
+    statement = _record_statement(tuple(w for w in _WAYS if w in ways))
+    row = db.session.execute(statement, {
         "account_id": account_id, "received_at": utcnow(),
         "events": stamp(events, "timestamp"), "cells": stamp(cells, "s", "at"),
         "uniques": stamp(uniques, "s"), "limits": json.dumps(lim)}).one()

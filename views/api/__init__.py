@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, request
 
-from extensions import db, limiter
+from extensions import KeyGeneration, OneTripRedisStorage, db, limiter
 from models import Account, ApiKey, User
 from models.audit import VIA_API
 from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
 from services import uow
 from services.billing import plans
 from services.errors import Forbidden, InvalidInput, NotFound, TallyError
-from services.identity import keys
+from services.identity import key_cache, keys
 from services.identity import wallets as wallet_auth
 from services.staff.audit import Actor
 from views import request_guard
@@ -62,6 +62,11 @@ def _wallet_key(header: str) -> ApiKey:
     return key
 
 
+# Endpoints that only read the key and its account: their key may come from the
+# process's cache, confirmed by the rate limiter's Redis round trip (key_cache).
+CACHED_KEY_ENDPOINTS = {"api.authorize", "api.events"}
+
+
 def current_key() -> ApiKey:
     """The request's active key, looked up once per request (401 otherwise); without a key,
     an X-Wallet-Auth signature of a linked wallet (services/identity/wallets.py)."""
@@ -71,7 +76,8 @@ def current_key() -> ApiKey:
         if presented is None and signed:
             g.api_key = _wallet_key(signed)
         else:
-            g.api_key = keys.authenticate(presented)
+            cached = request.endpoint in CACHED_KEY_ENDPOINTS and key_cache.enabled()
+            g.api_key = keys.authenticate(presented, cached=cached)
         if uow.has_written():  # the key's last-used time, or a wallet signature used up: their
             uow.commit()       # own unit, before the request's work (which may call Stripe,
                                # never from a transaction that wrote)
@@ -98,11 +104,46 @@ def require_key(kinds: tuple[str, ...]) -> ApiKey:
     """The request's key, if it is of one of these kinds (403 `key_scope` otherwise); sets
     `g.account` for account and usage keys."""
     key = current_key()
+    if key_cache.expected() is not None and not key_cache.confirmed():
+        reload_key()  # the rate limiter did not confirm the cached key (no limit applied)
+        key = current_key()
     if key.kind not in kinds:
         raise Forbidden(_SCOPE_MESSAGES[key.kind], code="key_scope")
     if key.account_id is not None:
         g.account = key_account(key)
     return key
+
+
+def reload_key() -> None:
+    """Read the request's key from the database again (401 if it is no longer valid)."""
+    g.pop("api_key", None)
+    g.pop("key_generation", None)
+    g.api_key = keys.authenticate(_presented_key())
+    if uow.has_written():
+        uow.commit()
+
+
+class _Generation(KeyGeneration):
+    """The rate limiter's round trip confirms or refuses the request's cached key."""
+
+    def expected(self) -> int | None:
+        return key_cache.expected()
+
+    def seen(self, generation: int, *, confirmed: bool) -> None:
+        key_cache.seen(generation, confirmed=confirmed)
+
+    def stale(self) -> None:
+        key_cache.stale()
+
+
+def cache_keys(app: Flask) -> None:
+    """Cache API keys per process when rate limits live in Redis (the round trip that
+    takes the limit also says whether a cached key is still good)."""
+    with app.app_context():
+        storage = limiter.storage
+    if isinstance(storage, OneTripRedisStorage):
+        storage.keys = _Generation()
+        key_cache.enable(app, storage.bump_generation, reload_key)
 
 
 ACCOUNT_KEY = (KIND_ACCOUNT,)

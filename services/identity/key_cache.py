@@ -1,0 +1,203 @@
+"""A per-process cache of API keys for the gate, exact across workers.
+
+Every gate call used to read its key and account from PostgreSQL, so that a key revoked
+or rotated by one worker is refused by every worker at once. Here each process keeps the
+keys it has seen, and a **generation** number in Redis says whether they are still good:
+
+- Every commit that changes an API key (revoked, rotated, deleted) or what the gate reads
+  of an account (its tier, time zone, price plan, spend cap, alert thresholds...; not its
+  balance, which the gate reads in SQL) adds one to the generation (`bump`, from the
+  session's after-commit hook, so before the call that made the change returns).
+- The rate limiter's one Redis round trip (extensions.OneTripRedisStorage) also reads the
+  generation, and compares it with the one the cached key was read under: if they differ
+  it takes no rate-limit entry, and the key is read again from PostgreSQL (a revoked key
+  is then a 401, as before).
+- A key enters the cache under the generation seen *before* it was read from the
+  database, so a change committed while it was being read is caught too.
+- An entry lasts at most LAST_USED_RESOLUTION after the key's `last_used_at`: then the
+  database read, which also touches `last_used_at`, happens again. That also bounds how
+  long a change made outside the app (by hand, in SQL) can go unseen.
+
+Only endpoints that read the key and its account (never change them) use the cache
+(views/api: the gate and event ingestion), and only when the rate limiter stores its
+windows in Redis (several processes share it); anywhere else every request reads its key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, g, has_app_context
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import InstanceState, ORMExecuteState, Session, SessionTransaction
+
+from models import Account, ApiKey
+
+log = logging.getLogger(__name__)
+
+# Account columns the gate never reads from the cached account (money moves in SQL).
+_NOT_CACHED = frozenset({"balance", "pending_usage"})
+_CHANGED = "tally_keys_changed"  # session.info: this transaction changed a key or an account
+_EXTENSION = "tally.key_cache"
+_MAX_ENTRIES = 10_000
+
+
+class KeyCache:
+    """One app's cached keys (app.extensions), and how to move the generation in Redis."""
+
+    def __init__(self, bumper: Callable[[], None], reload: Callable[[], None]) -> None:
+        self.bumper, self.reload = bumper, reload
+        self.entries: dict[str, tuple[int, float, ApiKey]] = {}  # hash: (generation, until, key)
+        self.last_seen: int | None = None  # the newest generation any thread here has read
+
+
+def enable(app: Flask, bumper: Callable[[], None], reload: Callable[[], None]) -> None:
+    """Cache keys in this app (when its rate limits live in Redis): `bumper` adds one to
+    the generation in Redis, `reload` reads the current request's key from the database
+    again (the rate limiter calls it when the generation moved)."""
+    app.extensions[_EXTENSION] = KeyCache(bumper, reload)
+
+
+def _cache() -> KeyCache | None:
+    if not has_app_context():
+        return None
+    cache: KeyCache | None = current_app.extensions.get(_EXTENSION)
+    return cache
+
+
+def enabled() -> bool:
+    """Whether this app caches keys."""
+    return _cache() is not None
+
+
+def get(key_hash: str) -> ApiKey | None:
+    """The cached key for this hash, to be confirmed by the rate limiter's round trip; or
+    None. Records the generation the request expects."""
+    cache = _cache()
+    entry = cache.entries.get(key_hash) if cache is not None else None
+    if cache is None or entry is None:
+        return None
+    if time.time() >= entry[1]:
+        cache.entries.pop(key_hash, None)
+        return None
+    g.key_generation = entry[0]
+    return entry[2]
+
+
+def generation_before_read() -> int | None:
+    """The generation to cache a key under that is about to be read from the database."""
+    cache = _cache()
+    return cache.last_seen if cache is not None else None
+
+
+def put(key_hash: str, key: ApiKey, generation: int | None, until: float) -> None:
+    """Keep `key` (detached, with its account) until `until` (a Unix time)."""
+    cache = _cache()
+    if cache is None or generation is None:
+        return
+    if len(cache.entries) >= _MAX_ENTRIES:
+        cache.entries.clear()
+    cache.entries[key_hash] = (generation, until, key)
+
+
+def forget(key_hash: str) -> None:
+    """Drop a key from this process's cache."""
+    cache = _cache()
+    if cache is not None:
+        cache.entries.pop(key_hash, None)
+
+
+def expected() -> int | None:
+    """The generation the request's cached key was read under (None: it is not cached)."""
+    if not has_app_context():
+        return None
+    value: int | None = g.get("key_generation")
+    return value
+
+
+def seen(generation: int, *, confirmed: bool) -> None:
+    """The rate limiter's round trip read `generation`; `confirmed`: it is the one the
+    request's cached key was read under, so the key is good."""
+    cache = _cache()
+    if cache is None:
+        return
+    cache.last_seen = generation
+    if confirmed:
+        g.key_confirmed = True
+
+
+def stale() -> None:
+    """The generation moved since the request's cached key was read: read it again."""
+    cache = _cache()
+    g.pop("key_generation", None)
+    if cache is not None:
+        cache.entries.clear()
+        cache.reload()
+
+
+def confirmed() -> bool:
+    """Whether the rate limiter confirmed the request's cached key."""
+    return bool(g.get("key_confirmed"))
+
+
+def bump() -> None:
+    """Add one to the generation: every process drops its cached keys at its next call."""
+    cache = _cache()
+    if cache is None:
+        return
+    cache.entries.clear()
+    try:
+        cache.bumper()
+    except Exception:  # Redis down: the limiter's round trip fails too, so no key is served
+        log.exception("could not move the API key generation in Redis")
+
+
+# Tracking changes --------------------------------------------------------------------
+
+
+def _changes_gate_columns(table: str, columns: set[str]) -> bool:
+    if table == "api_keys":
+        return bool(columns - {"last_used_at"})  # a key's use is not a change of the key
+    return table == "accounts" and bool(columns - _NOT_CACHED)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _track_statement(state: ORMExecuteState) -> None:
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(getattr(state.statement, "table", None), "name", None)
+    if table not in ("api_keys", "accounts"):
+        return
+    values: dict[Any, Any] = getattr(state.statement, "_values", None) or {}
+    columns = {getattr(c, "key", str(c)) for c in values}
+    if state.is_delete or not columns or _changes_gate_columns(table, columns):
+        state.session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "before_flush")
+def _track_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    for obj in session.deleted:
+        if isinstance(obj, ApiKey | Account):
+            session.info[_CHANGED] = True
+    for obj in session.dirty:
+        if isinstance(obj, ApiKey | Account):
+            state: InstanceState[Any] = inspect(obj)
+            columns = {c.key for c in state.mapper.column_attrs}  # not relationships
+            changed = {a.key for a in state.attrs if a.key in columns and a.history.has_changes()}
+            if _changes_gate_columns("api_keys" if isinstance(obj, ApiKey) else "accounts", changed):
+                session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _bump_after_commit(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        bump()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_change(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_CHANGED, None)
