@@ -92,7 +92,12 @@ def main() -> None:
     }
     modes = {"close": {"Connection": "close"}, "keep-alive": {}}
     runs = {(name, mode): Run() for mode in modes for name in routes}
-    with _common.seeded_database(args.db) as (_, env, demo):
+    with _common.seeded_database(args.db) as (db_url, env, demo):
+        import psycopg
+
+        with psycopg.connect(db_url, autocommit=True) as conn:  # the floor route's table
+            conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, "
+                         "at timestamptz NOT NULL DEFAULT now())")
         routes["authorize"][1]["X-Api-Key"] = routes["floor"][1]["X-Api-Key"] = demo["api_key"]
         with _common.gunicorn(env, workers=args.workers, app_spec="bench.gate_app:app",
                               profile=args.profile) as (host, port, pid):

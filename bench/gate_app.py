@@ -36,9 +36,7 @@ def _floor_connections() -> tuple[redis.Redis, psycopg.Connection]:
     """One Redis client and one PostgreSQL connection per worker, made after the fork."""
     if _floor.get("pid") != os.getpid():
         url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        conn = psycopg.connect(url, autocommit=True)
-        conn.execute("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, "
-                     "at timestamptz NOT NULL DEFAULT now())")
+        conn = psycopg.connect(url, autocommit=True)  # bench_floor: made by gate.py
         _floor.update(pid=os.getpid(), redis=redis.Redis.from_url(os.environ["REDIS_URL"]), pg=conn)
     return _floor["redis"], _floor["pg"]  # type: ignore[return-value]
 

@@ -270,7 +270,7 @@ agg AS (
             (counters if kind == "c" else rollups).append(name)
             previous = name
     moved = " UNION ALL ".join(f"SELECT * FROM {name}" for name in counters) or (
-        "SELECT NULL AS meter_id, NULL AS s, NULL AS value WHERE false")
+        "SELECT NULL::varchar AS meter_id, NULL::timestamptz AS s, NULL::bigint AS value WHERE false")
     done = "".join(f", (SELECT count(*) FROM {name})" for name in rollups)
     return text("WITH" + ",".join(parts) + f"""
 SELECT (SELECT ids FROM fresh), (SELECT json_agg(json_build_array(c.meter_id, c.s, c.value, a.v))
@@ -304,6 +304,8 @@ def record(account_id: str, events: list[dict[str, Any]], cells: list[dict[str, 
                     row[name] = value.isoformat()
         return json.dumps(rows)
 
+    if not events:
+        return Recorded(set(), {})
     lim = [{"m": m, "s": s.isoformat(), "l": v} for (m, s), v in (limits or {}).items()]
     ways = {cell["w"] for cell in cells} | ({aggregation.ADD} if uniques else set())
     statement = _record_statement(tuple(w for w in _WAYS if w in ways))
