@@ -18,6 +18,11 @@ keys it has seen, and a **generation** number in Redis says whether they are sti
   database read, which also touches `last_used_at`, happens again. That also bounds how
   long a change made outside the app (by hand, in SQL) can go unseen.
 
+One call is served under the old values after a plan change: the call that finds the
+generation moved still takes its rate-limit entry against the limit resolved from the
+cached account (the entry is taken; only its ceiling is the old plan's). Limits, caps and
+credit are read in SQL or from the account read again, so they are exact.
+
 Only endpoints that read the key and its account (never change them) use the cache
 (views/api: the gate and event ingestion), and only when the rate limiter stores its
 windows in Redis (several processes share it); anywhere else every request reads its key.
