@@ -25,6 +25,7 @@ from services import uow
 from services.billing import gateway as stripe_gateway
 from services.billing import plans
 from views import (
+    account,
     api,
     api_docs,
     auth,
@@ -32,9 +33,12 @@ from views import (
     errors,
     filters,
     keys,
+    members_page,
+    membership,
     pages,
     request_guard,
     staff,
+    two_factor,
     wallets,
     webhooks,
 )
@@ -103,13 +107,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     stripe_gateway.init_app(app)
     plans.init_app(app)
 
-    for module in (auth, pages, keys, billing, staff, staff_billing, staff_pricing, api, api_docs,
-                   webhooks, wallets):
+    for module in (auth, account, members_page, two_factor, pages, keys, billing, staff, staff_billing,
+                   staff_pricing, api, api_docs, webhooks, wallets):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
     api.cache_keys(app)  # per-process API keys, when rate limits live in Redis
     csrf.exempt(webhooks.bp)
     errors.init_app(app)
+    two_factor.init_app(app)
+    membership.init_app(app)
     cli.init_app(app)
 
     filters.init_app(app)

@@ -94,6 +94,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "LOGIN_RATE_LIMIT": env.get("TALLY_LOGIN_LIMIT") or "10/minute",
         # Sign-up attempts allowed per client IP.
         "SIGNUP_RATE_LIMIT": env.get("TALLY_SIGNUP_LIMIT") or "10/hour",
+        "RESET_RATE_LIMIT": env.get("TALLY_RESET_LIMIT") or "5/hour",
+        "STAFF_REQUIRE_TWO_FACTOR": env.get("TALLY_STAFF_REQUIRE_2FA", "").lower() in ("1", "true", "yes"),
         # A usage event whose properties (as compact JSON) are larger is rejected.
         "MAX_EVENT_PROPERTIES_BYTES": _int(env, "TALLY_MAX_EVENT_PROPERTIES_BYTES",
                                            DEFAULT_MAX_EVENT_PROPERTIES_BYTES),

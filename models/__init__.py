@@ -7,6 +7,7 @@ from models.grants import CreditGrant
 from models.idempotency import IdempotencyRecord
 from models.keys import ApiKey
 from models.ledger import LedgerEntry
+from models.members import Invitation, Membership, UserSession
 from models.outbox import OutboxMessage
 from models.payments import TopUp
 from models.pricing import PriceCharge, PricePlan, UsageCharge
@@ -16,8 +17,8 @@ from models.webhooks import WebhookEvent
 
 __all__ = [
     "Account", "ApiKey", "AuditEvent", "CreditGrant", "Customer", "IdempotencyRecord", "Impersonation",
-    "Invoice", "InvoiceLine", "LedgerEntry", "Meter", "OutboxMessage", "PriceCharge", "PricePlan",
-    "Subscription", "TopUp",
+    "Invitation", "Invoice", "InvoiceLine", "LedgerEntry", "Membership", "Meter", "OutboxMessage",
+    "PriceCharge", "PricePlan", "Subscription", "TopUp",
     "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageRollup", "UsageUnique",
-    "UsedWalletSignature", "User", "WalletLink", "WebhookEvent",
+    "UsedWalletSignature", "User", "UserSession", "WalletLink", "WebhookEvent",
 ]

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import DDL, JSON, BigInteger, ForeignKey, Index, String, event, func
+from sqlalchemy import DDL, JSON, BigInteger, ForeignKey, Index, String, event, false, func
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -32,6 +32,8 @@ class Customer(Model):
     # The last invoice number issued to this customer; bumped under a row lock so
     # numbers have no gaps (services/billing/invoices.py).
     invoice_seq: Mapped[int] = mapped_column(default=0)
+    # Set by an owner: every member must use two-factor authentication to log in.
+    require_two_factor: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     accounts: Mapped[list[Account]] = relationship(
@@ -90,9 +92,26 @@ class User(UserMixin, Model):
     # Part of every session's identity (see get_id): bumped at logout and at a password
     # change, which ends every session signed in before, on every device.
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When the email was proven (a link sent to it was opened); None: not yet.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A new address asked for, until its verification link is opened.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
+    # TOTP two-factor: the secret (encrypted, services/identity/two_factor.py), when it was
+    # turned on, and the hashes of the unused recovery codes.
+    totp_secret: Mapped[str | None] = mapped_column(String(300))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recovery_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     customer: Mapped[Customer | None] = relationship()
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.totp_enabled_at is not None
 
     @property
     def is_staff(self) -> bool:

@@ -22,6 +22,7 @@ VIA_CONSOLE = "console"  # a staff page
 VIA_API = "api"  # a staff API key
 VIA_IMPERSONATION = "impersonation"  # a customer page, viewed as the customer
 VIA_CLI = "cli"  # a flask command on the server
+VIA_MEMBER = "member"  # a customer's member on their own pages (named in meta.by)
 
 
 class AuditEvent(Model):

@@ -1,10 +1,13 @@
-"""Every route with an object in its path, as the object's owner, another customer,
-staff and an anonymous visitor: each gets the answer the rules give, and a refused
-request changes nothing.
+"""Every route with an object in its path, as the object's owner, a member of the
+owner's customer in each other role (admin, billing, developer, viewer), another
+customer, staff and an anonymous visitor: each gets the answer the rules give, and a
+refused request changes nothing. Then every other customer route (page or /v1) as a
+member of each role: refused (403, nothing changed) exactly when the role may not.
 
-Pages log in through the form; /v1 uses the role's API key (staff keys act on
-/v1/customers and /v1/accounts only). The table is checked against the app's url_map, so
-a new object route fails this test until it has a row.
+Pages log in through the form; /v1 uses the role's API key (an account key acts with the
+role of the member who created it; staff keys act on /v1/customers and /v1/accounts
+only). Both tables are checked against the app's url_map, so a new route fails this test
+until it has a row.
 """
 
 from __future__ import annotations
@@ -18,24 +21,65 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from extensions import db
-from models import Account, ApiKey, User, WebhookEvent
+from models import Account, ApiKey, Membership, User, WebhookEvent
 from models.base import utcnow
 from models.billing import INVOICE_RECEIPT
+from services import uow
 from services.billing import invoices
+from services.identity import keys, members
+from services.staff.audit import Actor
 from tests.conftest import csrf_token, login
+from tests.support.members import add_member
 from tests.support.staff import make_staff, staff_login
 from tests.support.state import snapshot
 from tests.support.wallets import Wallet
+from views.api.declare import declared_operation
 
-ROLES = ("anonymous", "other", "staff", "owner")  # the owner last: its actions may change things
+MEMBER_ROLES = ("viewer", "billing", "developer", "admin")
+# Refused roles first, the owner last: the actions of those allowed may change things.
+ROLES = ("anonymous", "other", "staff", *MEMBER_ROLES, "owner")
 
-OWNER_PAGE = {"owner": 200, "other": 404, "staff": 404, "anonymous": 302}
-STAFF_PAGE = {"owner": 404, "other": 404, "staff": 200, "anonymous": 302}
-STAFF_ACTION = {"owner": 404, "other": 404, "staff": 303, "anonymous": 302}
-OWNER_API = {"owner": 200, "other": 404, "staff": 403, "anonymous": 401}
-OWNER_OR_STAFF_API = {"owner": 200, "other": 404, "staff": 200, "anonymous": 401}
-STAFF_API = {"owner": 403, "other": 403, "staff": 200, "anonymous": 401}
-ANY_ACCOUNT_API = {"owner": 200, "other": 200, "staff": 403, "anonymous": 401}
+# What each role may do, as the issue states it (services/identity/members.py must agree).
+MAY = {
+    "owner": {"read", "keys.manage", "usage.record", "billing.pay", "billing.settings",
+              "members.manage", "members.ownership", "security.manage"},
+    "admin": {"read", "keys.manage", "usage.record", "billing.pay", "billing.settings",
+              "members.manage"},
+    "billing": {"read", "billing.pay", "billing.settings"},
+    "developer": {"read", "keys.manage", "usage.record"},
+    "viewer": {"read"},
+}
+
+
+def members_as(answers: dict[str, int], permission: str | None = None, *, refused: int = 403,
+               everyone: int | None = None) -> dict[str, int]:
+    """The answers, with each member role answering as the owner when it holds
+    `permission` and `refused` when not; or `everyone` for all of them (staff routes)."""
+    out = dict(answers)
+    for role in MEMBER_ROLES:
+        if everyone is not None:
+            out[role] = everyone
+        else:
+            assert permission is not None
+            out[role] = answers["owner"] if permission in MAY[role] else refused
+    return out
+
+
+OWNER_PAGE = members_as({"owner": 200, "other": 404, "staff": 404, "anonymous": 302}, "read")
+KEYS_ACTION = members_as({"owner": 200, "other": 404, "staff": 404, "anonymous": 302}, "keys.manage")
+MEMBERS_ACTION = members_as({"owner": 303, "other": 404, "staff": 404, "anonymous": 302},
+                            "members.manage")
+STAFF_PAGE = members_as({"owner": 404, "other": 404, "staff": 200, "anonymous": 302}, everyone=404)
+STAFF_ACTION = members_as({"owner": 404, "other": 404, "staff": 303, "anonymous": 302}, everyone=404)
+OWNER_API = members_as({"owner": 200, "other": 404, "staff": 403, "anonymous": 401}, "read")
+KEYS_API = members_as({"owner": 200, "other": 404, "staff": 403, "anonymous": 401}, "keys.manage")
+MEMBERS_API = members_as({"owner": 200, "other": 404, "staff": 403, "anonymous": 401},
+                         "members.manage")
+OWNER_OR_STAFF_API = members_as({"owner": 200, "other": 404, "staff": 200, "anonymous": 401}, "read")
+STAFF_API = members_as({"owner": 403, "other": 403, "staff": 200, "anonymous": 401}, everyone=403)
+ANY_ACCOUNT_API = members_as({"owner": 200, "other": 200, "staff": 403, "anonymous": 401}, "read")
+# One's own session: nobody else's (a member of the same customer included).
+OWN_SESSION = members_as({"owner": 303, "other": 404, "staff": 404, "anonymous": 302}, everyone=404)
 
 
 @dataclass
@@ -43,6 +87,7 @@ class World:
     """The owner's objects, and a way in for each role."""
 
     ids: dict[str, str]
+    own: dict[str, dict[str, str]]  # objects each role acts on alone (its own target)
     clients: dict[str, FlaskClient]  # logged in through the form (anonymous: none)
     tokens: dict[str, str]  # each session's CSRF token
     headers: dict[str, dict[str, str]]  # each role's API key
@@ -71,9 +116,15 @@ def NO_BODY(world: World, token: str) -> dict[str, Any]:
 MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, int]]] = [
     ("GET", "/billing/invoices/<invoice_id>", NO_BODY, OWNER_PAGE),
     ("GET", "/billing/invoices/<invoice_id>/pdf", NO_BODY, OWNER_PAGE),
-    ("POST", "/keys/<key_id>/revoke", NO_BODY, OWNER_PAGE),
-    ("POST", "/keys/<key_id>/rotate", NO_BODY, OWNER_PAGE),
-    ("POST", "/account/wallets/<address>/unlink", NO_BODY, {**OWNER_PAGE, "owner": 303}),
+    ("POST", "/keys/<key_id>/revoke", NO_BODY, KEYS_ACTION),
+    ("POST", "/keys/<key_id>/rotate", NO_BODY, KEYS_ACTION),
+    ("POST", "/members/<member_id>/role", plain_form(role="developer"), MEMBERS_ACTION),
+    ("POST", "/members/<member_id>/remove", NO_BODY, MEMBERS_ACTION),
+    ("POST", "/members/invitations/<invitation_id>/revoke", NO_BODY, MEMBERS_ACTION),
+    ("POST", "/account/sessions/<session_id>/end", NO_BODY, OWN_SESSION),
+    # A linked wallet acts as the owner, so only an owner links or unlinks one.
+    ("POST", "/account/wallets/<address>/unlink", NO_BODY,
+     members_as({"owner": 303, "other": 404, "staff": 404, "anonymous": 302}, "members.ownership")),
     ("GET", "/staff/customers/<customer_id>", NO_BODY, STAFF_PAGE),
     ("POST", "/staff/accounts/<account_id>/grant",
      staff_form("{account_id}-grant", amount="5.00", reason="matrix"), STAFF_ACTION),
@@ -114,9 +165,13 @@ MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, i
      {**STAFF_API, "staff": 201}),
     ("GET", "/v1/invoices/<invoice_id>", NO_BODY, OWNER_OR_STAFF_API),
     ("GET", "/v1/invoices/<invoice_id>/pdf", NO_BODY, OWNER_OR_STAFF_API),
-    ("DELETE", "/v1/keys/<key_id>", NO_BODY, OWNER_API),
-    ("POST", "/v1/keys/<key_id>/revoke", NO_BODY, OWNER_API),
-    ("DELETE", "/v1/wallets/<address>", NO_BODY, OWNER_API),
+    ("DELETE", "/v1/keys/<key_id>", NO_BODY, KEYS_API),
+    ("POST", "/v1/keys/<key_id>/revoke", NO_BODY, KEYS_API),
+    ("POST", "/v1/members/<member_id>", as_json({"role": "developer"}), MEMBERS_API),
+    ("DELETE", "/v1/members/<member_id>", NO_BODY, MEMBERS_API),
+    ("DELETE", "/v1/members/invitations/<invitation_id>", NO_BODY, MEMBERS_API),
+    ("DELETE", "/v1/wallets/<address>", NO_BODY,
+     members_as({"owner": 200, "other": 404, "staff": 403, "anonymous": 401}, "members.ownership")),
     # Meters are shared definitions; each account sees its own usage (checked below).
     ("GET", "/v1/meters/<name>/usage", NO_BODY, ANY_ACCOUNT_API),
 ]
@@ -144,6 +199,8 @@ def world(app, client, make_customer) -> World:
         db.session.add(WebhookEvent(id="evt_matrix", type="matrix.test", payload="{}"))
         db.session.commit()
         db.session.remove()
+    team = {role: add_member(app, owner.account_id, role) for role in MEMBER_ROLES}
+    own = _own_targets(app, owner, team)
     portal = client.post("/v1/billing-portal/configurations", headers=staff.headers,
                          json={"features": {"invoice_history": {"enabled": True}}})
     assert portal.status_code == 201, portal.get_json()
@@ -156,19 +213,43 @@ def world(app, client, make_customer) -> World:
     clients = {role: app.test_client() for role in ROLES}
     tokens = {"owner": login(clients["owner"], owner), "other": login(clients["other"], other),
               "staff": staff_login(clients["staff"], staff),
-              "anonymous": csrf_token(clients["anonymous"].get("/login").get_data(as_text=True))}
+              "anonymous": csrf_token(clients["anonymous"].get("/login").get_data(as_text=True)),
+              **{role: login(clients[role], who) for role, who in team.items()}}
     headers = {"owner": owner.headers, "other": other.headers, "staff": staff.headers,
-               "anonymous": {}}
-    return World(ids, clients, tokens, headers)
+               "anonymous": {}, **{role: who.headers for role, who in team.items()}}
+    with clients["owner"].session_transaction() as cookie:
+        ids["session_id"] = cookie["sid"]
+    return World(ids, own, clients, tokens, headers)
+
+
+def _own_targets(app, owner, team) -> dict[str, dict[str, str]]:
+    """For each role that may act, objects of its own to act on (a key, a member, an
+    invitation), so one role's action leaves the next role something to act on."""
+    own: dict[str, dict[str, str]] = {}
+    with app.app_context():
+        account = db.session.get(Account, owner.account_id)
+        for n, role in enumerate((*MEMBER_ROLES, "owner")):
+            target = add_member(app, owner.account_id, "viewer", f"target{n}@example.com")
+            with uow.unit():
+                account = db.session.get(Account, owner.account_id)
+                invitation, _ = members.invite(Actor.cli(), None, "owner", account.customer,
+                                               email=f"invitee{n}@example.com", role="viewer")
+                key = keys.issue_key(account=account, name=f"{role} target")
+                member_id = db.session.scalar(select(Membership.id).join(User).where(
+                    User.email == target.email))
+                own[role] = {"key_id": key.key.id, "member_id": member_id,
+                             "invitation_id": invitation.id}
+        db.session.remove()
+    return own
 
 
 @pytest.mark.parametrize(("method", "rule", "body", "expected"), MATRIX,
                          ids=[f"{m} {r}" for m, r, _, _ in MATRIX])
 def test_each_role_gets_the_right_answer(app, world, method, rule, body, expected):
-    path = rule
-    for name, value in world.ids.items():
-        path = path.replace(f"<{name}>", value)
     for role in ROLES:
+        path = rule
+        for name, value in {**world.ids, **world.own.get(role, {})}.items():
+            path = path.replace(f"<{name}>", value)
         before = snapshot(app)
         client = world.clients[role]
         kwargs = body(world, world.tokens[role])
@@ -182,6 +263,89 @@ def test_each_role_gets_the_right_answer(app, world, method, rule, body, expecte
             assert response.headers["Location"].startswith("/login"), where
         if response.status_code >= 400 and expected[role] != 400:
             assert snapshot(app) == before, where  # refused: nothing changed
+        if response.status_code == 403 and role in MEMBER_ROLES and expected[role] == 403 \
+                and not rule.startswith("/staff") and "/accounts/" not in rule \
+                and "billing-portal" not in rule and "/customers/" not in rule:
+            assert f"Your role ({role}) cannot" in response.get_data(as_text=True), where
         if rule == "/v1/meters/<name>/usage" and role in ("owner", "other"):
             values = [point["value"] for point in response.get_json()["data"]]
             assert sum(values) == (1 if role == "owner" else 0), where  # only its own usage
+
+
+# Every other customer route (no object in its path), as a member of each role ------------
+
+# (method, rule, the permission it needs): what the issue's roles allow, route by route.
+ROUTE_PERMISSIONS = [
+    ("GET", "/", "read"), ("GET", "/activity", "read"), ("GET", "/usage", "read"),
+    ("GET", "/plans", "read"), ("GET", "/keys", "read"), ("GET", "/members", "read"),
+    ("GET", "/billing/invoices", "read"),
+    ("GET", "/billing/cancel", "billing.pay"), ("POST", "/billing/cancel", "billing.pay"),
+    ("POST", "/billing/checkout", "billing.pay"), ("GET", "/billing/checkout/return", "billing.pay"),
+    ("POST", "/billing/portal", "billing.pay"), ("POST", "/billing/resume", "billing.pay"),
+    ("GET", "/billing/upgrade", "billing.pay"), ("POST", "/billing/upgrade", "billing.pay"),
+    ("POST", "/billing/upgrade/confirm", "billing.pay"), ("GET", "/topup", "billing.pay"),
+    ("POST", "/topup/confirm", "billing.pay"), ("POST", "/topup/intent", "billing.pay"),
+    ("POST", "/usage/settings", "billing.settings"),
+    ("POST", "/keys", "keys.manage"),
+    ("POST", "/members/invitations", "members.manage"),
+    ("POST", "/members/two-factor", "security.manage"),
+    ("POST", "/account/wallets", "members.ownership"),
+    ("GET", "/v1/wallets", "read"), ("POST", "/v1/wallets", "members.ownership"),
+    ("GET", "/v1/me", "read"), ("GET", "/v1/billing", "read"), ("GET", "/v1/billing/balance", "read"),
+    ("GET", "/v1/billing/invoices", "read"), ("GET", "/v1/billing/ledger", "read"),
+    ("GET", "/v1/billing/plans", "read"), ("GET", "/v1/billing/settings", "read"),
+    ("GET", "/v1/billing/subscription", "read"), ("GET", "/v1/billing/usage", "read"),
+    ("GET", "/v1/keys", "read"), ("GET", "/v1/members", "read"), ("GET", "/v1/meters", "read"),
+    ("GET", "/v1/price-plans", "read"),
+    ("POST", "/v1/authorize", "usage.record"), ("POST", "/v1/events", "usage.record"),
+    ("POST", "/v1/billing/cancel", "billing.pay"), ("POST", "/v1/billing/checkout", "billing.pay"),
+    ("POST", "/v1/billing/confirm-payment", "billing.pay"),
+    ("POST", "/v1/billing/create-payment-intent", "billing.pay"),
+    ("POST", "/v1/billing/payment-intents", "billing.pay"), ("POST", "/v1/billing/portal", "billing.pay"),
+    ("POST", "/v1/billing/resume", "billing.pay"), ("POST", "/v1/billing/setup", "billing.pay"),
+    ("POST", "/v1/billing/setup/confirm", "billing.pay"),
+    ("POST", "/v1/billing/settings", "billing.settings"),
+    ("POST", "/v1/keys", "keys.manage"), ("POST", "/v1/keys/rotate", "keys.manage"),
+    ("POST", "/v1/members/invitations", "members.manage"),
+    ("GET", "/v1/members/invitations", "members.manage"),
+]
+
+
+def declared_permission(app, endpoint: str) -> str | None:
+    view = app.view_functions[endpoint]
+    declared = declared_operation(view)
+    return getattr(view, "permission", None) or (declared.permission if declared else None)
+
+
+def test_every_customer_route_declares_the_permission_the_roles_give(app):
+    declared = {(method, rule.rule, declared_permission(app, rule.endpoint))
+                for rule in app.url_map.iter_rules() if "<" not in rule.rule
+                and declared_permission(app, rule.endpoint)
+                for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert declared == set(ROUTE_PERMISSIONS)
+
+
+@pytest.fixture
+def team(app, make_customer) -> World:
+    owner = make_customer("Owner")
+    people = {role: add_member(app, owner.account_id, role) for role in MEMBER_ROLES}
+    clients = {role: app.test_client() for role in MEMBER_ROLES}
+    tokens = {role: login(clients[role], who) for role, who in people.items()}
+    return World({}, {}, clients, tokens, {role: who.headers for role, who in people.items()})
+
+
+@pytest.mark.parametrize(("method", "rule", "permission"), ROUTE_PERMISSIONS,
+                         ids=[f"{m} {r}" for m, r, _ in ROUTE_PERMISSIONS])
+def test_each_member_role_is_refused_exactly_what_it_may_not_do(app, team, method, rule, permission):
+    for role in sorted(MEMBER_ROLES, key=lambda r: permission in MAY[r]):  # refusals first
+        before = snapshot(app)
+        headers = team.headers[role] if rule.startswith("/v1/") else {"X-CSRFToken": team.tokens[role]}
+        body = {"json": {}} if rule.startswith("/v1/") and method == "POST" else {}
+        response = team.clients[role].open(rule, method=method, headers=headers, **body)
+        where = f"{role} {method} {rule}: {response.status_code} {response.get_data()[:300]!r}"
+        if permission in MAY[role]:
+            assert response.status_code != 403, where
+        else:
+            assert response.status_code == 403, where
+            assert f"Your role ({role}) cannot" in response.get_data(as_text=True), where
+            assert snapshot(app) == before, where

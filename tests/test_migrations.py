@@ -67,3 +67,32 @@ def test_ledger_entries_keep_no_staff_reason_after_the_upgrade(app, backend):
                 "SELECT description FROM ledger_entries ORDER BY source_id")).scalars())
         assert descriptions == ["Credit from Tally", "Adjustment by Tally support", "Paid by card"]
         db.session.remove()
+
+
+def test_a_customer_user_from_before_members_becomes_its_owner(app, backend):
+    """Until members, a customer had one login, the person who signed up: the upgrade makes
+    them its owner, with their email verified (sign-up proved it)."""
+    with app.app_context():
+        empty_database(backend)
+        upgrade(revision="b6235bd81f8c")
+        now = "2026-11-01 10:00:00+00:00"
+        with db.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO customers (id, name, primary_email, invoice_seq, created_at) "
+                "VALUES ('cust_m', 'M', 'm@example.com', 0, :now)"), {"now": now})
+            for user_id, role, customer in (("usr_m", "customer", "cust_m"), ("usr_s", "staff", None)):
+                connection.execute(text(
+                    "INSERT INTO users (id, email, name, password_hash, role, permissions, "
+                    "customer_id, session_version, created_at) VALUES (:id, :email, 'M', 'x', "
+                    ":role, '[]', :customer, 0, :now)"),
+                    {"id": user_id, "email": f"{user_id}@example.com", "role": role,
+                     "customer": customer, "now": now})
+        upgrade()
+        with db.engine.connect() as connection:
+            members = connection.execute(text(
+                "SELECT customer_id, user_id, role FROM memberships")).all()
+            verified = connection.execute(text(
+                "SELECT id FROM users WHERE email_verified_at IS NOT NULL")).scalars().all()
+        assert [tuple(m) for m in members] == [("cust_m", "usr_m", "owner")]
+        assert verified == ["usr_m"]
+        db.session.remove()

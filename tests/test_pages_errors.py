@@ -22,12 +22,13 @@ def next_of(location: str) -> str | None:
 
 
 def ended_session(app, client, customer) -> str:
-    """Log `client` in, then log the same person out from another client (which ends every
+    """Log `client` in, then "log out everywhere" from another client (which ends every
     session); returns the first client's still-valid CSRF token."""
     token = login(client, customer)
     other = app.test_client()
     other_token = login(other, customer)
-    assert other.post("/logout", data={"csrf_token": other_token}).status_code == 303
+    assert other.post("/account/sessions/end-all",
+                      data={"csrf_token": other_token}).status_code == 303
     return token
 
 

@@ -15,18 +15,33 @@ from flask import (
 )
 from flask_limiter import RequestLimit
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 
 from extensions import limiter
 from services import uow
 from services.errors import TallyError
-from services.identity import accounts
+from services.identity import accounts, recovery, sessions
 from services.identity import signup as signup_service
 from services.notifications import email_configured
 from views import devices
-from views import wallets as wallet_views
-from views.forms import ConfirmSignupForm, LoginForm, PasswordChangeForm, SignupForm
-from views.session import audit_as, current_impersonation, same_site_path, true_user
+from views import two_factor as two_factor_views
+from views.account import render_account
+from views.forms import (
+    ConfirmSignupForm,
+    ForgotPasswordForm,
+    LoginForm,
+    PasswordChangeForm,
+    ResetPasswordForm,
+    SignupForm,
+)
+from views.session import (
+    SESSION_ID_KEY,
+    audit_as,
+    current_impersonation,
+    same_site_path,
+    start_session,
+    true_user,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -41,8 +56,7 @@ def _safe_next(target: str | None) -> str:
 
 
 def _start_session(user) -> None:
-    session.clear()  # a fresh session at login: nothing carried over from before
-    login_user(user)
+    start_session(user)
 
 
 # Login throttling: failed attempts (any answer but the redirect of a success) count per
@@ -87,8 +101,7 @@ def login():
             uow.rollback()  # a refusal changes nothing
             error = exc.message
         else:
-            _start_session(user)
-            return devices.remember(redirect(_safe_next(request.args.get("next")), code=303), user)
+            return two_factor_views.after_password(user, _safe_next(request.args.get("next")))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form, error=error), status
 
@@ -168,22 +181,77 @@ def signup_confirm():
 
 @bp.post("/logout")
 def logout():
-    """Ends the session here and every other session of the person (a copied cookie
-    stops working too)."""
+    """Ends this session (a copied cookie of it stops working too); the person's other
+    sessions go on ("Log out everywhere" on the Account page ends them all)."""
     user = true_user()
-    if user is not None:
-        accounts.end_sessions(user)
+    if user is not None and session.get(SESSION_ID_KEY):
+        sessions.end(user, session[SESSION_ID_KEY])
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"), code=303)
 
 
+# A forgotten password: the same answer whatever the email; a link by email when it has a
+# login (services/identity/recovery.py). Throttled per client IP and per email address.
+
+RESET_THROTTLED = "Too many reset requests. Wait a while, then try again."
+
+
+def _reset_limit() -> str:
+    return str(current_app.config["RESET_RATE_LIMIT"])
+
+
+def _reset_email() -> str:
+    return "reset-email:" + (request.form.get("email") or "").strip().lower()
+
+
+def _reset_throttled(_limit: RequestLimit):
+    return make_response(render_template("auth/forgot.html", form=ForgotPasswordForm(),
+                                         error=RESET_THROTTLED), 429)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(_reset_limit, key_func=get_remote_address, scope="reset-ip", methods=["POST"],
+               on_breach=_reset_throttled)
+@limiter.limit(_reset_limit, key_func=_reset_email, scope="reset-email", methods=["POST"],
+               on_breach=_reset_throttled)
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        recovery.request_reset(form.email.data, lambda token: url_for(
+            "auth.reset_password", token=token, _external=True))
+        return render_template("auth/forgot.html", form=form, sent=True, outbox=_demo_outbox())
+    return render_template("auth/forgot.html", form=form), 400 if request.method == "POST" else 200
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+def reset_password():
+    """The link in the reset email: a form for the new password (GET changes nothing)."""
+    token = request.values.get("token", "")
+    form = ResetPasswordForm()
+    try:
+        user = recovery.read_reset(token)
+        if form.validate_on_submit():
+            recovery.reset_password(token, form.new_password.data)
+            logout_user()
+            session.clear()
+            flash("Your password is changed, and every session of yours was logged out. "
+                  "Log in with the new password.", "info")
+            return redirect(url_for("auth.login"), code=303)
+    except TallyError as exc:
+        uow.rollback()  # a refusal changes nothing
+        if exc.param != "new_password":
+            return render_template("auth/reset.html", form=form, token=token, error=exc,
+                                   user=None), exc.status
+        form.new_password.errors = [exc.message]
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/reset.html", form=form, token=token, user=user), status
+
+
 @bp.get("/account")
 @login_required
 def account():
-    return render_template("auth/account.html", form=PasswordChangeForm(),
-                           wallets=wallet_views.account_wallets(),
-                           wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"])
+    return render_account()
 
 
 @bp.post("/account/password")
@@ -204,5 +272,4 @@ def change_password():
                 _start_session(user)
             flash("Password changed. Every other session has been logged out.")
             return redirect(url_for("auth.account"), code=303)
-    return render_template("auth/account.html", form=form, wallets=wallet_views.account_wallets(),
-                           wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"]), 400
+    return render_account(400, form=form)

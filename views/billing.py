@@ -8,20 +8,21 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, request, url
 from services import uow
 from services.billing import invoices, plans, subscriptions
 from services.errors import TallyError
+from services.identity import members
 from services.pagination import parse_limit
 from views.api.declare import validated
 from views.api.schemas.plans import SetupConfirmRequest, SetupRequest
 from views.errors import refusal_response
 from views.htmx import render_page
 from views.idempotency import operation_key
+from views.membership import current_account, customer_page
 from views.pdf import pdf_response
-from views.session import current_account, customer_page
 
 bp = Blueprint("billing", __name__, url_prefix="/billing")
 
 
 @bp.get("/upgrade")
-@customer_page
+@customer_page(members.PAY)
 def upgrade():
     account = current_account()
     return render_page("billing/upgrade.html", account=account, plan=subscriptions.paid_plan("pro"),
@@ -32,7 +33,7 @@ def upgrade():
 
 
 @bp.post("/upgrade")
-@customer_page
+@customer_page(members.PAY)
 def upgrade_submit():
     """Called by the page's script with the PaymentMethod Stripe.js created. A card that needs
     3-D Secure answers 402 `requires_action` with the client secret for Stripe.js."""
@@ -42,7 +43,7 @@ def upgrade_submit():
 
 
 @bp.post("/upgrade/confirm")
-@customer_page
+@customer_page(members.PAY)
 def upgrade_confirm():
     """Called by the page's script after Stripe.js `confirmCardPayment` (3-D Secure), whether
     the payer completed or failed the authentication: Stripe's state decides."""
@@ -73,7 +74,7 @@ def usage_page():
 
 
 @bp.get("/cancel")
-@customer_page
+@customer_page(members.PAY)
 def cancel_confirm():
     """Ask before cancelling, saying what happens and when (as Stripe's portal does)."""
     subscription = subscriptions.current(current_account())
@@ -83,7 +84,7 @@ def cancel_confirm():
 
 
 @bp.post("/cancel")
-@customer_page
+@customer_page(members.PAY)
 def cancel():
     row = subscriptions.set_cancel_at_period_end(current_account(), True)
     flash(f"Your plan is cancelled. You keep {row.plan.capitalize()} until "
@@ -93,7 +94,7 @@ def cancel():
 
 
 @bp.post("/resume")
-@customer_page
+@customer_page(members.PAY)
 def resume():
     row = subscriptions.set_cancel_at_period_end(current_account(), False)
     flash(f"Welcome back: {row.plan.capitalize()} renews as usual.")
@@ -101,7 +102,7 @@ def resume():
 
 
 @bp.post("/portal")
-@customer_page
+@customer_page(members.PAY)
 def portal():
     """Manage the card and subscription on Stripe's hosted Customer Portal."""
     return redirect(subscriptions.portal_url(
@@ -109,7 +110,7 @@ def portal():
 
 
 @bp.post("/checkout")
-@customer_page
+@customer_page(members.PAY)
 def checkout():
     plan = subscriptions.paid_plan(request.form.get("plan", "pro"))
     url = subscriptions.checkout_url(
@@ -120,7 +121,7 @@ def checkout():
 
 
 @bp.get("/checkout/return")
-@customer_page
+@customer_page(members.PAY)
 def checkout_return():
     session_id = request.args.get("session_id", "")
     try:
@@ -135,7 +136,7 @@ def checkout_return():
 
 
 @bp.get("/invoices", endpoint="invoices")
-@customer_page
+@customer_page(members.READ)
 def invoice_list():
     page = invoices.list_for(current_account().id, limit=parse_limit(request.args.get("limit")),
                              starting_after=request.args.get("starting_after") or None,
@@ -146,7 +147,7 @@ def invoice_list():
 
 
 @bp.get("/invoices/<invoice_id>", endpoint="invoice")
-@customer_page
+@customer_page(members.READ)
 def invoice_page(invoice_id: str):
     invoice = invoices.get(invoice_id, account_id=current_account().id)
     account = current_account()
@@ -155,6 +156,6 @@ def invoice_page(invoice_id: str):
 
 
 @bp.get("/invoices/<invoice_id>/pdf", endpoint="invoice_pdf")
-@customer_page
+@customer_page(members.READ)
 def invoice_pdf_page(invoice_id: str):
     return pdf_response(invoices.get(invoice_id, account_id=current_account().id))

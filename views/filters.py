@@ -104,7 +104,24 @@ def plan_limits() -> list[tuple[str, str, str]]:
     return [*rows, ("requestsPerMinute", "Requests a minute", "")]
 
 
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+             ("Chromium/", "Chromium"), ("Safari/", "Safari"), ("curl/", "curl"))
+_SYSTEMS = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def describe_device(user_agent: str | None) -> str:
+    """A browser's User-Agent in words: "Chrome on macOS" (or "Unknown device")."""
+    ua = user_agent or ""
+    browser = next((name for mark, name in _BROWSERS if mark in ua), None)
+    system = next((name for mark, name in _SYSTEMS if mark in ua), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or (ua[:60] if ua else "Unknown device")
+
+
 def init_app(app: Flask) -> None:
+    app.jinja_env.filters["device"] = describe_device
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["major"] = format_major
     app.jinja_env.filters["quantity"] = format_quantity

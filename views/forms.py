@@ -1,7 +1,7 @@
 """WTForms for the pages (flask-wtf adds the CSRF token to each)."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 
@@ -40,3 +40,50 @@ class PasswordChangeForm(FlaskForm):
     confirm_password = PasswordField("Confirm new password", validators=[
         DataRequired("Type the new password again."),
         EqualTo("new_password", "This does not match the new password. Type it again.")])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Enter your email.")])
+
+
+class ResetPasswordForm(FlaskForm):
+    new_password = PasswordField("New password", validators=[DataRequired("Choose a new password.")])
+    confirm_password = PasswordField("Confirm new password", validators=[
+        DataRequired("Type the new password again."),
+        EqualTo("new_password", "This does not match the new password. Type it again.")])
+
+
+class EmailChangeForm(FlaskForm):
+    email = EmailField("New email", validators=[DataRequired("Enter the new email.")])
+    password = PasswordField("Your password", validators=[DataRequired("Enter your password.")])
+
+
+class ButtonForm(FlaskForm):
+    """Just the CSRF token: a form that is one button."""
+
+
+ROLE_CHOICES = ["viewer", "developer", "billing", "admin", "owner"]
+
+
+class InviteForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Enter their email.")])
+    role = SelectField("Role", choices=ROLE_CHOICES, default="developer")
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class AcceptInvitationForm(FlaskForm):
+    """Accepting an invitation: a name and password when it creates a login."""
+
+    name = StringField("Your name", validators=[Length(max=200)])
+    password = PasswordField("Choose a password")
+
+
+class TwoFactorForm(FlaskForm):
+    code = StringField("Code", validators=[DataRequired("Type the code from your app.")])
+
+
+class PasswordOnlyForm(FlaskForm):
+    password = PasswordField("Your password", validators=[DataRequired("Enter your password.")])

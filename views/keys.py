@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from flask import Blueprint, request
+from flask_login import current_user
 
 from models.keys import KIND_ACCOUNT, KIND_USAGE
 from services.errors import InvalidInput
-from services.identity import keys
+from services.identity import keys, members
 from views.htmx import render_page
-from views.session import audit_as, current_account, customer_page
+from views.membership import current_account, customer_page
+from views.session import audit_as
 
 bp = Blueprint("keys", __name__)
 
 
 @bp.get("/keys")
-@customer_page
+@customer_page(members.READ)
 def index():
     return _panel()
 
@@ -27,7 +29,7 @@ def _panel(new_key=None, status: int = 200, error: str | None = None):
 
 
 @bp.post("/keys")
-@customer_page
+@customer_page(members.KEYS)
 @audit_as("key.create")
 def create():
     """A new usage key (for product servers) or account key; shown once."""
@@ -36,14 +38,15 @@ def create():
         if kind not in (KIND_ACCOUNT, KIND_USAGE):
             raise InvalidInput("Choose a usage key or an account key.", param="kind")
         issued = keys.issue_key(account=current_account(), kind=kind,
-                                name=keys.clean_name(request.form.get("name"), kind))
+                                name=keys.clean_name(request.form.get("name"), kind),
+                                created_by=current_user._get_current_object())
     except InvalidInput as exc:
         return _panel(status=400, error=exc.message)
     return _panel(new_key=issued)
 
 
 @bp.post("/keys/<key_id>/revoke")
-@customer_page
+@customer_page(members.KEYS)
 @audit_as("key.revoke")
 def revoke(key_id: str):
     keys.revoke(keys.get_account_key(current_account().id, key_id))
@@ -51,7 +54,7 @@ def revoke(key_id: str):
 
 
 @bp.post("/keys/<key_id>/rotate")
-@customer_page
+@customer_page(members.KEYS)
 @audit_as("key.rotate")
 def rotate(key_id: str):
     issued = keys.rotate(keys.get_account_key(current_account().id, key_id))

@@ -12,6 +12,7 @@ from services import uow
 from services import usage as metering
 from services.billing import plans, subscriptions
 from services.errors import InvalidInput, TallyError
+from services.identity import members
 from services.ledger import entries as ledger
 from services.ledger import topups
 from services.money import format_major, format_money, parse_major
@@ -22,7 +23,8 @@ from views.api.schemas.account import ConfirmPaymentRequest
 from views.forms import TopUpForm, UsageSettingsForm
 from views.htmx import render_page
 from views.idempotency import operation_key
-from views.session import audit_as, current_account, customer_page
+from views.membership import current_account, customer_page
+from views.session import audit_as
 
 bp = Blueprint("pages", __name__)
 
@@ -30,7 +32,7 @@ PRESETS = (1000, 2500, 5000, 10000)  # minor units offered as one-click amounts
 
 
 @bp.get("/")
-@customer_page
+@customer_page(members.READ)
 def dashboard():
     account = current_account()
     return render_page(
@@ -47,7 +49,7 @@ def dashboard():
 
 
 @bp.get("/topup")
-@customer_page
+@customer_page(members.PAY)
 def topup():
     account = current_account()
     low, high = topups.bounds()
@@ -64,7 +66,7 @@ def topup():
 
 
 @bp.post("/topup/intent")
-@customer_page
+@customer_page(members.PAY)
 @audit_as("topup.intent")
 def topup_intent():
     """Step 1 for Stripe.js: validate the amount and create the PaymentIntent."""
@@ -80,7 +82,7 @@ def topup_intent():
 
 
 @bp.post("/topup/confirm")
-@customer_page
+@customer_page(members.PAY)
 @audit_as("topup.confirm")
 def topup_confirm():
     """Step 2, after `confirmCardPayment`: credit the PaymentIntent (exactly once)."""
@@ -93,7 +95,7 @@ def topup_confirm():
 
 
 @bp.get("/plans", endpoint="plans")
-@customer_page
+@customer_page(members.READ)
 def plans_page():
     account = current_account()
     return render_page("plans.html", account=account, plans=plans.all_plans(),
@@ -125,7 +127,7 @@ ACTIVITY_PAGE_SIZE = 50
 
 
 @bp.get("/activity")
-@customer_page
+@customer_page(members.READ)
 def activity():
     """The whole ledger, a page at a time (the dashboard shows the last 10)."""
     account = current_account()
@@ -141,7 +143,7 @@ def activity():
 
 
 @bp.get("/usage")
-@customer_page
+@customer_page(members.READ)
 def usage():
     return _usage_page()
 
@@ -180,7 +182,7 @@ def _spend_cap(field: Any, currency: str) -> int | None:
 
 
 @bp.post("/usage/settings")
-@customer_page
+@customer_page(members.SETTINGS)
 @audit_as("settings.update")
 def usage_settings():
     """The same service as POST /v1/billing/settings; errors show beside their field."""

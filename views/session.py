@@ -7,13 +7,11 @@ user on every page and `true_user()` is the staff member; the audit log records 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
     Flask,
-    abort,
     current_app,
     flash,
     g,
@@ -24,40 +22,20 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user, login_user
 
 from extensions import db, login_manager
-from models import Account, Impersonation, User
+from models import Impersonation, User
 from models.audit import VIA_CONSOLE, VIA_IMPERSONATION
 from models.base import utcnow
+from services import uow
 from services.errors import TallyError, Unauthorized
-from services.identity import accounts
+from services.identity import accounts, sessions, two_factor
 from services.staff import impersonation
 from services.staff.audit import Actor
 from services.staff.rules import PERMISSION_IMPERSONATE_WRITE
 from views.errors import FAVICON_ENDPOINT, error_response, wants_json
 from views.htmx import is_htmx
-
-
-def customer_page(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Login required, and the user must be a customer user with an account."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if current_user.is_staff:
-            if request.endpoint == "pages.dashboard":  # staff land on their console
-                return redirect(url_for("staff.index"))
-            abort(404)
-        g.account = accounts.primary_account(current_user)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def current_account() -> Account:
-    return g.account
-
 
 # Not logged in ---------------------------------------------------------------------
 
@@ -120,6 +98,7 @@ def _unauthorized():
 # Impersonation ---------------------------------------------------------------------
 
 IMPERSONATION_KEY = "impersonation_id"  # the session holds only the id; the row decides
+SESSION_ID_KEY = "sid"  # the login's row in user_sessions (services/identity/sessions.py)
 
 
 def load_user(session_id: str) -> User | None:
@@ -127,6 +106,12 @@ def load_user(session_id: str) -> User | None:
     viewing as while their impersonation is running. A session from before the user's
     last logout or password change (an older session version) is no session."""
     user = accounts.user_for_session(session_id)
+    if user is not None:
+        wrote = uow.has_written()
+        if sessions.live(session.get(SESSION_ID_KEY), user.id) is None:
+            user = None  # this session was ended (on the Account page, or by logging out)
+        elif not wrote and uow.has_written():
+            uow.commit()  # the last-seen time: its own unit, before the request's work
     g.true_user, g.impersonation = user, None
     impersonation_id = session.get(IMPERSONATION_KEY)
     if user is None or not impersonation_id or not user.is_staff:
@@ -162,6 +147,20 @@ def actor(via: str | None = None) -> Actor:
                  impersonated=current_user._get_current_object() if running else None)
 
 
+MUST_ENROLL_KEY = "2fa_enroll"  # must turn on two-factor before anything else (views/two_factor.py)
+
+
+def start_session(user: User) -> None:
+    """Log the person in here: a fresh session cookie and a session row of its own. One
+    who must use two-factor and has not turned it on is sent to set it up first."""
+    session.clear()  # a fresh session at login: nothing carried over from before
+    login_user(user)
+    row = sessions.start(user, ip=request.remote_addr, user_agent=request.user_agent.string)
+    session[SESSION_ID_KEY] = row.id
+    if not user.two_factor_enabled and two_factor.required(user):
+        session[MUST_ENROLL_KEY] = True
+
+
 def begin_impersonation(impersonation_id: str) -> None:
     session[IMPERSONATION_KEY] = impersonation_id
 
@@ -193,8 +192,9 @@ def _action_name() -> str:
 
 
 def _impersonated_account_id() -> str | None:
+    running = current_impersonation()
     try:
-        return accounts.primary_account(current_user._get_current_object()).id
+        return accounts.customer_account(running.customer_id).id if running else None
     except TallyError:
         return None
 

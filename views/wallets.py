@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import json
 
-from eth_utils.address import to_checksum_address
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Blueprint, current_app, flash, redirect, request, url_for
 
 from services import uow
 from services.errors import InvalidInput, TallyError
-from services.identity import accounts, wallets
-from views.forms import PasswordChangeForm
-from views.session import audit_as, current_account, customer_page
+from services.identity import members, wallets
+from views.account import render_account
+from views.membership import current_account, customer_page
+from views.session import audit_as
 
 bp = Blueprint("wallets", __name__)
-
-
-def account_wallets() -> list[str] | None:
-    """The addresses the Account page lists (None for staff, who have no account)."""
-    if current_user.is_staff:
-        return None
-    return [to_checksum_address(row.address)
-            for row in wallets.list_for(accounts.primary_account(current_user).id)]
 
 
 def _proof(text: str) -> tuple[object, object]:
@@ -45,7 +36,7 @@ def _proof(text: str) -> tuple[object, object]:
 
 
 @bp.post("/account/wallets")
-@customer_page
+@customer_page(members.OWNERSHIP)  # a linked wallet acts as the owner
 @audit_as("wallet.link")
 def link():
     try:
@@ -53,15 +44,13 @@ def link():
                            domain_name=current_app.config["WALLET_AUTH_DOMAIN"])
     except TallyError as exc:
         uow.rollback()  # a refusal changes nothing
-        return render_template("auth/account.html", form=PasswordChangeForm(),
-                               wallets=account_wallets(), wallet_error=exc.message,
-                               wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"]), exc.status
+        return render_account(exc.status, wallet_error=exc.message)
     flash(f"Wallet {row.address} linked: its signatures now act as an account key.")
     return redirect(url_for("auth.account"), code=303)
 
 
 @bp.post("/account/wallets/<address>/unlink")
-@customer_page
+@customer_page(members.OWNERSHIP)
 @audit_as("wallet.unlink")
 def unlink(address: str):
     row = wallets.unlink(current_account(), address)

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Account, Customer, User
+from models import Account, Customer, Membership, User
 from models.accounts import ROLE_STAFF
+from models.base import utcnow
+from models.members import ROLE_OWNER
 from services.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from services.identity import keys
+from services.identity import keys, sessions
 
 _hasher = PasswordHasher()
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -68,18 +70,20 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def sign_up(*, email: str, password: str, name: str) -> SignUp:
+def sign_up(*, email: str, password: str, name: str, verified: bool = True) -> SignUp:
     """Create a customer, its Free account, its first user and first API key at once (the
     demo and tests; people sign up through services/identity/signup.py, by email)."""
     email = normalise_email(email)
     check_password_rules(password)
     return create_customer_user(email=email, name=check_name(name),
-                                password_hash=hash_password(password))
+                                password_hash=hash_password(password), verified=verified)
 
 
-def create_customer_user(*, email: str, name: str, password_hash: str) -> SignUp:
-    """A customer, its Free account, its first user and first API key (the caller commits);
-    a Conflict `email_taken` when a user has the email (the unique index decides races)."""
+def create_customer_user(*, email: str, name: str, password_hash: str,
+                         verified: bool = True) -> SignUp:
+    """A customer, its Free account, its first user (its owner) and first API key (the
+    caller commits); a Conflict `email_taken` when a user has the email (the unique index
+    decides races). `verified`: the email is proven (sign-up's emailed link proves it)."""
     taken = Conflict("An account with this email already exists; log in instead.",
                      code="email_taken", param="email")
     if find_user(email) is not None:
@@ -87,13 +91,15 @@ def create_customer_user(*, email: str, name: str, password_hash: str) -> SignUp
     customer = Customer(name=name, primary_email=email)
     account = Account(customer=customer, name=name,
                       currency=current_app.config["DEFAULT_CURRENCY"])
-    user = User(email=email, name=name, password_hash=password_hash, customer=customer)
-    db.session.add_all([customer, account, user])
+    user = User(email=email, name=name, password_hash=password_hash, customer=customer,
+                email_verified_at=utcnow() if verified else None)
+    db.session.add_all([customer, account, user,
+                        Membership(customer=customer, user=user, role=ROLE_OWNER)])
     try:
         db.session.flush()
     except IntegrityError:  # the same email, signed up at the same moment
         raise taken from None
-    issued = keys.issue_key(account=account)
+    issued = keys.issue_key(account=account, created_by=user)
     return SignUp(user, account, issued.plaintext)
 
 
@@ -136,21 +142,10 @@ def user_for_session(session_id: str) -> User | None:
     return user
 
 
-def end_sessions(user: User) -> None:
-    """End every session of this user, on every device (logout, password change)."""
-    db.session.execute(update(User).where(User.id == user.id)
-                       .values(session_version=User.session_version + 1))
-    db.session.refresh(user)
-
-
 def change_password(user: User, current: str, new: str) -> None:
     """Set a new password after checking the current one; ends every other session (the
     caller starts a fresh one for the person who changed it)."""
-    try:
-        _hasher.verify(user.password_hash, current or "")
-    except (VerificationError, InvalidHashError):
-        raise InvalidInput("That is not your current password.", code="invalid_credentials",
-                           param="current_password") from None
+    check_password(user, current, param="current_password")
     try:
         check_password_rules(new)
     except InvalidInput as exc:
@@ -159,7 +154,16 @@ def change_password(user: User, current: str, new: str) -> None:
         raise InvalidInput("Choose a password different from the current one.",
                            param="new_password")
     user.password_hash = _hasher.hash(new)
-    end_sessions(user)
+    sessions.end_all(user)
+
+
+def check_password(user: User, password: str, *, param: str = "password") -> None:
+    """A 400 `invalid_credentials` naming `param` unless this is the person's password."""
+    try:
+        _hasher.verify(user.password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        raise InvalidInput("That is not your current password.", code="invalid_credentials",
+                           param=param) from None
 
 
 def primary_account(user: User) -> Account:
@@ -167,6 +171,14 @@ def primary_account(user: User) -> Account:
     if user.customer is None or not user.customer.accounts:
         raise NotFound("This user has no account.", code="no_account")
     return user.customer.accounts[0]
+
+
+def customer_account(customer_id: str) -> Account:
+    """The account a customer's members work in (a customer usually has one)."""
+    customer = db.session.get(Customer, customer_id)
+    if customer is None or not customer.accounts:
+        raise NotFound("This customer has no account.", code="no_account")
+    return customer.accounts[0]
 
 
 def get_account(account_id: str) -> Account:

@@ -50,10 +50,11 @@ def hash_key(plaintext: str) -> str:
 
 def issue_key(
     *, account: Account | None = None, user: User | None = None, kind: str = KIND_ACCOUNT,
-    name: str = "Default key",
+    name: str = "Default key", created_by: User | None = None,
 ) -> IssuedKey:
     """A new key for an account (account or usage kind) or a staff user; its plaintext is in the answer
-    only."""
+    only. An account's key records the member who created it (`created_by`): it acts with
+    that member's role (services/identity/members.py)."""
     if (account is None) == (user is None):
         raise ValueError("a key belongs to an account or to a staff user")
     plaintext = _new_plaintext()
@@ -61,7 +62,7 @@ def issue_key(
         kind=KIND_STAFF if user is not None else kind,
         name=name,
         account_id=account.id if account else None,
-        user_id=user.id if user else None,
+        user_id=user.id if user else (created_by.id if created_by else None),
         prefix=plaintext[:DISPLAY_PREFIX_LEN],
         key_hash=hash_key(plaintext),
     )
@@ -176,11 +177,11 @@ def rotate(key: ApiKey) -> IssuedKey:
     The conditional UPDATE makes concurrent rotations of one key safe: only one wins,
     the other finds the key already revoked.
     """
+    holder = db.session.get(User, key.user_id) if key.user_id else None
+    account = db.session.get(Account, key.account_id) if key.account_id else None
     successor = issue_key(
-        account=db.session.get(Account, key.account_id) if key.account_id else None,
-        user=db.session.get(User, key.user_id) if key.user_id else None,
-        kind=key.kind,
-        name=key.name,
+        account=account, user=holder if account is None else None, kind=key.kind, name=key.name,
+        created_by=holder if account is not None else None,
     )
     revoked = uow.rows_changed(
         update(ApiKey)

@@ -21,8 +21,10 @@ from models import (
     AuditEvent,
     CreditGrant,
     Customer,
+    Invitation,
     Invoice,
     LedgerEntry,
+    Membership,
     User,
 )
 from models.base import public_id, utcnow
@@ -32,7 +34,7 @@ from services import notifications
 from services import usage as metering
 from services.billing import plans
 from services.errors import Conflict, InvalidInput, NotFound, Unavailable
-from services.identity import accounts, keys
+from services.identity import accounts, keys, members
 from services.ledger import entries as ledger
 from services.ledger.audited import ADJUSTMENT_DESCRIPTION, customer_description, post_audited
 from services.money import format_money
@@ -102,6 +104,8 @@ class AccountOverview:
 class CustomerOverview:
     customer: Customer
     users: list[User]
+    members: list[Membership]  # who logs in, with their role (users: the same people)
+    invitations: list[Invitation]  # pending
     accounts: list[AccountOverview]
     audit: list[AuditEvent]
     last_viewed: datetime | None
@@ -110,11 +114,12 @@ class CustomerOverview:
 def overview(customer_id: str) -> CustomerOverview:
     """Everything a staff member needs on one page: accounts, money, usage, keys, audit."""
     customer = get_customer(customer_id)
-    users = list(db.session.execute(
-        select(User).where(User.customer_id == customer.id).order_by(User.created_at)).scalars())
+    people = members.list_members(customer.id)
     return CustomerOverview(
         customer=customer,
-        users=users,
+        users=[m.user for m in people],
+        members=people,
+        invitations=members.pending_invitations(customer.id),
         accounts=[_account_overview(a) for a in customer.accounts],
         audit=audit.for_customer(customer.id, limit=20),
         last_viewed=audit.last_staff_view(customer.id),

@@ -21,6 +21,7 @@ from models import Account, ApiKey, AuditEvent, Impersonation, Subscription, Use
 from models.base import utcnow
 from services import uow
 from services.errors import Forbidden, NotFound
+from services.identity import members
 from services.staff import audit
 from services.staff.audit import Actor
 from services.staff.rules import PERMISSION_IMPERSONATE_WRITE, check_reason, require_staff
@@ -46,8 +47,10 @@ class Started:
     user: User
 
 
-def start(actor: Actor, user_id: str, reason: str | None, *, minutes: int) -> Started:
-    """Begin viewing as the customer user `user_id`, for at most `minutes`."""
+def start(actor: Actor, user_id: str, reason: str | None, *, minutes: int,
+          customer_id: str | None = None) -> Started:
+    """Begin viewing as the customer user `user_id` in `customer_id` (default: the customer
+    they work in now), for at most `minutes`. They must be a member of it."""
     staff = require_staff(actor.staff)
     reason = check_reason(reason)
     if not 1 <= minutes <= 24 * 60:
@@ -58,15 +61,16 @@ def start(actor: Actor, user_id: str, reason: str | None, *, minutes: int) -> St
     if user.is_staff:
         raise Forbidden("Staff members cannot view as another staff member.",
                         code="cannot_impersonate_staff", param="user_id")
-    if user.customer_id is None:
-        raise NotFound("This user belongs to no customer.", param="user_id")
+    customer_id = customer_id or user.customer_id
+    if customer_id is None or members.role_of(user, customer_id) is None:
+        raise NotFound("This user is not a member of that customer.", param="user_id")
     now = utcnow()
-    row = Impersonation(staff_user_id=staff.id, user_id=user.id, customer_id=user.customer_id,
+    row = Impersonation(staff_user_id=staff.id, user_id=user.id, customer_id=customer_id,
                         reason=reason, started_at=now, expires_at=now + timedelta(minutes=minutes))
     db.session.add(row)
     db.session.flush()
     audit.record(Actor(staff, actor.via, actor.ip, actor.user_agent, impersonated=user),
-                 "impersonation.start", customer_id=user.customer_id, reason=reason,
+                 "impersonation.start", customer_id=customer_id, reason=reason,
                  meta={"impersonation_id": row.id, "expires_at": row.expires_at,
                        "minutes": minutes})
     return Started(row, user)

@@ -1,5 +1,5 @@
-"""A page left open while the session ends (the same person logged out in another browser,
-which ends every session): the next action lands on the login page, says why, and after
+"""A page left open while the session ends (the same person chose "Log out everywhere" in
+another browser): the next action lands on the login page, says why, and after
 logging in returns to the page. Never a login page inside a panel, never a confusing
 "Try again" that cannot work."""
 
@@ -17,10 +17,11 @@ SESSION_ENDED = "Your session has ended. Log in again to continue."
 
 
 def end_every_session(new_page: Any, customer: Any) -> None:
-    """Log in and out in another browser context: every session of the person ends."""
+    """Log in in another browser context and "Log out everywhere": every session ends."""
     elsewhere = new_page()
     login(elsewhere, customer)
-    elsewhere.get_by_role("button", name="Log out").click()
+    elsewhere.get_by_role("link", name=customer.email).click()
+    elsewhere.get_by_role("button", name="Log out everywhere").click()
     expect(elsewhere.get_by_role("heading", name="Log in")).to_be_visible()
 
 

@@ -6,11 +6,12 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from extensions import db
-from models import Account, ApiKey, User
+from models import Account, ApiKey, Invitation, Membership, User, UserSession
 
 # Rows written on the way to a refusal by design: a claimed idempotency key is released
 # or kept with its answer (tests/test_idempotency.py covers it).
-_IGNORED_TABLES = {"idempotency_keys"}
+_IGNORED_TABLES = {"idempotency_keys", "user_sessions"}  # a login on the way adds a session;
+# sessions that ended are fingerprinted below
 
 
 def snapshot(app: Flask) -> dict:
@@ -26,7 +27,17 @@ def snapshot(app: Flask) -> dict:
         state["keys"] = db.session.execute(
             select(ApiKey.id, ApiKey.revoked_at).order_by(ApiKey.id)).all()
         state["users"] = db.session.execute(
-            select(User.id, User.password_hash, User.permissions).order_by(User.id)).all()
+            select(User.id, User.password_hash, User.permissions, User.email, User.pending_email,
+                   User.customer_id, User.totp_enabled_at, User.session_version)
+            .order_by(User.id)).all()
+        state["members"] = db.session.execute(
+            select(Membership.id, Membership.role).order_by(Membership.id)).all()
+        state["invitations"] = db.session.execute(
+            select(Invitation.id, Invitation.accepted_at, Invitation.revoked_at)
+            .order_by(Invitation.id)).all()
+        state["ended_sessions"] = db.session.execute(
+            select(UserSession.id).where(UserSession.ended_at.is_not(None))
+            .order_by(UserSession.id)).all()
         db.session.remove()
     return state
 

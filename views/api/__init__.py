@@ -21,7 +21,7 @@ from models.keys import KIND_ACCOUNT, KIND_STAFF, KIND_USAGE
 from services import uow
 from services.billing import plans
 from services.errors import Forbidden, InvalidInput, NotFound, TallyError
-from services.identity import key_cache, keys
+from services.identity import key_cache, keys, members
 from services.identity import wallets as wallet_auth
 from services.staff.audit import Actor
 from views import request_guard
@@ -146,6 +146,15 @@ def cache_keys(app: Flask) -> None:
         key_cache.enable(app, storage.bump_generation, reload_key)
 
 
+def authorize_key(key: ApiKey, permission: str) -> None:
+    """An account or usage key acts with the role of the member who created it: the one
+    check (services/identity/members.authorize). Sets `g.member_role` and `g.key_user`."""
+    role, verified = members.key_role(key, key_account(key).customer_id)
+    g.member_role = role
+    g.key_user = db.session.get(User, key.user_id) if key.user_id else None
+    members.authorize(role, permission, email_verified=verified)
+
+
 ACCOUNT_KEY = (KIND_ACCOUNT,)
 USAGE_OR_ACCOUNT_KEY = (KIND_ACCOUNT, KIND_USAGE)
 STAFF_KEY = (KIND_STAFF,)
@@ -229,6 +238,7 @@ from views.api import (  # noqa: E402,F401  (routes register on bp)
     billing,
     invoices,
     keys_api,
+    members_api,
     portal,
     pricing,
     staff,

@@ -7,6 +7,7 @@ from flask import current_app
 from services import usage as metering
 from services.billing import plans
 from services.errors import InvalidInput
+from services.identity import members
 from services.ledger import entries as ledger
 from services.ledger import topups
 from services.money import format_money
@@ -34,7 +35,8 @@ from views.idempotency import operation_key
 @bp.get("/me")
 @operation(ACCOUNT_KEY, "Account", "The key's account", Me,
            description="`agent_id`, `agent_name` and `owner_identifier` are Lithtrix's names for "
-                       "`account_id`, `name` and `email`.")
+                       "`account_id`, `name` and `email`.",
+           permission=members.READ)
 def me() -> Me:
     acct = account()
     email = acct.customer.primary_email
@@ -46,7 +48,8 @@ def me() -> Me:
 @operation(ACCOUNT_KEY, "Account", "Plan, all-time calls, balance", Billing,
            description="`calls_total` is the all-time count of apiCalls and `call_limit` its "
                        "all-time cap; `over_limit` is true when a call would be refused now. "
-                       "Monthly limits are in GET /v1/billing/usage.")
+                       "Monthly limits are in GET /v1/billing/usage.",
+           permission=members.READ)
 def billing() -> Billing:
     acct = account()
     plan = plans.plan_for(acct.tier)
@@ -64,7 +67,8 @@ def billing() -> Billing:
 
 
 @bp.get("/billing/balance")
-@operation(USAGE_OR_ACCOUNT_KEY, "Account", "The balance", Balance)
+@operation(USAGE_OR_ACCOUNT_KEY, "Account", "The balance", Balance,
+           permission=members.READ)
 def balance() -> Balance:
     acct = account()
     spendable = acct.available_balance
@@ -76,7 +80,8 @@ def balance() -> Balance:
 
 
 @bp.get("/billing/ledger")
-@operation(ACCOUNT_KEY, "Account", "Ledger entries, newest first", LedgerEntryList, query=PageQuery)
+@operation(ACCOUNT_KEY, "Account", "Ledger entries, newest first", LedgerEntryList, query=PageQuery,
+           permission=members.READ)
 def ledger_entries(query: PageQuery) -> LedgerEntryList:
     return LedgerEntryList.of(ledger.list_for(account().id, **query.page()), LedgerEntry.model_validate)
 
@@ -99,7 +104,8 @@ def billing_config() -> StripeConfig:
            body=OneOf((PaymentIntentRequest, LitPaymentIntentRequest), payment_intent_shape),
            stripe=True, description="Pay `client_secret` with Stripe.js confirmCardPayment, then "
            "call POST /v1/billing/confirm-payment (the webhook credits it too, exactly once). "
-           "Takes Tally's `{amount}` or Lit Protocol's `{amount_cents}`.")
+           "Takes Tally's `{amount}` or Lit Protocol's `{amount_cents}`.",
+           permission=members.PAY)
 def payment_intents(body: PaymentIntentRequest | LitPaymentIntentRequest) -> PaymentIntent:
     started = topups.start_top_up(account(), _top_up_amount(body),
                                   idempotency_key=operation_key())
@@ -125,7 +131,8 @@ def _top_up_amount(body: PaymentIntentRequest | LitPaymentIntentRequest) -> int:
 @operation(ACCOUNT_KEY, "Top-ups", "Credit a paid PaymentIntent, exactly once", ConfirmPayment,
            body=ConfirmPaymentRequest, stripe=True, errors=(404,),
            description="409 when the PaymentIntent has not succeeded or does not match what "
-                       "Tally created.")
+                       "Tally created.",
+           permission=members.PAY)
 def confirm_payment(body: ConfirmPaymentRequest) -> ConfirmPayment:
     credit = topups.credit_payment_intent(body.payment_intent_id, account_id=account().id)
     return ConfirmPayment(credited=credit.credited, balance=credit.balance, currency=credit.currency)

@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 from flask import Response, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from models.keys import KIND_ACCOUNT, KIND_USAGE
 from views import idempotency
-from views.api import FORM_TYPES, TAKES_FORMS, json_body, require_key, stripe_form
+from views.api import FORM_TYPES, TAKES_FORMS, authorize_key, json_body, require_key, stripe_form
 from views.api.invalid import invalid_input
 from views.api.schemas.common import Answer, Query, Request
 
@@ -57,16 +58,21 @@ class Operation:
     errors: tuple[int, ...] = ()  # statuses beyond those the generator derives
     description: str = ""
     form: bool = False  # the body may also come in Stripe's form encoding (views/api/stripe_form.py)
+    permission: str | None = None  # what an account or usage key's role must hold
 
 
 def operation(keys: tuple[str, ...], tag: str, summary: str, answer: type[Answer] | Binary, *,
               status: int = 200, body: type[Request] | OneOf | None = None, raw_body: bool = False,
               query: type[Query] | None = None, headers: tuple[tuple[str, str], ...] = (),
               stripe: bool = False, errors: tuple[int, ...] = (),
-              description: str = "", form: bool = False) -> Callable[[View], View]:
-    """Declare a view: see the module's docstring."""
+              description: str = "", form: bool = False,
+              permission: str | None = None) -> Callable[[View], View]:
+    """Declare a view: see the module's docstring. An operation an account or usage key may
+    call names the `permission` its role needs (services/identity/members.py)."""
+    if permission is None and set(keys) & {KIND_ACCOUNT, KIND_USAGE}:
+        raise TypeError(f"{summary!r}: an operation for account keys declares its permission")
     declared = Operation(keys, tag, summary, answer, status, body, raw_body, query, headers, stripe,
-                         errors, description, form)
+                         errors, description, form, permission)
 
     def decorate(view: View) -> View:
         @wraps(view)
@@ -74,7 +80,10 @@ def operation(keys: tuple[str, ...], tag: str, summary: str, answer: type[Answer
             if declared.keys:
                 # Only now, with the key and its scope checked, may a stored answer be
                 # replayed (views/idempotency.py).
-                replay = idempotency.claim(idempotency.scope(require_key(declared.keys)),
+                key = require_key(declared.keys)
+                if declared.permission is not None and key.account_id is not None:
+                    authorize_key(key, declared.permission)
+                replay = idempotency.claim(idempotency.scope(key),
                                            request.headers.get(idempotency.HEADER))
                 if replay is not None:
                     return replay

@@ -8,6 +8,7 @@ from models import Invoice as InvoiceRow
 from models.keys import KIND_STAFF
 from services.billing import invoices
 from services.errors import NotFound
+from services.identity import members
 from views.api import ACCOUNT_KEY, ACCOUNT_OR_STAFF_KEY, account, bp, current_key
 from views.api.declare import Binary, operation
 from views.api.schemas.common import PageQuery
@@ -41,14 +42,16 @@ def _list(account_id: str, query: PageQuery) -> InvoiceList:
 
 
 @bp.get("/billing/invoices")
-@operation(ACCOUNT_KEY, "Invoices", "Invoices, newest first", InvoiceList, query=PageQuery)
+@operation(ACCOUNT_KEY, "Invoices", "Invoices, newest first", InvoiceList, query=PageQuery,
+           permission=members.READ)
 def list_invoices(query: PageQuery) -> InvoiceList:
     return _list(account().id, query)
 
 
 @bp.get("/accounts/<account_id>/invoices")
 @operation(ACCOUNT_OR_STAFF_KEY, "Invoices", "An account's invoices (its own key, or staff)",
-           InvoiceList, query=PageQuery)
+           InvoiceList, query=PageQuery,
+           permission=members.READ)
 def account_invoices(account_id: str, query: PageQuery) -> InvoiceList:
     if current_key().kind != KIND_STAFF and account_id != account().id:
         raise NotFound(f"No such account: {account_id}", param="account_id")
@@ -61,7 +64,8 @@ def _owned(invoice_id: str) -> InvoiceRow:
 
 
 @bp.get("/invoices/<invoice_id>")
-@operation(ACCOUNT_OR_STAFF_KEY, "Invoices", "An invoice with its lines", Invoice)
+@operation(ACCOUNT_OR_STAFF_KEY, "Invoices", "An invoice with its lines", Invoice,
+           permission=members.READ)
 def get_invoice(invoice_id: str) -> Invoice:
     return invoice_answer(_owned(invoice_id), lines=True)
 
@@ -69,7 +73,8 @@ def get_invoice(invoice_id: str) -> Invoice:
 @bp.get("/invoices/<invoice_id>/pdf")
 @operation(ACCOUNT_OR_STAFF_KEY, "Invoices", "An invoice as PDF", Binary((PDF, OCTET)),
            description="A PDF; sent as application/octet-stream to a client that asks for that "
-                       "(`Accept: application/octet-stream`).")
+                       "(`Accept: application/octet-stream`).",
+           permission=members.READ)
 def invoice_pdf(invoice_id: str) -> Response:
     response = pdf_response(_owned(invoice_id))
     if request.accept_mimetypes.best_match([PDF, OCTET]) == OCTET:

@@ -31,12 +31,16 @@ from views.errors import STRIPE_PATHS
 TAGS = [
     ("Account", "Who the key belongs to, the balance and the ledger."),
     ("Top-ups", "Prepaid credit by card: create a PaymentIntent, pay it with Stripe.js, confirm."),
-    ("Keys", "Account keys (everything) and usage keys (the gate, events, balance and usage)."),
+    ("Keys", "Account keys (all their creator's role allows) and usage keys (the gate, events, "
+              "balance and usage)."),
     ("Wallets", "ChainSecured wallet auth: wallets whose EIP-712 signatures (X-Wallet-Auth) act "
                 "as an account key."),
     ("Metering", "The request gate, usage events, meters and usage."),
     ("Plans and subscriptions", "Plans, the subscription, Stripe Checkout and the Customer Portal."),
     ("Invoices", "Receipts for top-ups and subscription invoices."),
+    ("Members", "Who logs in to the key's customer, with which role (owner, admin, billing, "
+                "developer, viewer), and invitations. An account key acts with the role of the "
+                "member who created it."),
     ("Price plans", "Usage-based pricing: staff create and assign; accounts read theirs."),
     ("Staff", "Customers, accounts and credit grants, with a staff key. Every write is audited."),
     ("Customer Portal", "Stripe Customer Portal configurations (Stripe's object), with a staff key."),
@@ -50,7 +54,9 @@ _ERRORS: dict[int, tuple[str, str]] = {  # status: (component name, description)
     402: ("PaymentRequired", "Over a plan limit or out of prepaid credit (`usage_limit_exceeded`, "
                              "with `usage` and `upgrade_url`), the card was declined, or its "
                              "bank asks for 3-D Secure (`requires_action`)."),
-    403: ("Forbidden", "A key of the wrong kind (`key_scope`)."),
+    403: ("Forbidden", "A key of the wrong kind (`key_scope`), a role that may not do this "
+                       "(`role_forbidden`), or paying before the email is verified "
+                       "(`email_not_verified`)."),
     404: ("NotFound", "Not found, or not yours."),
     409: ("Conflict", "A conflict: the thing exists or is in the wrong state, or the "
                       "Idempotency-Key was used for another request (`idempotency_key_reused`) "
@@ -79,6 +85,12 @@ Tally's JSON API, for scripts and AI agents.
 customers and accounts. Each operation lists the kinds it takes in `x-key-kinds`; another
 kind gets 403 `key_scope`. Where an account key is taken, a linked wallet may sign instead
 (`X-Wallet-Auth`, the WalletAuth scheme: an EIP-712 `BillingAuth` message, once per change).
+
+**Roles.** A customer's members have roles: `owner` (everything), `admin` (all but
+ownership), `billing` (payments, plans, invoices; no keys), `developer` (keys and usage;
+no payments), `viewer` (read only). An account or usage key acts with the role of the
+member who created it (keys from before members existed act as the owner). Each operation
+names what it needs in `x-permission`; a role without it gets 403 `role_forbidden`.
 
 **Money** is integer minor units with an ISO currency: 2500 with usd is $25.00. `balance`
 is spendable credit in every answer (the posted ledger balance less rated usage not yet
@@ -295,6 +307,8 @@ def _operation(route: Route, schemas: dict[Any, dict[str, Any]]) -> dict[str, An
         if KIND_ACCOUNT in declared.keys:
             spec["security"].append({"WalletAuth": []})
         spec["x-key-kinds"] = list(declared.keys)
+        if declared.permission:
+            spec["x-permission"] = declared.permission
     else:
         spec["security"] = []
     params = _parameters(route)

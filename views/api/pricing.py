@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from models import PricePlan as PricePlanRow
 from models.keys import KIND_STAFF
-from services.identity import accounts
+from services.identity import accounts, members
 from services.pagination import paginate_list
 from services.usage import meters as meter_defs
 from services.usage import rating
@@ -42,7 +42,8 @@ def price_plan_answer(plan: PricePlanRow) -> PricePlan:
 
 @bp.get("/price-plans")
 @operation(ACCOUNT_OR_STAFF_KEY, TAG, "Price plans (staff: all; an account: its own)", PricePlanList,
-           query=PageQuery)
+           query=PageQuery,
+           permission=members.READ)
 def list_price_plans(query: PageQuery) -> PricePlanList:
     """Staff see every price plan; an account sees the one it is on."""
     if current_key().kind == KIND_STAFF:

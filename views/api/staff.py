@@ -15,6 +15,7 @@ from models import CreditGrant as CreditGrantRow
 from models import Customer as CustomerRow
 from models.keys import KIND_ACCOUNT
 from services.errors import NotFound
+from services.identity import members
 from services.ledger import grants
 from services.ledger.audited import GRANT_DESCRIPTION, customer_description
 from services.staff import console as staff
@@ -140,7 +141,8 @@ def get_account(account_id: str) -> Account:
 @bp.get("/accounts/<account_id>/credits", endpoint="staff_credits")
 @operation((*STAFF_KEY, KIND_ACCOUNT), TAG,
            "An account's credit grants (staff, or the account's own key)", CreditGrantList,
-           query=PageQuery)
+           query=PageQuery,
+           permission=members.READ)
 def list_credits(account_id: str, query: PageQuery) -> CreditGrantList:
     """Staff see any account's grants; an account key sees its own (another's is a 404)."""
     if current_key().kind == KIND_ACCOUNT and account_id != current_key().account_id:

@@ -7,6 +7,7 @@ from flask import Response
 from models import Subscription as SubscriptionRow
 from services.billing import plans, subscriptions
 from services.billing.gateway import gateway
+from services.identity import members
 from services.pagination import paginate_list
 from views.api import ACCOUNT_KEY, account, bp
 from views.api.declare import operation
@@ -42,7 +43,8 @@ def subscription_answer(row: SubscriptionRow | None) -> Subscription:
 
 
 @bp.get("/billing/plans")
-@operation(ACCOUNT_KEY, TAG, "Plans and prices", PlanList, query=PageQuery, stripe=True)
+@operation(ACCOUNT_KEY, TAG, "Plans and prices", PlanList, query=PageQuery, stripe=True,
+           permission=members.READ)
 def list_plans(query: PageQuery) -> PlanList:
     """The plans in the configuration's order; a cursor is a plan's name."""
 
@@ -80,14 +82,16 @@ SETUP_CONFIRM = (
 
 @bp.post("/billing/setup")
 @operation(ACCOUNT_KEY, TAG, "Subscribe with a card", Setup, body=SetupRequest, stripe=True,
-           errors=(402, 404, 409), description=SETUP)
+           errors=(402, 404, 409), description=SETUP,
+           permission=members.PAY)
 def setup(body: SetupRequest) -> Setup | Response:
     return _setup_answer(subscriptions.start(account(), body.payment_method_id, body.plan))
 
 
 @bp.post("/billing/setup/confirm")
 @operation(ACCOUNT_KEY, TAG, "Finish a subscription after 3-D Secure", Setup,
-           body=SetupConfirmRequest, stripe=True, errors=(402, 404), description=SETUP_CONFIRM)
+           body=SetupConfirmRequest, stripe=True, errors=(402, 404), description=SETUP_CONFIRM,
+           permission=members.PAY)
 def setup_confirm(body: SetupConfirmRequest) -> Setup | Response:
     return _setup_answer(subscriptions.confirm_first_payment(account(), body.subscription_id))
 
@@ -103,20 +107,23 @@ def _setup_answer(result: subscriptions.Subscribed) -> Setup | Response:
 
 
 @bp.get("/billing/subscription")
-@operation(ACCOUNT_KEY, TAG, "The subscription", Subscription)
+@operation(ACCOUNT_KEY, TAG, "The subscription", Subscription,
+           permission=members.READ)
 def get_subscription() -> Subscription:
     return subscription_answer(subscriptions.current(account()))
 
 
 @bp.post("/billing/cancel")
-@operation(ACCOUNT_KEY, TAG, "Cancel at period end", CancelResult, stripe=True, errors=(404,))
+@operation(ACCOUNT_KEY, TAG, "Cancel at period end", CancelResult, stripe=True, errors=(404,),
+           permission=members.PAY)
 def cancel() -> CancelResult:
     row = subscriptions.set_cancel_at_period_end(account(), True)
     return CancelResult(cancelAt=row.cancel_at, subscription=subscription_answer(row))
 
 
 @bp.post("/billing/resume")
-@operation(ACCOUNT_KEY, TAG, "Undo a cancellation", ResumeResult, stripe=True, errors=(404,))
+@operation(ACCOUNT_KEY, TAG, "Undo a cancellation", ResumeResult, stripe=True, errors=(404,),
+           permission=members.PAY)
 def resume() -> ResumeResult:
     row = subscriptions.set_cancel_at_period_end(account(), False)
     return ResumeResult(subscription=subscription_answer(row))
@@ -124,13 +131,15 @@ def resume() -> ResumeResult:
 
 @bp.post("/billing/checkout")
 @operation(ACCOUNT_KEY, TAG, "A Stripe Checkout page for a plan", Url, body=CheckoutRequest,
-           stripe=True)
+           stripe=True,
+           permission=members.PAY)
 def checkout(body: CheckoutRequest) -> Url:
     return Url(url=subscriptions.checkout_url(account(), body.priceId, body.successUrl, body.cancelUrl,
                                               operation_key()))
 
 
 @bp.post("/billing/portal")
-@operation(ACCOUNT_KEY, TAG, "A Stripe Customer Portal session", Url, body=PortalRequest, stripe=True)
+@operation(ACCOUNT_KEY, TAG, "A Stripe Customer Portal session", Url, body=PortalRequest, stripe=True,
+           permission=members.PAY)
 def portal(body: PortalRequest) -> Url:
     return Url(url=subscriptions.portal_url(account(), body.returnUrl))

@@ -9,6 +9,7 @@ from models.base import utcnow
 from models.keys import KIND_STAFF
 from services import usage as metering
 from services.errors import InvalidInput
+from services.identity import members
 from services.pagination import paginate_list
 from services.usage import meters as meter_defs
 from services.usage import rating, settings
@@ -54,7 +55,8 @@ MAX_SERIES_POINTS = 24 * 62  # two months of hours, or ~4 years of days
            body=AuthorizeRequest, errors=(402,),
            description="Checks the key, the rate limit and the plan limits (and prepaid credit for "
                        "priced meters), then records the event, in one call. A refused call "
-                       "records nothing.")
+                       "records nothing.",
+           permission=members.USAGE)
 def authorize(body: AuthorizeRequest) -> Authorization:
     decision = metering.authorize(account(), event_name=body.event_name, quantity=body.quantity,
                                   request_id=body.id or None, properties=body.properties or {})
@@ -78,7 +80,8 @@ def _events_shape(body: dict) -> type:
                        "`{\"event\": {...}}` or `{\"events\": [...]}` (1 to 500), each event "
                        "`{id, schemaName, accountId, timestamp, attributes, dimensions}`, metered "
                        "as Tally's own; an event for an account that does not exist is rejected "
-                       "(`account_not_found`).")
+                       "(`account_not_found`).",
+           permission=members.USAGE)
 def events(body: EventBatch | Event | TogaiBatch | TogaiSingle) -> IngestResult:
     now = utcnow()  # an event without a timestamp happened now
     if isinstance(body, TogaiBatch | TogaiSingle):
@@ -93,7 +96,8 @@ def events(body: EventBatch | Event | TogaiBatch | TogaiSingle) -> IngestResult:
 
 
 @bp.get("/billing/usage")
-@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "This period's usage against the limits", Usage)
+@operation(USAGE_OR_ACCOUNT_KEY, "Metering", "This period's usage against the limits", Usage,
+           permission=members.READ)
 def usage() -> Usage:
     summary = metering.summary(account())
     values: dict[str, int | None] = {}
@@ -108,14 +112,16 @@ def usage() -> Usage:
 
 
 @bp.get("/billing/settings")
-@operation(ACCOUNT_KEY, "Metering", "Time zone, spend cap, alerts", Settings)
+@operation(ACCOUNT_KEY, "Metering", "Time zone, spend cap, alerts", Settings,
+           permission=members.READ)
 def get_settings() -> Settings:
     return Settings(**settings.as_dict(account()))
 
 
 @bp.post("/billing/settings")
 @operation(ACCOUNT_KEY, "Metering", "Change time zone, spend cap, alerts", Settings,
-           body=SettingsRequest)
+           body=SettingsRequest,
+           permission=members.SETTINGS)
 def update_settings(body: SettingsRequest) -> Settings:
     changes: settings.Changes = body.model_dump(exclude_unset=True)  # type: ignore[assignment]
     return Settings(**settings.as_dict(settings.update(account(), changes)))
@@ -126,7 +132,8 @@ def _meter(meter: MeterRow) -> Meter:
 
 
 @bp.get("/meters")
-@operation((*USAGE_OR_ACCOUNT_KEY, *STAFF_KEY), "Metering", "Meters", MeterList, query=MeterQuery)
+@operation((*USAGE_OR_ACCOUNT_KEY, *STAFF_KEY), "Metering", "Meters", MeterList, query=MeterQuery,
+           permission=members.READ)
 def list_meters(query: MeterQuery) -> MeterList:
     """Meters in the order they were created (the defaults first), or those that read
     `event_name`; a cursor is a meter's name."""
@@ -147,7 +154,8 @@ def create_meter(body: CreateMeterRequest) -> tuple[Meter, int]:
 
 @bp.get("/meters/<name>/usage")
 @operation(USAGE_OR_ACCOUNT_KEY, "Metering", "A meter's series by day or hour", MeterUsage,
-           query=MeterUsageQuery)
+           query=MeterUsageQuery,
+           permission=members.READ)
 def meter_usage(name: str, query: MeterUsageQuery) -> MeterUsage:
     acct = account()
     meter = meter_defs.get_meter(name)

@@ -7,6 +7,7 @@ from flask import (
     current_app,
     flash,
     redirect,
+    request,
     url_for,
 )
 
@@ -32,7 +33,8 @@ from views.staff.forms import ConfirmForm, ImpersonateForm, field_error
 @staff_page
 def impersonate(user_id: str):
     user = db.session.get(User, user_id)
-    if user is None or user.customer_id is None:
+    customer_id = request.form.get("customer_id") or (user.customer_id if user else None)
+    if user is None or customer_id is None:
         abort(404)
     form = ImpersonateForm(prefix=f"{user.id}-imp")
     if form.validate_on_submit():
@@ -42,14 +44,15 @@ def impersonate(user_id: str):
             end_impersonation()
         try:
             started = impersonation.start(actor(), user.id, form.reason.data,
-                                          minutes=current_app.config["IMPERSONATION_MINUTES"])
+                                          minutes=current_app.config["IMPERSONATION_MINUTES"],
+                                          customer_id=customer_id)
         except TallyError as exc:
             uow.rollback()
             field_error(form, exc)
         else:
             begin_impersonation(started.impersonation.id)
             return redirect(url_for("pages.dashboard"), code=303)
-    return customer_page(user.customer_id, user_forms={user.id: form}, status=400)
+    return customer_page(customer_id, user_forms={user.id: form}, status=400)
 
 
 @bp.post("/impersonation/stop")
