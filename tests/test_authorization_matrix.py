@@ -278,7 +278,8 @@ def test_each_role_gets_the_right_answer(app, world, method, rule, body, expecte
 ROUTE_PERMISSIONS = [
     ("GET", "/", "read"), ("GET", "/activity", "read"), ("GET", "/usage", "read"),
     ("GET", "/plans", "read"), ("GET", "/keys", "read"), ("GET", "/members", "read"),
-    ("GET", "/billing/invoices", "read"),
+    ("GET", "/billing/invoices", "read"), ("GET", "/billing/subscription", "read"),
+    ("GET", "/billing/usage", "read"),
     ("GET", "/billing/cancel", "billing.pay"), ("POST", "/billing/cancel", "billing.pay"),
     ("POST", "/billing/checkout", "billing.pay"), ("GET", "/billing/checkout/return", "billing.pay"),
     ("POST", "/billing/portal", "billing.pay"), ("POST", "/billing/resume", "billing.pay"),
@@ -301,6 +302,8 @@ ROUTE_PERMISSIONS = [
     ("POST", "/v1/billing/cancel", "billing.pay"), ("POST", "/v1/billing/checkout", "billing.pay"),
     ("POST", "/v1/billing/confirm-payment", "billing.pay"),
     ("POST", "/v1/billing/create-payment-intent", "billing.pay"),
+    ("POST", "/v1/billing/create_payment_intent", "billing.pay"),
+    ("POST", "/v1/billing/confirm_payment", "billing.pay"),
     ("POST", "/v1/billing/payment-intents", "billing.pay"), ("POST", "/v1/billing/portal", "billing.pay"),
     ("POST", "/v1/billing/resume", "billing.pay"), ("POST", "/v1/billing/setup", "billing.pay"),
     ("POST", "/v1/billing/setup/confirm", "billing.pay"),

@@ -60,14 +60,14 @@ def _upgraded(result: subscriptions.Subscribed):
 
 
 @bp.get("/subscription")
-@customer_page
+@customer_page(members.READ)
 def subscription_page():
     """The generic billing API's path in a browser: the plan is on the Plans page."""
     return redirect(url_for("pages.plans"), code=303)
 
 
 @bp.get("/usage")
-@customer_page
+@customer_page(members.READ)
 def usage_page():
     """The generic billing API's path in a browser: the Usage page."""
     return redirect(url_for("pages.usage"), code=303)
