@@ -5,7 +5,7 @@ customer had one login: the person who signed up), and their email counts as ver
 (sign-up creates an account only from a link sent to it).
 
 Revision ID: 08a383493e77
-Revises: 0fb356ffcca8
+Revises: a7d3c9e15b42
 Create Date: 2026-12-06 08:18:21.808581
 
 """
@@ -19,7 +19,7 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # revision identifiers, used by Alembic.
 revision = '08a383493e77'
-down_revision = '0fb356ffcca8'
+down_revision = 'a7d3c9e15b42'
 branch_labels = None
 depends_on = None
 
