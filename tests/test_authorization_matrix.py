@@ -117,6 +117,8 @@ MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, i
     ("DELETE", "/v1/keys/<key_id>", NO_BODY, OWNER_API),
     ("POST", "/v1/keys/<key_id>/revoke", NO_BODY, OWNER_API),
     ("DELETE", "/v1/wallets/<address>", NO_BODY, OWNER_API),
+    ("POST", "/v1/payment-methods/<payment_method_id>/default", NO_BODY, OWNER_API),
+    ("DELETE", "/v1/payment-methods/<payment_method_id>", NO_BODY, OWNER_API),
     # Meters are shared definitions; each account sees its own usage (checked below).
     ("GET", "/v1/meters/<name>/usage", NO_BODY, ANY_ACCOUNT_API),
 ]
@@ -151,6 +153,10 @@ def world(app, client, make_customer) -> World:
     wallet = Wallet()
     assert client.post("/v1/wallets", json=wallet.proof(), headers=owner.headers).status_code == 201
     ids["address"] = wallet.address
+    card = client.post("/v1/payment-methods", headers=owner.headers,
+                       json={"payment_method_id": "pm_card_visa"})
+    assert card.status_code == 201, card.get_json()
+    ids["payment_method_id"] = card.get_json()["id"]
     assert client.post("/v1/events", headers=owner.headers,
                        json={"id": "m1", "event_name": "api_call"}).status_code == 200
     clients = {role: app.test_client() for role in ROLES}

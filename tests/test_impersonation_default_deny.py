@@ -75,7 +75,8 @@ def subscribed(app, client, customer, stripe_client):
     params = {"account_id": customer.account_id, "key_id": key_id, "invoice_id": invoice_id,
               "customer_id": customer_id_of(app, customer.account_id),
               "user_id": user_id_of(app, customer.email), "configuration_id": "bpc_walk",
-              "event_id": "evt_walk", "address": wallet.address}
+              "event_id": "evt_walk", "address": wallet.address,
+              "payment_method_id": "pm_walk"}
     return customer, params
 
 

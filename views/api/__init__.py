@@ -186,6 +186,7 @@ limiter.shared_limit(_rate_limit, scope="api", key_func=_rate_key, error_message
 
 from views.api import (  # noqa: E402,F401  (routes register on bp)
     billing,
+    cards,
     invoices,
     keys_api,
     portal,
