@@ -3,7 +3,9 @@ confirmCardSetup, list, default, remove; someone else's card is a 404."""
 
 from __future__ import annotations
 
+import json
 import urllib.error
+import urllib.request
 
 import pytest
 
@@ -98,3 +100,72 @@ def test_a_declined_card_is_not_saved(client, customer, localstripe_url):
     with pytest.raises(urllib.error.HTTPError):
         confirm_setup(localstripe_url, started["client_secret"], "4000000000000002")
     assert cards_of(client, customer) == []
+
+
+# One-click top-ups with a saved card ------------------------------------------------------
+
+
+def balance_of(client, customer) -> int:
+    return client.get("/v1/billing/balance", headers=customer.headers).get_json()["balance"]
+
+
+def test_a_saved_card_tops_up_in_one_call_and_credits_once(client, customer, stripe_client,
+                                                           backend):
+    pm = attach(client, customer, "pm_card_visa").get_json()["id"]
+    headers = customer.headers | {"Idempotency-Key": "one-click-1"}
+    paid = client.post("/v1/billing/payment-intents", headers=headers,
+                       json={"amount": 2500, "payment_method_id": pm})
+    assert paid.status_code == 200, paid.get_json()
+    body = paid.get_json()
+    assert body["status"] == "succeeded" and body["credited"] is True
+    assert body["balance"] == 2500 == balance_of(client, customer)
+    # The replay, the confirm endpoint and the webhook's path all find it credited already.
+    again = client.post("/v1/billing/payment-intents", headers=headers,
+                        json={"amount": 2500, "payment_method_id": pm})
+    assert again.get_json()["payment_intent_id"] == body["payment_intent_id"]
+    confirmed = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                            json={"payment_intent_id": body["payment_intent_id"]})
+    assert confirmed.get_json()["credited"] is False
+    assert balance_of(client, customer) == 2500
+    ledger = client.get("/v1/billing/ledger", headers=customer.headers).get_json()["data"]
+    assert [e["kind"] for e in ledger] == ["topup"]
+
+
+def test_a_saved_card_that_needs_3d_secure_answers_requires_action(client, customer,
+                                                                   localstripe_url, backend):
+    seti = saved_card(client, customer, localstripe_url, "4000002500003155", authenticate=True)
+    pm = attach(client, customer, seti["payment_method"]).get_json()["id"]
+    asked = client.post("/v1/billing/payment-intents", headers=customer.headers,
+                        json={"amount": 2500, "payment_method_id": pm})
+    assert asked.status_code == 200, asked.get_json()
+    body = asked.get_json()
+    assert body["status"] == "requires_action" and body["client_secret"]
+    assert "credited" not in body and balance_of(client, customer) == 0
+    # Stripe.js confirmCardPayment(client_secret) runs the 3-D Secure step; then confirm.
+    pi = body["payment_intent_id"]
+    request = urllib.request.Request(
+        f"{localstripe_url}/v1/payment_intents/{pi}/_authenticate?success=true",
+        data=json.dumps({"key": "pk_test_tally", "client_secret": body["client_secret"]}).encode(),
+        method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+    confirmed = client.post("/v1/billing/confirm-payment", headers=customer.headers,
+                            json={"payment_intent_id": pi})
+    assert confirmed.get_json()["credited"] is True and balance_of(client, customer) == 2500
+
+
+def test_a_declined_saved_card_is_a_402_and_credits_nothing(client, customer, backend):
+    pm = attach(client, customer, "pm_card_chargeCustomerFail").get_json()["id"]
+    declined = client.post("/v1/billing/payment-intents", headers=customer.headers,
+                           json={"amount": 2500, "payment_method_id": pm})
+    assert declined.status_code == 402, declined.get_json()
+    assert declined.get_json()["code"] == "card_declined"
+    assert balance_of(client, customer) == 0
+
+
+def test_someone_elses_card_cannot_pay_a_top_up(client, make_customer):
+    owner, other = make_customer("Owner"), make_customer("Other")
+    pm = attach(client, owner, "pm_card_visa").get_json()["id"]
+    refused = client.post("/v1/billing/payment-intents", headers=other.headers,
+                          json={"amount": 2500, "payment_method_id": pm})
+    assert refused.status_code == 404 and refused.get_json()["param"] == "payment_method_id"
+    assert balance_of(client, other) == 0 and balance_of(client, owner) == 0

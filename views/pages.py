@@ -67,15 +67,18 @@ def topup():
 @customer_page
 @audit_as("topup.intent")
 def topup_intent():
-    """Step 1 for Stripe.js: validate the amount and create the PaymentIntent."""
+    """Step 1 for Stripe.js: validate the amount and create the PaymentIntent. With a saved
+    card (`payment_method_id`) Tally confirms it at once: `succeeded` (the script then
+    credits it with step 2) or `requires_action` (3-D Secure first)."""
     account = current_account()
     form = TopUpForm()
     form.validate()  # CSRF is checked globally; the amount is parsed by the service
     amount = parse_major(form.amount.data or "", account.currency)
-    started = topups.start_top_up(account, amount,
-                              idempotency_key=operation_key())
+    card = request.form.get("payment_method_id") or None
+    started = topups.start_top_up(account, amount, idempotency_key=operation_key(),
+                                  payment_method_id=card)
     return jsonify(payment_intent_id=started.payment_intent_id,
-                   client_secret=started.client_secret,
+                   client_secret=started.client_secret, status=started.status,
                    amount=started.amount, currency=started.currency)
 
 
