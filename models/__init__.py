@@ -10,14 +10,16 @@ from models.ledger import LedgerEntry
 from models.outbox import OutboxMessage
 from models.payments import TopUp
 from models.pricing import PriceCharge, PricePlan, UsageCharge
+from models.recharge import AutoRecharge, RechargeAttempt
 from models.usage import Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
 from models.wallets import UsedWalletSignature, WalletLink
 from models.webhooks import WebhookEvent
 
 __all__ = [
-    "Account", "ApiKey", "AuditEvent", "CreditGrant", "Customer", "IdempotencyRecord", "Impersonation",
+    "Account", "ApiKey", "AuditEvent", "AutoRecharge", "CreditGrant", "Customer", "IdempotencyRecord",
+    "Impersonation",
     "Invoice", "InvoiceLine", "LedgerEntry", "Meter", "OutboxMessage", "PriceCharge", "PricePlan",
-    "Subscription", "TopUp",
+    "RechargeAttempt", "Subscription", "TopUp",
     "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageRollup", "UsageUnique",
     "UsedWalletSignature", "User", "WalletLink", "WebhookEvent",
 ]

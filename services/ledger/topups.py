@@ -9,6 +9,7 @@ holding a lock), checks it, and posts one ledger entry keyed by the PaymentInten
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
@@ -29,6 +30,17 @@ from services.ledger import entries as ledger
 from services.money import format_money
 
 SOURCE = "stripe_payment_intent"
+
+# Called after every credit of a PaymentIntent (whichever path came first), in its
+# transaction: auto-recharge finishes an attempt the customer completed on the page.
+_credit_watchers: list[Callable[[str, str], None]] = []
+
+
+def watch_credits(watcher: Callable[[str, str], None]) -> None:
+    """Call `watcher(account_id, payment_intent_id)` whenever a PaymentIntent is credited
+    (or found credited already), in that transaction."""
+    if watcher not in _credit_watchers:
+        _credit_watchers.append(watcher)
 
 
 @dataclass(frozen=True)
@@ -173,5 +185,7 @@ def credit_payment_intent(payment_intent_id: str, *, account_id: str | None = No
     invoices.issue(account, kind=INVOICE_RECEIPT, source_id=intent.id, currency=intent.currency,
                    lines=[invoices.Line("Prepaid credit top-up by card", intent.amount)],
                    paid_at=utcnow())
+    for watcher in _credit_watchers:
+        watcher(account.id, intent.id)
     return Credit(posting.posted, account.id, intent.amount, ledger.available_balance(account.id),
                   posting.currency)

@@ -191,6 +191,7 @@ from views.api import (  # noqa: E402,F401  (routes register on bp)
     keys_api,
     portal,
     pricing,
+    recharge,
     staff,
     subscriptions,
     usage,
