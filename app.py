@@ -35,6 +35,7 @@ from views import (
     pages,
     request_guard,
     staff,
+    wallet,
     wallets,
     webhooks,
 )
@@ -97,8 +98,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     stripe_gateway.init_app(app)
     plans.init_app(app)
 
-    for module in (auth, pages, keys, billing, staff, staff_billing, staff_pricing, api, api_docs,
-                   webhooks, wallets):
+    for module in (auth, pages, keys, billing, wallet, staff, staff_billing, staff_pricing, api,
+                   api_docs, webhooks, wallets):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
     csrf.exempt(webhooks.bp)

@@ -72,6 +72,8 @@ MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, i
     ("GET", "/billing/invoices/<invoice_id>", NO_BODY, OWNER_PAGE),
     ("GET", "/billing/invoices/<invoice_id>/pdf", NO_BODY, OWNER_PAGE),
     ("POST", "/keys/<key_id>/revoke", NO_BODY, OWNER_PAGE),
+    ("POST", "/payment-methods/<payment_method_id>/default", NO_BODY, {**OWNER_PAGE, "owner": 303}),
+    ("POST", "/payment-methods/<payment_method_id>/remove", NO_BODY, {**OWNER_PAGE, "owner": 303}),
     ("POST", "/keys/<key_id>/rotate", NO_BODY, OWNER_PAGE),
     ("POST", "/account/wallets/<address>/unlink", NO_BODY, {**OWNER_PAGE, "owner": 303}),
     ("GET", "/staff/customers/<customer_id>", NO_BODY, STAFF_PAGE),

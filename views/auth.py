@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     Blueprint,
     current_app,
@@ -22,7 +24,7 @@ from services import uow
 from services.errors import TallyError
 from services.identity import accounts
 from services.identity import signup as signup_service
-from services.notifications import email_configured
+from services.notifications import email_configured, notices
 from views import devices
 from views import wallets as wallet_views
 from views.forms import ConfirmSignupForm, LoginForm, PasswordChangeForm, SignupForm
@@ -183,7 +185,17 @@ def logout():
 def account():
     return render_template("auth/account.html", form=PasswordChangeForm(),
                            wallets=wallet_views.account_wallets(),
-                           wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"])
+                           wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"],
+                           **_notifications())
+
+
+def _notifications() -> dict[str, Any]:
+    """A customer's notification preferences, for the Account page (staff have none)."""
+    user = current_user._get_current_object()
+    if user.is_staff or user.customer is None or not user.customer.accounts:
+        return {}
+    return {"notify_account": accounts.primary_account(user), "notice_kinds": notices.KINDS,
+            "always_sent": notices.ALWAYS}
 
 
 @bp.post("/account/password")
@@ -205,4 +217,5 @@ def change_password():
             flash("Password changed. Every other session has been logged out.")
             return redirect(url_for("auth.account"), code=303)
     return render_template("auth/account.html", form=form, wallets=wallet_views.account_wallets(),
-                           wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"]), 400
+                           wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"],
+                           **_notifications()), 400

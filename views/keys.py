@@ -36,7 +36,7 @@ def create():
         if kind not in (KIND_ACCOUNT, KIND_USAGE):
             raise InvalidInput("Choose a usage key or an account key.", param="kind")
         issued = keys.issue_key(account=current_account(), kind=kind,
-                                name=keys.clean_name(request.form.get("name"), kind))
+                                name=keys.clean_name(request.form.get("name"), kind), notify=True)
     except InvalidInput as exc:
         return _panel(status=400, error=exc.message)
     return _panel(new_key=issued)

@@ -21,6 +21,7 @@ from models.base import utcnow
 from models.keys import KIND_ACCOUNT, KIND_STAFF
 from services import uow
 from services.errors import InvalidInput, NotFound, Unauthorized
+from services.notifications import notices
 from services.pagination import Page, paginate
 
 KEY_PREFIX = "tly_"
@@ -49,10 +50,10 @@ def hash_key(plaintext: str) -> str:
 
 def issue_key(
     *, account: Account | None = None, user: User | None = None, kind: str = KIND_ACCOUNT,
-    name: str = "Default key",
+    name: str = "Default key", notify: bool = False,
 ) -> IssuedKey:
     """A new key for an account (account or usage kind) or a staff user; its plaintext is in the answer
-    only."""
+    only. `notify`: email the account's owner a security notice (not at sign-up)."""
     if (account is None) == (user is None):
         raise ValueError("a key belongs to an account or to a staff user")
     plaintext = _new_plaintext()
@@ -66,6 +67,8 @@ def issue_key(
     )
     db.session.add(key)
     db.session.flush()
+    if notify and account is not None:
+        notices.key_notice(account, name, key.prefix, "created")
     return IssuedKey(key, plaintext)
 
 
@@ -169,4 +172,7 @@ def rotate(key: ApiKey) -> IssuedKey:
     )
     if revoked != 1:
         raise NotFound("This API key was already rotated or revoked.", code="key_revoked")
+    owner = db.session.get(Account, key.account_id) if key.account_id else None
+    if owner is not None:
+        notices.key_notice(owner, key.name, successor.key.prefix, "rotated")
     return successor

@@ -161,3 +161,53 @@ def recharge_outcome(account: Account, outcome: str, amount: int, seq: int, *, t
 
 
 ledger.watch_balance(_on_balance)
+
+
+# Receipts, plans, keys, usage ------------------------------------------------------------
+
+
+def receipt(account: Account, invoice_id: str, number: str, total: int, kind_label: str) -> None:
+    """A paid invoice (a top-up's receipt, a subscription's invoice), its PDF attached."""
+    notify(account, RECEIPTS, f"Your Tally receipt {number}", [
+        f"Thank you: {format_money(total, account.currency)} paid ({kind_label.lower()}).",
+        "The invoice is attached as a PDF."], path=f"/billing/invoices/{invoice_id}",
+        action="View the invoice", dedupe_key=f"receipt:{invoice_id}", invoice_pdf=invoice_id)
+
+
+def plan_changed(account: Account, before: str, after: str) -> None:
+    """The account moved from plan `before` to `after` (a subscription, its end, staff)."""
+    notify(account, PLAN, f"Your Tally plan is now {after.capitalize()}", [
+        f"Your plan changed from {before.capitalize()} to {after.capitalize()}; its limits "
+        "apply now."], path="/plans", action="See your plan")
+
+
+def plan_cancelled(account: Account, plan: str, ends: str | None, cancelled: bool) -> None:
+    """The subscription was cancelled at the end of its period (or resumed)."""
+    if cancelled:
+        subject, text = (f"Your Tally {plan.capitalize()} plan is cancelled",
+                         f"You keep {plan.capitalize()} until {ends or 'the end of the period'}, "
+                         "then move to Free.")
+    else:
+        subject, text = (f"Your Tally {plan.capitalize()} plan continues",
+                         f"You resumed {plan.capitalize()}; it renews as usual.")
+    notify(account, PLAN, subject, [text], path="/plans", action="See your plan")
+
+
+def key_notice(account: Account, name: str, prefix: str, action: str) -> None:
+    """A security notice: an API key was created or rotated (the key itself is never sent)."""
+    notify(account, SECURITY, f"An API key was {action} on your Tally account", [
+        f"The key “{name}” ({prefix}…) was {action}. The key itself is shown only once, on "
+        "the page or in the answer that made it.",
+        "If this was not you, revoke the key and change your password now."],
+        path="/keys", action="Review your keys")
+
+
+def usage_alert(account: Account, meter: str, threshold: int, value: int, limit: int,
+                period: str) -> None:
+    """A plan limit's threshold crossed this period (sent once per crossing)."""
+    reached = "reached" if threshold >= 100 else f"is at {threshold}% of"
+    notify(account, USAGE, f"Your {meter} usage {reached} your plan's limit", [
+        f"This month you have used {value:,} of {limit:,} {meter} ({threshold}%).",
+        "Calls over the limit are refused (402). Upgrade for a higher limit."],
+        path="/usage", action="See your usage",
+        dedupe_key=f"usage:{account.id}:{meter}:{threshold}:{period}")

@@ -30,7 +30,8 @@ def list_keys(query: PageQuery) -> ApiKeyList:
            body=CreateKeyRequest)
 def create_key(body: CreateKeyRequest) -> tuple[IssuedApiKey, int]:
     """The key is in this answer only."""
-    issued = keys.issue_key(account=account(), kind=body.kind, name=keys.clean_name(body.name, body.kind))
+    issued = keys.issue_key(account=account(), kind=body.kind, name=keys.clean_name(body.name, body.kind),
+                            notify=True)
     return IssuedApiKey(api_key=issued.plaintext, key=ApiKey.model_validate(issued.key)), 201
 
 
