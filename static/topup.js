@@ -107,9 +107,6 @@
           amountInput.setAttribute("aria-invalid", "true");
           amountInput.setAttribute("aria-describedby", "amount-error");
           status.textContent = "";
-        } else if (intent.status === 402) {
-          show(cardError, intent.body.message);
-          status.textContent = "";
         } else {
           status.textContent = intent.body.message;
         }
@@ -120,8 +117,13 @@
         const result = await stripe.confirmCardPayment(intent.body.client_secret,
           pm ? undefined : { payment_method: { card } });
         if (result.error) {
-          show(cardError, `${result.error.message} Nothing was charged or credited.`);
-          status.textContent = "";
+          const message = `${result.error.message} Nothing was charged or credited.`;
+          if (pm) {
+            status.textContent = message;  // the card form is hidden: say it here
+          } else {
+            show(cardError, message);
+            status.textContent = "";
+          }
           return;
         }
       }
