@@ -64,14 +64,14 @@ SCENARIOS = [
       ("credit left", "credit_left"), ("**times overdrawn**", "overdrawn"),
       ("**debits not matching metered usage**", "debits_not_matching_usage")]),
     ("auto_recharge", "Auto-recharge",
-     "Accounts with a price per API call, a saved card and auto-recharge (below 10.00, add "
-     "10.00) spend through `POST /v1/authorize` from 24 clients on 4 workers, crossing their "
+     "Accounts with a price per API call (0.20), a saved card and auto-recharge (below 20.00, "
+     "add 20.00) spend through `POST /v1/authorize` from 24 clients on 4 workers, crossing their "
      "thresholds again and again; one fault for every 60 calls (a worker SIGKILLed, or every "
      "app connection terminated); localstripe delivers its own `payment_intent.succeeded` "
-     "webhooks, racing each recharge's own credit. Then the outbox is drained (a killed "
-     "worker's claimed recharge waits for its 5-minute lease) and every charge at Stripe is "
-     "matched against the ledger. A call refused with 402 found the credit spent while its "
-     "account's recharge was in flight or waiting out a killed worker's lease.",
+     "webhooks, racing each recharge's own credit. Then the outbox is drained and every charge "
+     "at Stripe is matched against the ledger. A call refused with 402 found the credit spent "
+     "while its account's recharge was in flight, or being retried after a fault hit it (a "
+     "recharge's lease is 20 seconds and its retries start 2 seconds apart).",
      [("accounts", "accounts"), ("gunicorn workers", "gunicorn_workers"),
       ("clients", "clients"), ("gate calls", "gate_calls"), ("allowed", "allowed"),
       ("402 refusals (credit spent, recharge not yet landed)", "refused_402"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Flask, current_app
 
@@ -57,7 +57,7 @@ def deliver_outbox(now: datetime | None = None, limit: int = outbox.BATCH) -> De
             uow.rollback()
             current_app.logger.warning("outbox message %s (%s) failed: %s", message_id, kind, exc)
             with uow.unit():
-                gave_up = outbox.mark_failed(message_id, attempts, exc)
+                gave_up = outbox.mark_failed(message_id, attempts, exc, kind)
             result.failed += gave_up
             result.retried += not gave_up
             continue
@@ -141,7 +141,7 @@ def purge_idempotency_keys(now: datetime | None = None, batch: int = 5000) -> in
             return deleted
 
 
-@outbox.handler(recharge.ATTEMPT)
+@outbox.handler(recharge.ATTEMPT, urgent=timedelta(seconds=20))
 def run_recharge(payload: dict[str, object]) -> None:
     """One claimed auto-recharge attempt, in steps that each commit on their own: the card
     (a Stripe read), the amount fixed in a row, the charge (holding no lock; keyed by the
@@ -189,7 +189,7 @@ class _Worker:
     @staticmethod
     def _run(app: Flask, wake: threading.Event) -> None:
         while True:
-            wake.wait(timeout=60)  # also retries what is due, once a minute
+            wake.wait(timeout=5)  # also retries what is due, every 5 seconds
             wake.clear()
             with app.app_context():
                 try:

@@ -37,8 +37,8 @@ ACCOUNTS = scaled(6)
 CALLS = 240  # per account (the scale multiplies the accounts)
 CLIENTS = 24
 WORKERS = 4
-PRICE = 10  # minor units per call
-CREDIT, THRESHOLD, RECHARGE = 1500, 1000, 1000
+PRICE = 20  # minor units per call
+CREDIT, THRESHOLD, RECHARGE = 2500, 2000, 2000
 FAULT_EVERY = 60  # calls
 
 
