@@ -72,3 +72,5 @@ def test_a_recharge_waiting_for_the_customer_shows_a_banner(app, client, custome
     assert 'data-testid="recharge-banner"' in dashboard and "Complete payment" in dashboard
     topup = web.get("/topup").get_data(as_text=True)
     assert 'id="complete-payment"' in topup and "_secret_" in topup
+    activity = web.get("/activity").get_data(as_text=True)
+    assert "Auto-recharge attempts" in activity and "$25.00 · requires action" in activity

@@ -13,7 +13,7 @@ from services import usage as metering
 from services.billing import plans, subscriptions
 from services.errors import InvalidInput, TallyError
 from services.ledger import entries as ledger
-from services.ledger import topups
+from services.ledger import recharge, topups
 from services.money import format_major, format_money, parse_major
 from services.staff import audit
 from services.usage import periods, rating, settings
@@ -142,7 +142,7 @@ def activity():
     older = page.has_more if before is None else bool(page.items)
     newer = (page.has_more if before is not None else after is not None) and bool(page.items)
     return render_page("activity.html", account=account, entries=page.items, older=older,
-                       newer=newer)
+                       newer=newer, attempts=recharge.attempts(account.id, limit=20))
 
 
 @bp.get("/usage")
