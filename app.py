@@ -33,9 +33,9 @@ from views import (
     filters,
     keys,
     pages,
+    payments,
     request_guard,
     staff,
-    wallet,
     wallets,
     webhooks,
 )
@@ -98,7 +98,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     stripe_gateway.init_app(app)
     plans.init_app(app)
 
-    for module in (auth, pages, keys, billing, wallet, staff, staff_billing, staff_pricing, api,
+    for module in (auth, pages, keys, billing, payments, staff, staff_billing, staff_pricing, api,
                    api_docs, webhooks, wallets):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)

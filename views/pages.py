@@ -17,7 +17,7 @@ from services.ledger import recharge, topups
 from services.money import format_major, format_money, parse_major
 from services.staff import audit
 from services.usage import periods, rating, settings
-from views import wallet
+from views import payments
 from views.api.declare import validated
 from views.api.schemas.account import ConfirmPaymentRequest
 from views.forms import TopUpForm, UsageSettingsForm
@@ -61,7 +61,7 @@ def topup():
         high=high,
         publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
         stripe_js_url=current_app.config["STRIPE_JS_URL"],
-        **wallet.topup_context(account),
+        **payments.topup_context(account),
     )
 
 

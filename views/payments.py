@@ -31,7 +31,7 @@ from views.api.schemas.cards import AttachRequest
 from views.idempotency import operation_key
 from views.session import audit_as, current_account, customer_page
 
-bp = Blueprint("wallet", __name__)
+bp = Blueprint("payments", __name__)
 
 
 @bp.get("/payment-methods")
@@ -64,7 +64,7 @@ def add():
     card = cards.attach(current_account(), body.payment_method_id)
     flash(f"Card {card.brand.capitalize()} •••• {card.last4} saved"
           f"{' as your default' if card.default else ''}.")
-    return jsonify(id=card.id, redirect=url_for("wallet.payment_methods"))
+    return jsonify(id=card.id, redirect=url_for("payments.payment_methods"))
 
 
 @bp.post("/payment-methods/<payment_method_id>/default")
@@ -73,7 +73,7 @@ def add():
 def make_default(payment_method_id: str):
     card = cards.make_default(current_account(), payment_method_id)
     flash(f"{card.brand.capitalize()} •••• {card.last4} is your default card now.")
-    return redirect(url_for("wallet.payment_methods"), code=303)
+    return redirect(url_for("payments.payment_methods"), code=303)
 
 
 @bp.post("/payment-methods/<payment_method_id>/remove")
@@ -82,7 +82,7 @@ def make_default(payment_method_id: str):
 def remove(payment_method_id: str):
     card = cards.remove(current_account(), payment_method_id)
     flash(f"{card.brand.capitalize()} •••• {card.last4} removed.")
-    return redirect(url_for("wallet.payment_methods"), code=303)
+    return redirect(url_for("payments.payment_methods"), code=303)
 
 
 # Auto-recharge (a form on the top-up page) -----------------------------------------------
