@@ -31,8 +31,7 @@ FIELDS_READ: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "setup_intent": ("id", "client_secret", "status", "customer", "payment_method"),
     "payment_intent": ("id", "object", "amount", "currency", "status", "customer",
                        "client_secret", "metadata", "last_payment_error.message",
-                       "last_payment_error.code", "last_payment_error.payment_method",
-                       "payment_method"),
+                       "last_payment_error.code", "payment_method"),
     "subscription": ("id", "object", "status", "customer", "metadata", "items.data",
                      "cancel_at_period_end", "cancel_at", "latest_invoice"),
     "subscription_item": ("price.id", "current_period_start", "current_period_end"),
@@ -72,7 +71,7 @@ class PaymentIntentInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     last_error: str | None = None
     last_error_code: str | None = None  # card_declined, authentication_required, ...
-    payment_method: str | None = None  # the card it was (or was last tried to be) paid with
+    payment_method: str | None = None  # the card it is paid with (None after a decline)
 
 
 @dataclass(frozen=True)
@@ -196,8 +195,7 @@ def intent_info(data: dict[str, Any]) -> PaymentIntentInfo:
         metadata=dict(get("metadata") or {}),
         last_error=get("last_payment_error.message"),
         last_error_code=get("last_payment_error.code"),
-        payment_method=id_of(get("payment_method")) or id_of(
-            get("last_payment_error.payment_method")),
+        payment_method=id_of(get("payment_method")),
     )
 
 

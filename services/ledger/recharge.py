@@ -64,6 +64,7 @@ from services.usage import periods
 ATTEMPT = "auto_recharge"  # outbox kind: make the charge of a claimed attempt
 RETRY = "auto_recharge_retry"  # outbox kind: look again after a failure's backoff
 MAX_FAILURES = 3
+MAX_AMOUNT = 10**12  # the largest threshold, amount, target or limit (minor units)
 BACKOFF = (timedelta(minutes=30), timedelta(hours=2))  # after the 1st and 2nd failure
 
 
@@ -142,8 +143,11 @@ def configure(account: Account, wanted: Settings) -> AutoRecharge:
     """Save the account's settings. Enabling needs a usable card (the one named, or the
     default): otherwise a 400 naming `payment_method_id`. Turning it on (again) starts
     afresh; with credit below the threshold already, the first recharge is claimed now."""
-    if wanted.threshold < 0:
-        raise InvalidInput("threshold must be zero or more (minor units).", param="threshold")
+    for name in ("threshold", "amount", "target", "monthly_limit"):
+        value = getattr(wanted, name)
+        if value is not None and not 0 <= value <= MAX_AMOUNT:
+            raise InvalidInput(f"{name} must be zero or more, at most {MAX_AMOUNT} (minor units).",
+                               code="amount_out_of_range", param=name)
     if wanted.enabled:
         _check_amounts(account, wanted)
         if _usable_card(account, wanted.payment_method_id) is None:
