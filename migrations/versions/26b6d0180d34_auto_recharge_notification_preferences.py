@@ -1,7 +1,7 @@
 """auto-recharge (settings and attempts), notification preferences and the low-balance notice
 
 Revision ID: 26b6d0180d34
-Revises: a7c3e9d1f2b4
+Revises: a7d3c9e15b42
 Create Date: 2026-12-06 08:39:26.377081
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '26b6d0180d34'
-down_revision = 'a7c3e9d1f2b4'
+down_revision = 'a7d3c9e15b42'
 branch_labels = None
 depends_on = None
 
