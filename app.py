@@ -36,6 +36,7 @@ from views import (
     members_page,
     membership,
     pages,
+    payments,
     request_guard,
     staff,
     two_factor,
@@ -107,8 +108,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     stripe_gateway.init_app(app)
     plans.init_app(app)
 
-    for module in (auth, account, members_page, two_factor, pages, keys, billing, staff, staff_billing,
-                   staff_pricing, api, api_docs, webhooks, wallets):
+    for module in (auth, account, members_page, two_factor, pages, keys, billing, payments, staff,
+                   staff_billing, staff_pricing, api, api_docs, webhooks, wallets):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)
     api.cache_keys(app)  # per-process API keys, when rate limits live in Redis

@@ -87,6 +87,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # Email (invoices): smtp://user:pass@host:port, smtps://..., file:///outbox, or unset.
         "SMTP_URL": env.get("SMTP_URL", ""),
         "MAIL_FROM": env.get("MAIL_FROM", "Tally <billing@localhost>"),
+        # Where emails link back to (notifications sent after the request, or by a job).
+        "PUBLIC_URL": (env.get("TALLY_PUBLIC_URL") or "").rstrip("/"),
         # After-commit work (emails...): "thread" (a background thread per process), "inline"
         # (at once, in the request's thread), or "off" (only `flask --app app deliver-outbox`).
         "OUTBOX_DELIVERY": _choice(env, "TALLY_OUTBOX_DELIVERY", ("thread", "inline", "off"), "thread"),

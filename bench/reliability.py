@@ -63,6 +63,25 @@ SCENARIOS = [
       ("lowest credit available seen", "lowest_available_credit_seen"),
       ("credit left", "credit_left"), ("**times overdrawn**", "overdrawn"),
       ("**debits not matching metered usage**", "debits_not_matching_usage")]),
+    ("auto_recharge", "Auto-recharge",
+     "Accounts with a price per API call (0.20), a saved card and auto-recharge (below 20.00, "
+     "add 20.00) spend through `POST /v1/authorize` from 24 clients on 4 workers, crossing their "
+     "thresholds again and again; one fault for every 60 calls (a worker SIGKILLed, or every "
+     "app connection terminated); localstripe delivers its own `payment_intent.succeeded` "
+     "webhooks, racing each recharge's own credit. Then the outbox is drained and every charge "
+     "at Stripe is matched against the ledger. A call refused with 402 found the credit spent "
+     "while its account's recharge was in flight, or being retried after a fault hit it (a "
+     "recharge's lease is 20 seconds and its retries start 2 seconds apart).",
+     [("accounts", "accounts"), ("gunicorn workers", "gunicorn_workers"),
+      ("clients", "clients"), ("gate calls", "gate_calls"), ("allowed", "allowed"),
+      ("402 refusals (credit spent, recharge not yet landed)", "refused_402"),
+      ("HTTP requests (retries included)", "requests"), ("retries", "retries"),
+      ("workers SIGKILLed", "workers_killed"), ("database connection drops", "database_drops"),
+      ("database connections terminated", "database_connections_dropped"),
+      ("recharges charged at Stripe", "recharges_charged"),
+      ("recharges credited", "recharges_credited"),
+      ("**double charges**", "double_charges"), ("**missed credits**", "missed_credits"),
+      ("**most recharges in flight for one account**", "max_in_flight_per_account")]),
     ("hostile_client", "A hostile client's disk cost",
      "A client with a key sends batches of 1,000 events no meter reads (1.9 KB of properties "
      "each) and batches of metered events with properties over the 4 KiB bound, every request "

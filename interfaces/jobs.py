@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Flask, current_app
 
@@ -18,7 +18,7 @@ from extensions import db
 from models.base import utcnow
 from services import idempotency, uow
 from services.billing import subscriptions
-from services.ledger import grants
+from services.ledger import grants, recharge
 from services.ledger import reconcile as reconciliation
 from services.notifications import outbox
 from services.staff.audit import Actor
@@ -57,7 +57,7 @@ def deliver_outbox(now: datetime | None = None, limit: int = outbox.BATCH) -> De
             uow.rollback()
             current_app.logger.warning("outbox message %s (%s) failed: %s", message_id, kind, exc)
             with uow.unit():
-                gave_up = outbox.mark_failed(message_id, attempts, exc)
+                gave_up = outbox.mark_failed(message_id, attempts, exc, kind)
             result.failed += gave_up
             result.retried += not gave_up
             continue
@@ -141,6 +141,35 @@ def purge_idempotency_keys(now: datetime | None = None, batch: int = 5000) -> in
             return deleted
 
 
+@outbox.handler(recharge.ATTEMPT, urgent=timedelta(seconds=20))
+def run_recharge(payload: dict[str, object]) -> None:
+    """One claimed auto-recharge attempt, in steps that each commit on their own: the card
+    (a Stripe read), the amount fixed in a row, the charge (holding no lock; keyed by the
+    attempt, so a redelivery after a crash makes the same charge), the PaymentIntent
+    recorded, then credited exactly once (or the failure recorded)."""
+    account_id, seq = str(payload["account_id"]), int(str(payload["seq"]))
+    found = recharge.card_for(account_id, seq)
+    uow.rollback()  # only read
+    if found is None:
+        return  # finished already (a redelivery)
+    with uow.unit():
+        plan = recharge.prepare(account_id, seq, *found)
+    if plan is None:
+        return
+    intent = recharge.charge(plan)
+    with uow.unit():
+        recharge.record_charge(plan, intent)
+    with uow.unit():
+        recharge.finish(plan, intent)
+
+
+@outbox.handler(recharge.RETRY)
+def retry_recharge(payload: dict[str, object]) -> None:
+    """After a failed attempt's backoff: claim another if credit is still low."""
+    with uow.unit():
+        recharge.look_again(str(payload["account_id"]), datetime.fromisoformat(str(payload["at"])))
+
+
 class _Worker:
     """One background thread per process that delivers whenever a commit queued work."""
 
@@ -160,7 +189,7 @@ class _Worker:
     @staticmethod
     def _run(app: Flask, wake: threading.Event) -> None:
         while True:
-            wake.wait(timeout=60)  # also retries what is due, once a minute
+            wake.wait(timeout=5)  # also retries what is due, every 5 seconds
             wake.clear()
             with app.app_context():
                 try:

@@ -11,14 +11,15 @@ from models.members import Invitation, Membership, UserSession
 from models.outbox import OutboxMessage
 from models.payments import TopUp
 from models.pricing import PriceCharge, PricePlan, UsageCharge
+from models.recharge import AutoRecharge, RechargeAttempt
 from models.usage import Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
 from models.wallets import UsedWalletSignature, WalletLink
 from models.webhooks import WebhookEvent
 
 __all__ = [
-    "Account", "ApiKey", "AuditEvent", "CreditGrant", "Customer", "IdempotencyRecord", "Impersonation",
-    "Invitation", "Invoice", "InvoiceLine", "LedgerEntry", "Membership", "Meter", "OutboxMessage",
-    "PriceCharge", "PricePlan", "Subscription", "TopUp",
+    "Account", "ApiKey", "AuditEvent", "AutoRecharge", "CreditGrant", "Customer", "IdempotencyRecord",
+    "Impersonation", "Invitation", "Invoice", "InvoiceLine", "LedgerEntry", "Membership", "Meter",
+    "OutboxMessage", "PriceCharge", "PricePlan", "RechargeAttempt", "Subscription", "TopUp",
     "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageRollup", "UsageUnique",
     "UsedWalletSignature", "User", "UserSession", "WalletLink", "WebhookEvent",
 ]

@@ -64,6 +64,13 @@ class Account(Model):
     # ledger (the credit available to spend is balance - pending_usage).
     price_plan_id: Mapped[str | None] = mapped_column(ForeignKey("price_plans.id"))
     pending_usage: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Notifications: which kinds the customer turned off ({kind: false}; security notices
+    # always go), and the low-balance notice's threshold (None: off) and whether it has
+    # been sent since credit last fell below it (once per crossing).
+    notification_prefs: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict,
+                                                                 server_default="{}")
+    low_balance_threshold: Mapped[int | None] = mapped_column(BigInteger)
+    low_balance_notified: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Set when a renewal fails (past_due); the paid plan ends when it passes.
     grace_period_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -31,6 +31,15 @@
   const card = stripe.elements().create("card");
   card.mount("#card-element");
 
+  // A saved card pays in one click (Tally confirms it); "A new card" shows the card form.
+  const newCardField = document.getElementById("new-card-field");
+  const savedCard = () => {
+    const chosen = form.querySelector("[name=payment_method_id]:checked");
+    return chosen ? chosen.value : "";
+  };
+  form.querySelectorAll("[name=payment_method_id]").forEach((r) =>
+    r.addEventListener("change", () => { newCardField.hidden = Boolean(savedCard()); }));
+
   // The Pay button says what will be charged, for an amount written the way the server
   // reads it (services/money.parse_major: digits, commas in threes, a point for decimals).
   // Anything else keeps the plain label; the server then says what is wrong.
@@ -77,7 +86,9 @@
     try {
       // The key goes with this attempt: resent after a lost answer, Tally answers the same
       // PaymentIntent again; once answered, the next attempt is a new one.
-      const createIntent = () => window.tallyPost(form.dataset.intentUrl, csrf, { amount },
+      const pm = savedCard();
+      const fields = pm ? { amount, payment_method_id: pm } : { amount };
+      const createIntent = () => window.tallyPost(form.dataset.intentUrl, csrf, fields,
         form.elements.idempotency_key.value);
       let intent = await createIntent();
       window.tallyRenewKey(form);
@@ -101,16 +112,23 @@
         }
         return;
       }
-      const result = await stripe.confirmCardPayment(intent.body.client_secret, {
-        payment_method: { card },
-      });
-      if (result.error) {
-        show(cardError, `${result.error.message} Nothing was charged or credited.`);
-        status.textContent = "";
-        return;
+      if (!pm || intent.body.status === "requires_action") {
+        // A new card, or a saved one whose bank asks for 3-D Secure: Stripe.js finishes it.
+        const result = await stripe.confirmCardPayment(intent.body.client_secret,
+          pm ? undefined : { payment_method: { card } });
+        if (result.error) {
+          const message = `${result.error.message} Nothing was charged or credited.`;
+          if (pm) {
+            status.textContent = message;  // the card form is hidden: say it here
+          } else {
+            show(cardError, message);
+            status.textContent = "";
+          }
+          return;
+        }
       }
       const credit = await post(form.dataset.confirmUrl, {
-        payment_intent_id: result.paymentIntent.id,
+        payment_intent_id: intent.body.payment_intent_id,
       });
       if (sessionEnded(credit)) {
         showSessionEnded(credit);
@@ -132,4 +150,38 @@
       pay.disabled = false;
     }
   });
+
+  // Auto-recharge waiting for 3-D Secure: confirm its PaymentIntent with the card it tried,
+  // then credit it (auto-recharge then counts it as succeeded).
+  const complete = document.getElementById("complete-payment");
+  if (complete) {
+    const completeStatus = document.getElementById("complete-status");
+    complete.addEventListener("click", async () => {
+      complete.disabled = true;
+      completeStatus.textContent = "Waiting for your bank…";
+      try {
+        const pmId = complete.dataset.paymentMethod;
+        const result = await stripe.confirmCardPayment(complete.dataset.clientSecret,
+          pmId ? { payment_method: pmId } : undefined);
+        if (result.error) {
+          completeStatus.textContent = `${result.error.message} Nothing was charged.`;
+          return;
+        }
+        const credit = await post(form.dataset.confirmUrl, {
+          payment_intent_id: complete.dataset.paymentIntent,
+        });
+        if (!credit.ok) {
+          completeStatus.textContent = credit.body.message;
+          return;
+        }
+        completeStatus.textContent = `Added ${credit.body.amount_display}. Your balance is ${credit.body.balance_display}.`;
+        completeStatus.classList.add("ok");
+        window.htmx.trigger(document.body, "balance-changed");
+      } catch (err) {
+        completeStatus.textContent = "Something went wrong; nothing was credited twice. Try again.";
+      } finally {
+        complete.disabled = false;
+      }
+    });
+  }
 })();

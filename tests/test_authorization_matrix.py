@@ -67,12 +67,14 @@ def members_as(answers: dict[str, int], permission: str | None = None, *, refuse
 
 OWNER_PAGE = members_as({"owner": 200, "other": 404, "staff": 404, "anonymous": 302}, "read")
 KEYS_ACTION = members_as({"owner": 200, "other": 404, "staff": 404, "anonymous": 302}, "keys.manage")
+PAY_ACTION = members_as({"owner": 303, "other": 404, "staff": 404, "anonymous": 302}, "billing.pay")
 MEMBERS_ACTION = members_as({"owner": 303, "other": 404, "staff": 404, "anonymous": 302},
                             "members.manage")
 STAFF_PAGE = members_as({"owner": 404, "other": 404, "staff": 200, "anonymous": 302}, everyone=404)
 STAFF_ACTION = members_as({"owner": 404, "other": 404, "staff": 303, "anonymous": 302}, everyone=404)
 OWNER_API = members_as({"owner": 200, "other": 404, "staff": 403, "anonymous": 401}, "read")
 KEYS_API = members_as({"owner": 200, "other": 404, "staff": 403, "anonymous": 401}, "keys.manage")
+PAY_API = members_as({"owner": 200, "other": 404, "staff": 403, "anonymous": 401}, "billing.pay")
 MEMBERS_API = members_as({"owner": 200, "other": 404, "staff": 403, "anonymous": 401},
                          "members.manage")
 OWNER_OR_STAFF_API = members_as({"owner": 200, "other": 404, "staff": 200, "anonymous": 401}, "read")
@@ -118,6 +120,8 @@ MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, i
     ("GET", "/billing/invoices/<invoice_id>/pdf", NO_BODY, OWNER_PAGE),
     ("POST", "/keys/<key_id>/revoke", NO_BODY, KEYS_ACTION),
     ("POST", "/keys/<key_id>/rotate", NO_BODY, KEYS_ACTION),
+    ("POST", "/payment-methods/<payment_method_id>/default", NO_BODY, PAY_ACTION),
+    ("POST", "/payment-methods/<payment_method_id>/remove", NO_BODY, PAY_ACTION),
     ("POST", "/members/<member_id>/role", plain_form(role="developer"), MEMBERS_ACTION),
     ("POST", "/members/<member_id>/remove", NO_BODY, MEMBERS_ACTION),
     ("POST", "/members/invitations/<invitation_id>/revoke", NO_BODY, MEMBERS_ACTION),
@@ -167,6 +171,8 @@ MATRIX: list[tuple[str, str, Callable[[World, str], dict[str, Any]], dict[str, i
     ("GET", "/v1/invoices/<invoice_id>/pdf", NO_BODY, OWNER_OR_STAFF_API),
     ("DELETE", "/v1/keys/<key_id>", NO_BODY, KEYS_API),
     ("POST", "/v1/keys/<key_id>/revoke", NO_BODY, KEYS_API),
+    ("POST", "/v1/payment-methods/<payment_method_id>/default", NO_BODY, PAY_API),
+    ("DELETE", "/v1/payment-methods/<payment_method_id>", NO_BODY, PAY_API),
     ("POST", "/v1/members/<member_id>", as_json({"role": "developer"}), MEMBERS_API),
     ("DELETE", "/v1/members/<member_id>", NO_BODY, MEMBERS_API),
     ("DELETE", "/v1/members/invitations/<invitation_id>", NO_BODY, MEMBERS_API),
@@ -208,6 +214,14 @@ def world(app, client, make_customer) -> World:
     wallet = Wallet()
     assert client.post("/v1/wallets", json=wallet.proof(), headers=owner.headers).status_code == 201
     ids["address"] = wallet.address
+    for role in ("owner", *MEMBER_ROLES):  # a card of its own for each role that may remove one
+        card = client.post("/v1/payment-methods", headers=owner.headers,
+                           json={"payment_method_id": "pm_card_visa"})
+        assert card.status_code == 201, card.get_json()
+        if role == "owner":
+            ids["payment_method_id"] = card.get_json()["id"]
+        if "billing.pay" in MAY[role]:
+            own[role]["payment_method_id"] = card.get_json()["id"]
     assert client.post("/v1/events", headers=owner.headers,
                        json={"id": "m1", "event_name": "api_call"}).status_code == 200
     clients = {role: app.test_client() for role in ROLES}
@@ -286,6 +300,9 @@ ROUTE_PERMISSIONS = [
     ("POST", "/billing/upgrade/confirm", "billing.pay"), ("GET", "/topup", "billing.pay"),
     ("POST", "/topup/confirm", "billing.pay"), ("POST", "/topup/intent", "billing.pay"),
     ("POST", "/usage/settings", "billing.settings"),
+    ("GET", "/payment-methods", "billing.pay"), ("POST", "/payment-methods", "billing.pay"),
+    ("POST", "/payment-methods/setup", "billing.pay"), ("POST", "/topup/auto-recharge", "billing.pay"),
+    ("POST", "/account/notifications", "billing.settings"),
     ("POST", "/keys", "keys.manage"),
     ("POST", "/members/invitations", "members.manage"),
     ("POST", "/members/two-factor", "security.manage"),
@@ -307,6 +324,9 @@ ROUTE_PERMISSIONS = [
     ("POST", "/v1/billing/resume", "billing.pay"), ("POST", "/v1/billing/setup", "billing.pay"),
     ("POST", "/v1/billing/setup/confirm", "billing.pay"),
     ("POST", "/v1/billing/settings", "billing.settings"),
+    ("GET", "/v1/payment-methods", "read"), ("POST", "/v1/payment-methods", "billing.pay"),
+    ("POST", "/v1/billing/setup-intents", "billing.pay"),
+    ("GET", "/v1/billing/auto-recharge", "read"), ("POST", "/v1/billing/auto-recharge", "billing.pay"),
     ("POST", "/v1/keys", "keys.manage"), ("POST", "/v1/keys/rotate", "keys.manage"),
     ("POST", "/v1/members/invitations", "members.manage"),
     ("GET", "/v1/members/invitations", "members.manage"),

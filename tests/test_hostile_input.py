@@ -66,7 +66,8 @@ def world(app, customer):
     params = {"account_id": customer.account_id, "key_id": key_id, "customer_id": customer_id,
               "name": meter, "invoice_id": "inv_hostile", "configuration_id": "bpc_hostile",
               "event_id": "evt_hostile", "address": "0x" + "ab" * 20, "member_id": "mem_hostile",
-              "invitation_id": "inv_hostile", "session_id": "sess_hostile"}
+              "invitation_id": "inv_hostile", "session_id": "sess_hostile",
+              "payment_method_id": "pm_hostile"}
     return customer, staff, params
 
 

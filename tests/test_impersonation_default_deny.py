@@ -76,7 +76,7 @@ def subscribed(app, client, customer, stripe_client):
               "customer_id": customer_id_of(app, customer.account_id),
               "user_id": user_id_of(app, customer.email), "configuration_id": "bpc_walk",
               "event_id": "evt_walk", "address": wallet.address, "session_id": "sess_walk",
-              "member_id": "mem_walk", "invitation_id": "inv_walk"}
+              "member_id": "mem_walk", "invitation_id": "inv_walk", "payment_method_id": "pm_walk"}
     return customer, params
 
 

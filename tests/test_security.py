@@ -119,7 +119,8 @@ def test_every_form_route_refuses_a_post_without_a_token(app, customer):
     ids = {"account_id": customer.account_id, "key_id": "key_x", "user_id": "usr_x",
            "invoice_id": "inv_x", "event_id": "evt_x", "configuration_id": "bpc_x",
            "address": "0x" + "ab" * 20,
-           "session_id": "sess_x", "member_id": "mem_x", "invitation_id": "inv_x"}
+           "session_id": "sess_x", "member_id": "mem_x", "invitation_id": "inv_x",
+           "payment_method_id": "pm_x"}
     routes = form_routes(app)
     assert len(routes) >= 20  # the walk found the forms
     for rule, endpoint in routes:

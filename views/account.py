@@ -10,8 +10,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, logout_user
 
 from services import uow
-from services.errors import TallyError
+from services.errors import NotFound, TallyError
 from services.identity import accounts, members, recovery, sessions, wallets
+from services.notifications import notices
 from views.forms import ButtonForm, EmailChangeForm, PasswordChangeForm
 from views.membership import current_customer_id
 from views.session import SESSION_ID_KEY, audit_as, current_impersonation
@@ -39,8 +40,24 @@ def render_account(status: int = 200, **forms: Any):
         sessions=sessions.active(user) if current_impersonation() is None else [],
         current_session=session.get(SESSION_ID_KEY), memberships=members.customers_of(user),
         wallets=account_wallets(),
-        wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"],
+        wallet_domain=current_app.config["WALLET_AUTH_DOMAIN"], **_notifications(),
         **{k: v for k, v in forms.items() if k not in ("form", "email_form")}), status
+
+
+def _notifications() -> dict[str, Any]:
+    """The current customer's notification preferences, for the Account page: shown to a
+    member whose role may change them (billing.settings); staff have none."""
+    user = current_user._get_current_object()
+    customer_id = current_customer_id()
+    if user.is_staff or customer_id is None:
+        return {}
+    if not members.allows(members.role_of(user, customer_id), members.SETTINGS):
+        return {}
+    try:
+        account = accounts.customer_account(customer_id)
+    except NotFound:
+        return {}
+    return {"notify_account": account, "notice_kinds": notices.KINDS, "always_sent": notices.ALWAYS}
 
 
 def _verify_url(token: str) -> str:

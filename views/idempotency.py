@@ -38,14 +38,16 @@ from markupsafe import Markup
 
 from models import Account, ApiKey
 from services import idempotency, uow
+from services.billing import cards
 from services.ledger import topups
 from views.session import true_user
 
 # Top-level fields of a JSON answer that the store never keeps.
 NEVER_STORED = ("api_key", "client_secret", "payment_intent_client_secret")
-# Those read again for a replay: the field, and the field naming its PaymentIntent.
-REFETCHED = {"client_secret": "payment_intent_id",
-             "payment_intent_client_secret": "payment_intent_id"}
+# Those read again for a replay: the field, and the field naming its PaymentIntent (or
+# SetupIntent).
+REFETCHED = {"client_secret": ("payment_intent_id", "setup_intent_id"),
+             "payment_intent_client_secret": ("payment_intent_id",)}
 
 
 HEADER = idempotency.HEADER
@@ -101,11 +103,11 @@ def _replay(stored: idempotency.Stored) -> Response:
     answer = _json_object(body, stored.content_type)
     account = g.get("account") or _page_account()
     if answer is not None and account is not None and any(
-            answer.get(field) is None and answer.get(id_field)
-            for field, id_field in REFETCHED.items() if field in answer):
-        for field, id_field in REFETCHED.items():
-            if field in answer and answer[field] is None and isinstance(answer.get(id_field), str):
-                answer[field] = topups.client_secret(account, answer[id_field])
+            answer.get(field) is None and any(answer.get(f) for f in id_fields)
+            for field, id_fields in REFETCHED.items() if field in answer):
+        for field, id_fields in REFETCHED.items():
+            if field in answer and answer[field] is None:
+                answer[field] = _secret(account, *(answer.get(f) for f in id_fields))
         body = _dumps(answer)
     replay = current_app.response_class(body, status=stored.status,
                                         content_type=stored.content_type)
@@ -113,6 +115,16 @@ def _replay(stored: idempotency.Stored) -> Response:
         replay.headers["Location"] = stored.location
     replay.headers["Idempotent-Replayed"] = "true"
     return replay
+
+
+def _secret(account: Account, *ids: Any) -> str | None:
+    """The client secret of the first intent named, read from Stripe."""
+    intent = next((i for i in ids if isinstance(i, str) and i), None)
+    if intent is None:
+        return None
+    if intent.startswith("seti_"):
+        return cards.setup_client_secret(account, intent)
+    return topups.client_secret(account, intent)
 
 
 def _page_account() -> Account | None:

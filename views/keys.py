@@ -39,7 +39,7 @@ def create():
             raise InvalidInput("Choose a usage key or an account key.", param="kind")
         issued = keys.issue_key(account=current_account(), kind=kind,
                                 name=keys.clean_name(request.form.get("name"), kind),
-                                created_by=current_user._get_current_object())
+                                created_by=current_user._get_current_object(), notify=True)
     except InvalidInput as exc:
         return _panel(status=400, error=exc.message)
     return _panel(new_key=issued)

@@ -14,10 +14,11 @@ from services.billing import plans, subscriptions
 from services.errors import InvalidInput, TallyError
 from services.identity import members
 from services.ledger import entries as ledger
-from services.ledger import topups
+from services.ledger import recharge, topups
 from services.money import format_major, format_money, parse_major
 from services.staff import audit
 from services.usage import periods, rating, settings
+from views import payments
 from views.api.declare import validated
 from views.api.schemas.account import ConfirmPaymentRequest
 from views.forms import TopUpForm, UsageSettingsForm
@@ -62,6 +63,7 @@ def topup():
         high=high,
         publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
         stripe_js_url=current_app.config["STRIPE_JS_URL"],
+        **payments.topup_context(account),
     )
 
 
@@ -69,15 +71,18 @@ def topup():
 @customer_page(members.PAY)
 @audit_as("topup.intent")
 def topup_intent():
-    """Step 1 for Stripe.js: validate the amount and create the PaymentIntent."""
+    """Step 1 for Stripe.js: validate the amount and create the PaymentIntent. With a saved
+    card (`payment_method_id`) Tally confirms it at once: `succeeded` (the script then
+    credits it with step 2) or `requires_action` (3-D Secure first)."""
     account = current_account()
     form = TopUpForm()
     form.validate()  # CSRF is checked globally; the amount is parsed by the service
     amount = parse_major(form.amount.data or "", account.currency)
-    started = topups.start_top_up(account, amount,
-                              idempotency_key=operation_key())
+    card = request.form.get("payment_method_id") or None
+    started = topups.start_top_up(account, amount, idempotency_key=operation_key(),
+                                  payment_method_id=card)
     return jsonify(payment_intent_id=started.payment_intent_id,
-                   client_secret=started.client_secret,
+                   client_secret=started.client_secret, status=started.status,
                    amount=started.amount, currency=started.currency)
 
 
@@ -139,7 +144,7 @@ def activity():
     older = page.has_more if before is None else bool(page.items)
     newer = (page.has_more if before is not None else after is not None) and bool(page.items)
     return render_page("activity.html", account=account, entries=page.items, older=older,
-                       newer=newer)
+                       newer=newer, attempts=recharge.attempts(account.id, limit=20))
 
 
 @bp.get("/usage")

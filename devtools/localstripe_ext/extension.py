@@ -71,7 +71,7 @@ from localstripe.resources import (
     try_convert_to_bool,
 )
 
-from . import api_version, billing, checkout, portal
+from . import api_version, billing, checkout, portal, saved_cards
 from .common import set_public_url
 
 JS_PATH = "/js.stripe.com/tally/v3.js"
@@ -183,6 +183,7 @@ def confirm_payment_intent(
         )
     if pm is not None:
         pi.payment_method = pm.id
+        pi._ext_last_error = None  # an off-session decline (saved_cards.py), now retried
     pi.latest_charge = None  # Forget a declined attempt so that the customer can retry.
     pi._confirm(on_failure_now=pi._report_failure)  # Emits payment_intent.succeeded.
     return pi
@@ -279,6 +280,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/v1/payment_methods/{id}/attach", lambda **kw: PaymentMethod._api_attach(**kw)),
     ("POST", "/v1/payment_intents/{id}/cancel", lambda **kw: PaymentIntent._api_cancel(**kw)),
     *api_version.ROUTES,  # /v1/invoice_payments
+    *saved_cards.ROUTES,  # POST /v1/payment_methods/{id}/detach
     *billing.ROUTES,  # /v1/prices, /v1/invoices/{id}/pay|void, POST /_ext/subscriptions/{id}/renew
     *checkout.ROUTES,  # /v1/checkout/sessions
     *portal.ROUTES,  # /v1/billing_portal/configurations, /v1/billing_portal/sessions
@@ -306,6 +308,7 @@ def install(public_url: str = "http://127.0.0.1:8420") -> None:
     PaymentMethod._api_attach = classmethod(_attach)
     Charge._raise_failure = _raise_failure
     api_version.install()
+    saved_cards.install()
     billing.install()
     resources.extra_apis[:0] = ROUTES  # Registered first, ahead of localstripe's own.
 

@@ -19,6 +19,7 @@ from typing import Any, cast
 import stripe
 from flask import Flask, current_app
 from stripe._base_address import BaseAddresses
+from stripe.params import PaymentIntentCreateParams, SetupIntentCreateParams
 from stripe.params.billing_portal import ConfigurationCreateParams, ConfigurationUpdateParams
 from stripe.params.billing_portal import SessionCreateParams as SessionCreateParamsPortal
 from stripe.params.checkout import SessionCreateParams
@@ -28,13 +29,17 @@ from services.billing.stripe_objects import (
     API_VERSION,
     InvoiceInfo,
     PaymentIntentInfo,
+    PaymentMethodInfo,
+    SetupIntentInfo,
     SubscriptionInfo,
     VerifiedEvent,
     id_of,
     intent_info,
     invoice_info,
     parse_event,
+    payment_method_info,
     read,
+    setup_intent_info,
     subscription_info,
 )
 from services.errors import InvalidInput, NotFound, PaymentFailed, Unavailable, UpstreamError
@@ -111,6 +116,40 @@ class StripeGateway:
             )
         return intent_info(intent.to_dict())
 
+    def charge_saved_card(self, *, amount: int, currency: str, customer: str,
+                          payment_method: str, off_session: bool, metadata: dict[str, str],
+                          idempotency_key: str) -> PaymentIntentInfo:
+        """Create and confirm a PaymentIntent with a saved card, on the server.
+
+        On session (the customer is on the page) a card that needs 3-D Secure answers
+        `requires_action`; off session (auto-recharge) Stripe declines it with
+        `authentication_required`. A decline is not raised: the PaymentIntent comes back
+        as Stripe left it (`requires_payment_method`, with `last_error_code`), so the
+        caller records the attempt and its outcome."""
+        params: dict[str, Any] = {
+            "amount": amount, "currency": currency, "customer": customer,
+            "payment_method": payment_method, "confirm": True, "metadata": metadata,
+            "allowed_payment_method_types": ["card"]}
+        if off_session:
+            params["off_session"] = True
+        uow.assert_no_writes("A Stripe call")
+        try:
+            intent = self.client.v1.payment_intents.create(
+                params=cast(PaymentIntentCreateParams, params),
+                options=idempotency(idempotency_key))
+        except stripe.CardError as exc:
+            body = exc.json_body if isinstance(exc.json_body, dict) else {}
+            error = body.get("error")
+            declined = error.get("payment_intent") if isinstance(error, dict) else None
+            if not isinstance(declined, dict):
+                with _translated_errors():
+                    raise
+            return intent_info(declined)
+        except stripe.StripeError:
+            with _translated_errors(caller_fault=True):
+                raise
+        return intent_info(intent.to_dict())
+
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo:
         with _translated_errors():
             intent = self.client.v1.payment_intents.retrieve(payment_intent_id)
@@ -124,14 +163,64 @@ class StripeGateway:
         new PaymentMethod: the test id itself never belongs to the customer. A payment
         method Stripe refuses is the caller's fault: `InvalidInput`, `NotFound` (no such
         payment method) or `PaymentFailed` (declined)."""
+        attached_id = self.attach_card(customer, payment_method).id
+        self.set_default_card(customer, attached_id)
+        return attached_id
+
+    def create_setup_intent(self, *, customer: str, metadata: dict[str, str],
+                            idempotency_key: str) -> SetupIntentInfo:
+        """A SetupIntent to save a card for later, off-session payments (Stripe.js
+        `confirmCardSetup` finishes it, 3-D Secure included)."""
+        params: SetupIntentCreateParams = {"customer": customer, "usage": "off_session",
+                                           "metadata": metadata,
+                                           "allowed_payment_method_types": ["card"]}
+        with _translated_errors():
+            seti = self.client.v1.setup_intents.create(params=params,
+                                                       options=idempotency(idempotency_key))
+        return setup_intent_info(seti.to_dict())
+
+    def retrieve_setup_intent_secret(self, setup_intent_id: str, customer: str) -> str | None:
+        """A SetupIntent's client secret, if it was made for `customer`."""
+        with _translated_errors():
+            data = self.client.v1.setup_intents.retrieve(setup_intent_id).to_dict()
+        return setup_intent_info(data).client_secret if id_of(
+            read(data, "setup_intent", "customer")) == customer else None
+
+    def list_cards(self, customer: str) -> list[PaymentMethodInfo]:
+        """The customer's saved cards."""
+        with _translated_errors():
+            page = self.client.v1.payment_methods.list(
+                params={"customer": customer, "type": "card", "limit": 100})
+        return [payment_method_info(pm.to_dict()) for pm in page.data]
+
+    def retrieve_card(self, payment_method: str) -> PaymentMethodInfo:
+        with _translated_errors(caller_fault=True):
+            pm = self.client.v1.payment_methods.retrieve(payment_method)
+        return payment_method_info(pm.to_dict())
+
+    def attach_card(self, customer: str, payment_method: str) -> PaymentMethodInfo:
+        """Attach a card to the customer (Stripe's test ids become a new PaymentMethod).
+        Stripe refusing it is the caller's fault (see attach_default_payment_method)."""
         with _translated_errors(caller_fault=True):
             attached = self.client.v1.payment_methods.attach(
                 payment_method, params={"customer": customer})
-        attached_id = str(read(attached.to_dict(), "payment_method", "id"))
+        return payment_method_info(attached.to_dict())
+
+    def detach_card(self, payment_method: str) -> None:
+        with _translated_errors():
+            self.client.v1.payment_methods.detach(payment_method)
+
+    def default_card(self, customer: str) -> str | None:
+        """The customer's default card (`invoice_settings.default_payment_method`): the
+        one subscriptions, top-ups and auto-recharge use unless told otherwise."""
+        with _translated_errors():
+            data = self.client.v1.customers.retrieve(customer).to_dict()
+        return id_of(read(data, "customer", "invoice_settings.default_payment_method"))
+
+    def set_default_card(self, customer: str, payment_method: str | None) -> None:
         with _translated_errors():
             self.client.v1.customers.update(customer, params={
-                "invoice_settings": {"default_payment_method": attached_id}})
-        return attached_id
+                "invoice_settings": {"default_payment_method": payment_method or ""}})
 
     def find_or_create_price(self, *, lookup_key: str, amount: int, currency: str,
                              interval: str, product_name: str, idempotency_key: str) -> str:

@@ -16,8 +16,10 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from models import Account, Customer, Invoice, InvoiceLine
 from models.base import utcnow
+from models.billing import INVOICE_KIND_LABELS, INVOICE_STATEMENT
 from services import uow
 from services.errors import NotFound
+from services.notifications import notices
 from services.pagination import Page, paginate
 
 
@@ -81,6 +83,9 @@ def issue(account: Account, *, kind: str, source_id: str, lines: list[Line], cur
         InvoiceLine(invoice_id=invoice.id, description=line.description[:255],
                     quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount)
         for line in lines])
+    if kind != INVOICE_STATEMENT and status == "paid":
+        notices.receipt(account, invoice.id, invoice.number, invoice.total,
+                        INVOICE_KIND_LABELS.get(kind, "Invoice"))
     return invoice
 
 

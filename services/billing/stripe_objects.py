@@ -24,11 +24,14 @@ API_VERSION = "2026-10-28.endive"
 # `read` refuses a path that is not here, so this list is exactly what Tally depends on.
 FIELDS_READ: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "event": ("id", "type", "api_version", "data.object"),
-    "customer": ("id",),
+    "customer": ("id", "invoice_settings.default_payment_method"),
     "price": ("id",),
-    "payment_method": ("id",),
+    "payment_method": ("id", "customer", "card.brand", "card.last4", "card.exp_month",
+                       "card.exp_year"),
+    "setup_intent": ("id", "client_secret", "status", "customer", "payment_method"),
     "payment_intent": ("id", "object", "amount", "currency", "status", "customer",
-                       "client_secret", "metadata", "last_payment_error.message"),
+                       "client_secret", "metadata", "last_payment_error.message",
+                       "last_payment_error.code", "payment_method"),
     "subscription": ("id", "object", "status", "customer", "metadata", "items.data",
                      "cancel_at_period_end", "cancel_at", "latest_invoice"),
     "subscription_item": ("price.id", "current_period_start", "current_period_end"),
@@ -67,6 +70,25 @@ class PaymentIntentInfo:
     client_secret: str | None
     metadata: dict[str, str] = field(default_factory=dict)
     last_error: str | None = None
+    last_error_code: str | None = None  # card_declined, authentication_required, ...
+    payment_method: str | None = None  # the card it is paid with (None after a decline)
+
+
+@dataclass(frozen=True)
+class PaymentMethodInfo:
+    id: str
+    customer: str | None
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class SetupIntentInfo:
+    id: str
+    client_secret: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -172,7 +194,27 @@ def intent_info(data: dict[str, Any]) -> PaymentIntentInfo:
         client_secret=get("client_secret"),
         metadata=dict(get("metadata") or {}),
         last_error=get("last_payment_error.message"),
+        last_error_code=get("last_payment_error.code"),
+        payment_method=id_of(get("payment_method")),
     )
+
+
+def payment_method_info(data: dict[str, Any]) -> PaymentMethodInfo:
+    """A card PaymentMethod as Tally reads it."""
+    def get(path: str) -> Any:
+        return read(data, "payment_method", path)
+
+    return PaymentMethodInfo(
+        id=str(get("id")), customer=id_of(get("customer")), brand=str(get("card.brand") or "card"),
+        last4=str(get("card.last4") or ""), exp_month=int(get("card.exp_month") or 0),
+        exp_year=int(get("card.exp_year") or 0))
+
+
+def setup_intent_info(data: dict[str, Any]) -> SetupIntentInfo:
+    """A SetupIntent as Tally reads it."""
+    return SetupIntentInfo(id=str(read(data, "setup_intent", "id")),
+                           client_secret=str(read(data, "setup_intent", "client_secret") or ""),
+                           status=str(read(data, "setup_intent", "status")))
 
 
 def id_of(value: Any) -> str | None:

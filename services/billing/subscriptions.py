@@ -42,6 +42,7 @@ from services.billing.stripe_objects import (
     SubscriptionInfo,
 )
 from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed, TallyError
+from services.notifications import notices
 
 ACTIVE = ("active", "trialing")
 LIVE = (*ACTIVE, "past_due")
@@ -281,7 +282,7 @@ def _owner(info: SubscriptionInfo) -> Account | None:
 
 def _derive_tier(account: Account, now: datetime | None = None) -> None:
     """The tier follows the account's best subscription; past_due keeps it until grace ends."""
-    now = now or utcnow()
+    now, before = now or utcnow(), account.tier
     rows = list(db.session.execute(
         select(Subscription).where(Subscription.account_id == account.id)).scalars())
     active = [r for r in rows if r.status in ACTIVE]
@@ -295,6 +296,8 @@ def _derive_tier(account: Account, now: datetime | None = None) -> None:
         account.tier = past_due[0].plan if now < account.grace_period_ends_at else "free"
     else:
         account.tier, account.grace_period_ends_at = "free", None
+    if account.tier != before:
+        notices.plan_changed(account, before, account.tier)
 
 
 def end_expired_grace(now: datetime | None = None) -> int:
@@ -318,6 +321,8 @@ def set_cancel_at_period_end(account: Account, cancel: bool) -> Subscription:
         raise Conflict("The period has ended; subscribe again instead.", code="period_ended")
     applied = apply(gateway().set_cancel_at_period_end(row.id, cancel))
     assert applied is not None
+    notices.plan_cancelled(account, applied.plan, f"{applied.cancel_at:%B %-d, %Y}"
+                           if applied.cancel_at else None, cancel)
     return applied
 
 

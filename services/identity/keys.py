@@ -22,6 +22,7 @@ from models.keys import KIND_ACCOUNT, KIND_STAFF
 from services import uow
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.identity import key_cache
+from services.notifications import notices
 from services.pagination import Page, paginate
 
 KEY_PREFIX = "tly_"
@@ -50,11 +51,12 @@ def hash_key(plaintext: str) -> str:
 
 def issue_key(
     *, account: Account | None = None, user: User | None = None, kind: str = KIND_ACCOUNT,
-    name: str = "Default key", created_by: User | None = None,
+    name: str = "Default key", created_by: User | None = None, notify: bool = False,
 ) -> IssuedKey:
     """A new key for an account (account or usage kind) or a staff user; its plaintext is in the answer
     only. An account's key records the member who created it (`created_by`): it acts with
-    that member's role (services/identity/members.py)."""
+    that member's role (services/identity/members.py). `notify`: email the account's owner a
+    security notice (not at sign-up)."""
     if (account is None) == (user is None):
         raise ValueError("a key belongs to an account or to a staff user")
     plaintext = _new_plaintext()
@@ -68,6 +70,8 @@ def issue_key(
     )
     db.session.add(key)
     db.session.flush()
+    if notify and account is not None:
+        notices.key_notice(account, name, key.prefix, "created")
     return IssuedKey(key, plaintext)
 
 
@@ -190,4 +194,7 @@ def rotate(key: ApiKey) -> IssuedKey:
     )
     if revoked != 1:
         raise NotFound("This API key was already rotated or revoked.", code="key_revoked")
+    owner = db.session.get(Account, key.account_id) if key.account_id else None
+    if owner is not None:
+        notices.key_notice(owner, key.name, successor.key.prefix, "rotated")
     return successor

@@ -9,6 +9,7 @@ posts nothing and says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,26 @@ class Posting:
     @property
     def posted(self) -> bool:
         return self.entry is not None
+
+
+# What runs, in the same transaction, after available credit moves: auto-recharge and the
+# low-balance notice watch it (registered once, at import, by the modules that watch).
+_watchers: list[Callable[[str, int], None]] = []
+
+
+def watch_balance(watcher: Callable[[str, int], None]) -> None:
+    """Call `watcher(account_id, change)` whenever an account's available credit moves
+    (`change` < 0: a debit; > 0: a credit), in the transaction that moved it."""
+    if watcher not in _watchers:
+        _watchers.append(watcher)
+
+
+def balance_moved(account_id: str, change: int) -> None:
+    """Tell the watchers that available credit moved: from `post_entry`, and from rating,
+    which moves it through pending usage (the gate, ingestion)."""
+    if change:
+        for watcher in _watchers:
+            watcher(account_id, change)
 
 
 def lock_account(account_id: str) -> Account:
@@ -83,6 +104,7 @@ def post_entry(
     balance = db.session.execute(
         update(Account).where(Account.id == account_id)
         .values(balance=Account.balance + amount).returning(Account.balance)).scalar_one()
+    balance_moved(account_id, amount)
     return Posting(entry, int(balance), account.currency)
 
 

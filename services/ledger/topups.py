@@ -9,6 +9,7 @@ holding a lock), checks it, and posts one ledger entry keyed by the PaymentInten
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
@@ -21,13 +22,25 @@ from models.base import utcnow
 from models.billing import INVOICE_RECEIPT
 from models.ledger import KIND_TOPUP
 from services import idempotency
-from services.billing import customers, invoices
+from services.billing import cards, customers, invoices
 from services.billing.gateway import gateway
-from services.errors import Conflict, InvalidInput, NotFound
+from services.billing.stripe_objects import PaymentIntentInfo
+from services.errors import Conflict, InvalidInput, NotFound, PaymentFailed
 from services.ledger import entries as ledger
 from services.money import format_money
 
 SOURCE = "stripe_payment_intent"
+
+# Called after every credit of a PaymentIntent (whichever path came first), in its
+# transaction: auto-recharge finishes an attempt the customer completed on the page.
+_credit_watchers: list[Callable[[str, str], None]] = []
+
+
+def watch_credits(watcher: Callable[[str, str], None]) -> None:
+    """Call `watcher(account_id, payment_intent_id)` whenever a PaymentIntent is credited
+    (or found credited already), in that transaction."""
+    if watcher not in _credit_watchers:
+        _credit_watchers.append(watcher)
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,9 @@ class StartedTopUp:
     client_secret: str
     amount: int
     currency: str
+    # Stripe's: requires_payment_method (pay it with Stripe.js), requires_action (a saved
+    # card that needs 3-D Secure: confirmCardPayment(client_secret)), succeeded
+    status: str = "requires_payment_method"
 
 
 @dataclass(frozen=True)
@@ -64,28 +80,52 @@ def validate_amount(amount: int, currency: str) -> int:
     return amount
 
 
-def start_top_up(account: Account, amount: int, idempotency_key: str | None = None) -> StartedTopUp:
-    """Create (and record) a PaymentIntent for `amount` minor units of the account currency."""
+def metadata(account: Account, purpose: str = "topup") -> dict[str, str]:
+    """What every top-up PaymentIntent carries (checked again when it is credited)."""
+    return {"tally_account_id": account.id, "tally_customer_id": account.customer_id,
+            "purpose": purpose}
+
+
+def start_top_up(account: Account, amount: int, idempotency_key: str | None = None,
+                 payment_method_id: str | None = None) -> StartedTopUp:
+    """Create (and record) a PaymentIntent for `amount` minor units of the account currency.
+
+    With `payment_method_id` (one of the account's saved cards) Tally confirms it at once,
+    on session: `succeeded`, or `requires_action` when the card asks for 3-D Secure; a
+    decline is a 402 and records nothing. Either way the credit lands through
+    `credit_payment_intent`, as for a card typed on the page."""
     amount = validate_amount(amount, account.currency)
-    stripe_customer = customers.stripe_id(account.customer)
     # A retried operation (same Idempotency-Key) makes the same Stripe call; none: a new one.
     key = idempotency.stripe_key("topup", account.id, idempotency_key or uuid.uuid4().hex)
-    intent = gateway().create_payment_intent(
-        amount=amount,
-        currency=account.currency,
-        customer=stripe_customer,
-        metadata={"tally_account_id": account.id, "tally_customer_id": account.customer_id,
-                  "purpose": "topup"},
-        idempotency_key=key,
-    )
+    if payment_method_id is not None:
+        card = cards.owned(account, payment_method_id)
+        stripe_customer = card.customer or ""
+        intent = gateway().charge_saved_card(
+            amount=amount, currency=account.currency, customer=stripe_customer,
+            payment_method=card.id, off_session=False, metadata=metadata(account),
+            idempotency_key=key)
+        if intent.status == "requires_payment_method":
+            raise PaymentFailed(f"{intent.last_error or 'Your card was declined.'} Nothing was "
+                                "charged.", code=intent.last_error_code or "card_declined")
+    else:
+        stripe_customer = customers.stripe_id(account.customer)
+        intent = gateway().create_payment_intent(
+            amount=amount, currency=account.currency, customer=stripe_customer,
+            metadata=metadata(account), idempotency_key=key)
     customers.remember(account.customer, stripe_customer)
+    record(account, intent)
+    return StartedTopUp(intent.id, intent.client_secret or "", intent.amount, intent.currency,
+                        intent.status)
+
+
+def record(account: Account, intent: PaymentIntentInfo) -> None:
+    """Remember a PaymentIntent Tally made for the account (once), so it may be credited."""
     dialect = db.session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TopUp)
     db.session.execute(insert.values(
         payment_intent_id=intent.id, account_id=account.id, amount=intent.amount,
         currency=intent.currency, status=intent.status, created_at=utcnow(),
     ).on_conflict_do_nothing())
-    return StartedTopUp(intent.id, intent.client_secret or "", intent.amount, intent.currency)
 
 
 def client_secret(account: Account, payment_intent_id: str) -> str | None:
@@ -145,5 +185,7 @@ def credit_payment_intent(payment_intent_id: str, *, account_id: str | None = No
     invoices.issue(account, kind=INVOICE_RECEIPT, source_id=intent.id, currency=intent.currency,
                    lines=[invoices.Line("Prepaid credit top-up by card", intent.amount)],
                    paid_at=utcnow())
+    for watcher in _credit_watchers:
+        watcher(account.id, intent.id)
     return Credit(posting.posted, account.id, intent.amount, ledger.available_balance(account.id),
                   posting.currency)

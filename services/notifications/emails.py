@@ -18,7 +18,8 @@ EMAIL = "email"
 
 
 def queue_email(to: str, subject: str, text: str, *, customer_id: str | None = None,
-                invoice_pdf: str | None = None, dedupe_key: str | None = None) -> bool:
+                invoice_pdf: str | None = None, dedupe_key: str | None = None,
+                html: str | None = None) -> bool:
     """Queue one email (with the PDF of invoice `invoice_pdf` attached, if given).
 
     Returns False, queuing nothing, when Tally has no email delivery set up.
@@ -28,6 +29,8 @@ def queue_email(to: str, subject: str, text: str, *, customer_id: str | None = N
     payload: dict[str, Any] = {"to": to, "subject": subject, "text": text}
     if invoice_pdf:
         payload["invoice_pdf"] = invoice_pdf
+    if html:
+        payload["html"] = html
     outbox.enqueue(EMAIL, payload, dedupe_key=dedupe_key, customer_id=customer_id)
     return True
 
@@ -40,4 +43,5 @@ def _send(payload: dict[str, Any]) -> None:
         if invoice is None:
             raise LookupError(f"invoice {payload['invoice_pdf']} no longer exists")
         attachments = (mailer.Attachment(pdf_filename(invoice), pdf_bytes(invoice)),)
-    mailer.send(payload["to"], payload["subject"], payload["text"], attachments)
+    mailer.send(payload["to"], payload["subject"], payload["text"], attachments,
+                html=payload.get("html"))

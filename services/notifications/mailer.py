@@ -36,8 +36,10 @@ def configured() -> bool:
     return bool(current_app.config.get("SMTP_URL"))
 
 
-def send(to: str, subject: str, body: str, attachments: tuple[Attachment, ...] = ()) -> str:
-    """Send one message; returns its Message-ID. Raises Unavailable when it cannot."""
+def send(to: str, subject: str, body: str, attachments: tuple[Attachment, ...] = (),
+         html: str | None = None) -> str:
+    """Send one message (plain text, and `html` as its alternative part); returns its
+    Message-ID. Raises Unavailable when it cannot."""
     url = current_app.config.get("SMTP_URL") or ""
     if not url:
         raise Unavailable("Tally has no email delivery set up (SMTP_URL), so nothing was sent.",
@@ -48,6 +50,8 @@ def send(to: str, subject: str, body: str, attachments: tuple[Attachment, ...] =
     message["Subject"] = subject
     message["Message-ID"] = make_msgid(domain="tally.local")
     message.set_content(body)
+    if html:
+        message.add_alternative(html, subtype="html")
     for item in attachments:
         maintype, _, subtype = item.mimetype.partition("/")
         message.add_attachment(item.content, maintype=maintype, subtype=subtype,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -28,6 +28,12 @@ from services import uow
 MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=5)  # a claimed message no one marked (its process died) is retried then
 BATCH = 100
+# Kinds whose delay someone feels (an auto-recharge while credit runs out): a claimed one a
+# dead process never marked is retried after its lease, not `LEASE`, and a failed one backs
+# off from `URGENT_BACKOFF` (a dropped connection is retried in seconds, not minutes). Safe
+# because their handlers are idempotent (the charge carries its key).
+URGENT: dict[str, timedelta] = {}
+URGENT_BACKOFF = timedelta(seconds=2)
 
 Handler = Callable[[dict[str, Any]], None]
 _handlers: dict[str, Handler] = {}
@@ -37,11 +43,14 @@ class Retry(Exception):
     """Raised by a handler whose work cannot be done yet; retried with backoff."""
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the function that delivers messages of `kind` (one per kind)."""
+def handler(kind: str, *, urgent: timedelta | None = None) -> Callable[[Handler], Handler]:
+    """Register the function that delivers messages of `kind` (one per kind); `urgent`: its
+    lease (see URGENT)."""
 
     def register(fn: Handler) -> Handler:
         _handlers[kind] = fn
+        if urgent is not None:
+            URGENT[kind] = urgent
         return fn
 
     return register
@@ -63,9 +72,12 @@ def enqueue(kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None
     uow.mark_queued()
 
 
-def backoff(attempts: int) -> timedelta:
-    """1, 2, 4, ... minutes after each failed attempt, at most 6 hours."""
-    return min(timedelta(minutes=2 ** max(attempts - 1, 0)), timedelta(hours=6))
+def backoff(attempts: int, kind: str | None = None) -> timedelta:
+    """1, 2, 4, ... minutes after each failed attempt (an urgent kind: its unit instead of a
+    minute), at most 6 hours."""
+    unit = URGENT_BACKOFF if (kind or "") in URGENT else timedelta(minutes=1)
+    wait: timedelta = min(unit * 2 ** max(attempts - 1, 0), timedelta(hours=6))
+    return wait
 
 
 def due(now: datetime, limit: int) -> list[int]:
@@ -79,11 +91,15 @@ def due(now: datetime, limit: int) -> list[int]:
 def claim(message_id: int, now: datetime) -> OutboxMessage | None:
     """Take a due message for one attempt (None if another deliverer has it): pushes it a
     lease ahead, so it is tried again if this attempt never reports back."""
+    lease: Any = now + LEASE
+    if URGENT:
+        lease = case(*((OutboxMessage.kind == kind, now + unit) for kind, unit in URGENT.items()),
+                     else_=now + LEASE)
     claimed = uow.rows_changed(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING,
                OutboxMessage.available_at <= now)
-        .values(available_at=now + LEASE, attempts=OutboxMessage.attempts + 1))
+        .values(available_at=lease, attempts=OutboxMessage.attempts + 1))
     return db.session.get(OutboxMessage, message_id, populate_existing=True) if claimed else None
 
 
@@ -101,13 +117,13 @@ def mark_sent(message_id: int) -> None:
         status=SENT, delivered_at=utcnow(), last_error=None))
 
 
-def mark_failed(message_id: int, attempts: int, error: Exception) -> bool:
+def mark_failed(message_id: int, attempts: int, error: Exception, kind: str | None = None) -> bool:
     """Record a failed attempt: retried after `backoff`, or `failed` after the last one.
     Returns whether it gave up."""
     gave_up = attempts >= MAX_ATTEMPTS
     db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
         status=FAILED if gave_up else PENDING, last_error=f"{type(error).__name__}: {error}"[:2000],
-        available_at=utcnow() + backoff(attempts)))
+        available_at=utcnow() + backoff(attempts, kind)))
     return gave_up
 
 

@@ -38,6 +38,7 @@ from services.identity import accounts, keys, members
 from services.ledger import entries as ledger
 from services.ledger.audited import ADJUSTMENT_DESCRIPTION, customer_description, post_audited
 from services.money import format_money
+from services.notifications import notices
 from services.pagination import Page, paginate
 from services.staff import audit, customers, search
 from services.staff.audit import Actor
@@ -224,6 +225,8 @@ def change_plan(actor: Actor, account_id: str, plan: str | None, reason: str | N
     account.tier = tier
     audit.record(actor, "plan.change", customer_id=account.customer_id, account_id=account.id,
                  reason=reason, before=before, after={"plan": tier})
+    if tier != before["plan"]:
+        notices.plan_changed(account, before["plan"], tier)
     return account
 
 

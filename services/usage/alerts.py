@@ -11,6 +11,7 @@ from extensions import db
 from models import Account, Meter, UsageAlert
 from models.base import utcnow
 from services.billing import plans
+from services.notifications import notices
 from services.usage import periods, store
 
 
@@ -37,7 +38,14 @@ def raise_alerts(account: Account, meters: set[Meter], now: datetime,
                              "period_start": period.start, "value": value, "limit": limit,
                              "created_at": now})
     if rows:
-        db.session.execute(store.insert(UsageAlert).on_conflict_do_nothing(), rows)
+        # A threshold is crossed once a period: only a row inserted now is news, and its
+        # email is queued with it.
+        names = {m.id: m.name for m in meters}
+        for new in db.session.execute(store.insert(UsageAlert).values(rows).on_conflict_do_nothing()
+                                      .returning(UsageAlert.meter_id, UsageAlert.threshold,
+                                                 UsageAlert.value, UsageAlert.limit)).all():
+            notices.usage_alert(account, names[new.meter_id], new.threshold, new.value, new.limit,
+                                period.label)
 
 
 @dataclass(frozen=True)

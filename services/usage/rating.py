@@ -247,6 +247,7 @@ def _draw(account: Account, total: int, *, enforce: bool, label: str, current: i
         raise LimitExceeded(f"Not enough prepaid credit for {label} usage; top up to continue.",
                             current=current, limit=None)
     cap: int | None = taken[0]
+    ledger.balance_moved(account.id, -total)
     return cap
 
 

@@ -236,11 +236,13 @@ limiter.shared_limit(_rate_limit, scope="api", key_func=_rate_key, error_message
 
 from views.api import (  # noqa: E402,F401  (routes register on bp)
     billing,
+    cards,
     invoices,
     keys_api,
     members_api,
     portal,
     pricing,
+    recharge,
     staff,
     subscriptions,
     usage,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from services import uow
 from services import usage as metering
 from services.billing import plans
 from services.errors import InvalidInput
@@ -102,16 +103,28 @@ def billing_config() -> StripeConfig:
 @bp.post("/billing/create_payment_intent", endpoint="create_payment_intent_lit")
 @operation(ACCOUNT_KEY, "Top-ups", "Start a card top-up", PaymentIntent,
            body=OneOf((PaymentIntentRequest, LitPaymentIntentRequest), payment_intent_shape),
-           stripe=True, description="Pay `client_secret` with Stripe.js confirmCardPayment, then "
-           "call POST /v1/billing/confirm-payment (the webhook credits it too, exactly once). "
-           "Takes Tally's `{amount}` or Lit Protocol's `{amount_cents}`.",
+           stripe=True, errors=(402, 404), description=(
+               "Pay `client_secret` with Stripe.js confirmCardPayment, then call POST "
+               "/v1/billing/confirm-payment (the webhook credits it too, exactly once). "
+               "Takes Tally's `{amount}` or Lit Protocol's `{amount_cents}`. With "
+               "`payment_method_id` (a saved card) Tally confirms it at once: `succeeded` and "
+               "credited in the answer, `requires_action` for 3-D Secure (finish it with "
+               "confirmCardPayment(client_secret), then confirm-payment), or 402 when the card "
+               "is declined (nothing charged). Another account's card is a 404."),
            permission=members.PAY)
 def payment_intents(body: PaymentIntentRequest | LitPaymentIntentRequest) -> PaymentIntent:
-    started = topups.start_top_up(account(), _top_up_amount(body),
-                                  idempotency_key=operation_key())
-    return PaymentIntent(payment_intent_id=started.payment_intent_id,
-                         client_secret=started.client_secret, amount=started.amount,
-                         currency=started.currency)
+    acct = account()
+    card = body.payment_method_id if isinstance(body, PaymentIntentRequest) else None
+    started = topups.start_top_up(acct, _top_up_amount(body), idempotency_key=operation_key(),
+                                  payment_method_id=card)
+    answer = PaymentIntent(payment_intent_id=started.payment_intent_id,
+                           client_secret=started.client_secret, amount=started.amount,
+                           currency=started.currency, status=started.status)
+    if started.status == "succeeded":
+        uow.commit()  # the PaymentIntent is recorded; crediting reads it from Stripe first
+        credit = topups.credit_payment_intent(started.payment_intent_id, account_id=acct.id)
+        answer.credited, answer.balance = credit.credited, credit.balance
+    return answer
 
 
 def _top_up_amount(body: PaymentIntentRequest | LitPaymentIntentRequest) -> int:

@@ -33,7 +33,8 @@ def list_keys(query: PageQuery) -> ApiKeyList:
 def create_key(body: CreateKeyRequest) -> tuple[IssuedApiKey, int]:
     """The key is in this answer only."""
     issued = keys.issue_key(account=account(), kind=body.kind, name=keys.clean_name(body.name, body.kind),
-                            created_by=g.get("key_user"))  # it acts with the same member's role
+                            created_by=g.get("key_user"),  # it acts with the same member's role
+                            notify=True)
     return IssuedApiKey(api_key=issued.plaintext, key=ApiKey.model_validate(issued.key)), 201
 
 

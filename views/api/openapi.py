@@ -31,6 +31,9 @@ from views.errors import STRIPE_PATHS
 TAGS = [
     ("Account", "Who the key belongs to, the balance and the ledger."),
     ("Top-ups", "Prepaid credit by card: create a PaymentIntent, pay it with Stripe.js, confirm."),
+    ("Payment methods", "Saved cards: a SetupIntent confirmed with Stripe.js, list, default, "
+                        "remove."),
+    ("Auto-recharge", "Top up by itself with the saved card when credit runs low."),
     ("Keys", "Account keys (all their creator's role allows) and usage keys (the gate, events, "
               "balance and usage)."),
     ("Wallets", "ChainSecured wallet auth: wallets whose EIP-712 signatures (X-Wallet-Auth) act "

@@ -17,8 +17,9 @@ from models import Account
 from services import uow
 from services.billing import plans
 from services.errors import TallyError
-from services.ledger import grants
+from services.ledger import grants, recharge
 from services.money import format_money, parse_major, parse_signed_major
+from services.notifications import outbox
 from services.staff import console as staff
 from services.staff import rules, search
 from services.usage import rating
@@ -68,6 +69,10 @@ def customer_page(customer_id: str, *, bound: dict[str, dict[str, FlaskForm]] | 
     people.update(user_forms or {})
     return render_page("staff/customer.html", blocks=("audit_trail",), view=view, forms=forms,
                        people=people, resend=ResendForm(prefix="resend"),
+                       outbox=outbox.for_customer(customer_id, limit=30),
+                       recharges={o.account.id: (recharge.settings_of(o.account.id),
+                                                 recharge.attempts(o.account.id, limit=10))
+                                  for o in view.accounts},
                        minutes=current_app.config["IMPERSONATION_MINUTES"],
                        running=current_impersonation(),
                        status=status)

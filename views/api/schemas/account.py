@@ -15,6 +15,7 @@ from views.api.schemas.common import (
     Currency,
     ListOf,
     Money,
+    NotNull,
     PendingUsage,
     PostedBalance,
     Request,
@@ -99,6 +100,11 @@ class PaymentIntentRequest(Request):
     amount: Annotated[int, Field(examples=[2500], json_schema_extra=_topup_bounds), Says(
         "amount must be a whole number of minor units (cents), e.g. 2500 for 25.00.",
         missing="amount is required: minor units (cents), e.g. 2500 for 25.00.")]
+    payment_method_id: Annotated[str | None, NotNull(), Field(
+        pattern=STRIPE_ID.format(prefix="pm"), examples=["pm_1QxAbC"],
+        description="One of the account's saved cards (GET /v1/payment-methods): Tally "
+                    "confirms the payment at once."), Says(
+        "payment_method_id must be one of your saved cards (pm_...).")] = None
 
 
 # Lit Protocol's body: at least LIT_MIN_AMOUNT cents, or Tally's minimum when that is higher.
@@ -136,6 +142,17 @@ class PaymentIntent(Answer):
                                examples=["pi_3QxAbC_secret_xyz"])
     amount: Money
     currency: Currency
+    status: Literal["requires_payment_method", "requires_action", "processing",
+                    "succeeded"] = Field(
+        default="requires_payment_method", description=(
+            "requires_payment_method: pay it with Stripe.js confirmCardPayment and a card. With "
+            "payment_method_id: succeeded (credited in this answer), or requires_action (the "
+            "bank asks for 3-D Secure: confirmCardPayment(client_secret), then POST "
+            "/v1/billing/confirm-payment)."))
+    credited: bool | None = Field(default=None, description=(
+        "With a saved card that succeeded: true when this call credited the account."))
+    balance: int | None = Field(default=None, description=(
+        "With a saved card that succeeded: spendable credit after the credit."))
 
 
 class ConfirmPaymentRequest(Request):
