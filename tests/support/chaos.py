@@ -74,7 +74,11 @@ def send(method: str, url: str, body: bytes | None = None,
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, _json(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, _json(error.read())
+        try:  # an error answer (a 402) cut off by a killed worker or a dropped connection
+            raw = error.read()
+        except (OSError, http.client.HTTPException):
+            return CONNECTION_FAILED, None
+        return error.code, _json(raw)
     except (OSError, http.client.HTTPException):  # reset, refused, closed mid-answer
         return CONNECTION_FAILED, None
 
