@@ -1,7 +1,7 @@
 """auto-recharge (settings and attempts), notification preferences and the low-balance notice
 
 Revision ID: 26b6d0180d34
-Revises: a7d3c9e15b42
+Revises: 08a383493e77
 Create Date: 2026-12-06 08:39:26.377081
 
 """
