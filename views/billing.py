@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
 from services import uow
-from services.billing import invoices, plans, subscriptions
+from services.billing import hosted, invoices, plans, subscriptions
 from services.errors import TallyError
 from services.identity import members
 from services.pagination import parse_limit
@@ -105,7 +105,7 @@ def resume():
 @customer_page(members.PAY)
 def portal():
     """Manage the card and subscription on Stripe's hosted Customer Portal."""
-    return redirect(subscriptions.portal_url(
+    return redirect(hosted.portal_url(
         current_account(), url_for("pages.plans", _external=True)), code=303)
 
 
@@ -113,7 +113,7 @@ def portal():
 @customer_page(members.PAY)
 def checkout():
     plan = subscriptions.paid_plan(request.form.get("plan", "pro"))
-    url = subscriptions.checkout_url(
+    url = hosted.checkout_url(
         current_account(), plan.name,
         url_for("billing.checkout_return", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
         url_for("pages.plans", _external=True), operation_key())
@@ -125,7 +125,7 @@ def checkout():
 def checkout_return():
     session_id = request.args.get("session_id", "")
     try:
-        row = subscriptions.complete_checkout(session_id) if session_id.startswith("cs_") else None
+        row = hosted.complete_checkout(session_id) if session_id.startswith("cs_") else None
     except TallyError as exc:
         uow.rollback()  # a refusal changes nothing
         flash(exc.message, "error")

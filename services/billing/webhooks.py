@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from extensions import db
 from models import WebhookEvent
 from models.base import utcnow
-from services.billing import subscriptions
+from services.billing import hosted, subscriptions
 from services.billing.gateway import gateway
 from services.billing.stripe_objects import API_VERSION, parse_event
 from services.errors import InvalidInput, NotFound, TallyError
@@ -59,7 +59,7 @@ def _invoice_payment_failed(invoice_id: str) -> str:
 
 
 def _checkout_completed(session_id: str) -> str:
-    row = subscriptions.complete_checkout(session_id)
+    row = hosted.complete_checkout(session_id)
     return f"subscription {row.status}" if row else "no subscription; ignored"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response
 
 from models import Subscription as SubscriptionRow
-from services.billing import plans, subscriptions
+from services.billing import hosted, plans, subscriptions
 from services.billing.gateway import gateway
 from services.identity import members
 from services.pagination import paginate_list
@@ -134,7 +134,7 @@ def resume() -> ResumeResult:
            stripe=True,
            permission=members.PAY)
 def checkout(body: CheckoutRequest) -> Url:
-    return Url(url=subscriptions.checkout_url(account(), body.priceId, body.successUrl, body.cancelUrl,
+    return Url(url=hosted.checkout_url(account(), body.priceId, body.successUrl, body.cancelUrl,
                                               operation_key()))
 
 
@@ -142,4 +142,4 @@ def checkout(body: CheckoutRequest) -> Url:
 @operation(ACCOUNT_KEY, TAG, "A Stripe Customer Portal session", Url, body=PortalRequest, stripe=True,
            permission=members.PAY)
 def portal(body: PortalRequest) -> Url:
-    return Url(url=subscriptions.portal_url(account(), body.returnUrl))
+    return Url(url=hosted.portal_url(account(), body.returnUrl))

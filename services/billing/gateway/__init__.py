@@ -1,4 +1,5 @@
-"""The one module that imports `stripe`.
+"""The gateway to Stripe: the one package that imports `stripe` (this module makes the
+calls; errors.py turns Stripe's errors into Tally's and names idempotency keys).
 
 Plain functions over a `stripe.StripeClient` that return small dataclasses and turn
 Stripe's errors into Tally's. With `STRIPE_API_BASE` set (tests, demo mode) the same
@@ -12,7 +13,6 @@ Tally sends are checked by mypy against the library's request types.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -25,6 +25,7 @@ from stripe.params.billing_portal import SessionCreateParams as SessionCreatePar
 from stripe.params.checkout import SessionCreateParams
 
 from services import uow
+from services.billing.gateway.errors import idempotency, translated_errors
 from services.billing.stripe_objects import (
     API_VERSION,
     InvoiceInfo,
@@ -42,20 +43,7 @@ from services.billing.stripe_objects import (
     setup_intent_info,
     subscription_info,
 )
-from services.errors import InvalidInput, NotFound, PaymentFailed, Unavailable, UpstreamError
-
-MAX_IDEMPOTENCY_KEY = 255  # Stripe refuses longer Idempotency-Key headers
-
-
-def idempotency(key: str) -> stripe.RequestOptions:
-    """A call's request options with `key` as Stripe's idempotency key. A key longer than
-    Stripe takes (one a client's own 255-character Idempotency-Key went into) keeps its
-    start and ends in the SHA-256 of the whole key: the same key stays the same, and two
-    keys stay two."""
-    if len(key) > MAX_IDEMPOTENCY_KEY:
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        key = f"{key[:MAX_IDEMPOTENCY_KEY - len(digest) - 1]}-{digest}"
-    return {"idempotency_key": key}
+from services.errors import InvalidInput, Unavailable
 
 
 class StripeGateway:
@@ -84,7 +72,7 @@ class StripeGateway:
     def create_customer(
         self, *, name: str, email: str, metadata: dict[str, str], idempotency_key: str
     ) -> str:
-        with _translated_errors():
+        with translated_errors():
             customer = self.client.v1.customers.create(
                 params={"name": name, "email": email, "metadata": metadata},
                 options=idempotency(idempotency_key),
@@ -102,7 +90,7 @@ class StripeGateway:
         metadata: dict[str, str],
         idempotency_key: str,
     ) -> PaymentIntentInfo:
-        with _translated_errors():
+        with translated_errors():
             intent = self.client.v1.payment_intents.create(
                 params={
                     "amount": amount,
@@ -142,16 +130,16 @@ class StripeGateway:
             error = body.get("error")
             declined = error.get("payment_intent") if isinstance(error, dict) else None
             if not isinstance(declined, dict):
-                with _translated_errors():
+                with translated_errors():
                     raise
             return intent_info(declined)
         except stripe.StripeError:
-            with _translated_errors(caller_fault=True):
+            with translated_errors(caller_fault=True):
                 raise
         return intent_info(intent.to_dict())
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo:
-        with _translated_errors():
+        with translated_errors():
             intent = self.client.v1.payment_intents.retrieve(payment_intent_id)
         return intent_info(intent.to_dict())
 
@@ -174,57 +162,57 @@ class StripeGateway:
         params: SetupIntentCreateParams = {"customer": customer, "usage": "off_session",
                                            "metadata": metadata,
                                            "allowed_payment_method_types": ["card"]}
-        with _translated_errors():
+        with translated_errors():
             seti = self.client.v1.setup_intents.create(params=params,
                                                        options=idempotency(idempotency_key))
         return setup_intent_info(seti.to_dict())
 
     def retrieve_setup_intent_secret(self, setup_intent_id: str, customer: str) -> str | None:
         """A SetupIntent's client secret, if it was made for `customer`."""
-        with _translated_errors():
+        with translated_errors():
             data = self.client.v1.setup_intents.retrieve(setup_intent_id).to_dict()
         return setup_intent_info(data).client_secret if id_of(
             read(data, "setup_intent", "customer")) == customer else None
 
     def list_cards(self, customer: str) -> list[PaymentMethodInfo]:
         """The customer's saved cards."""
-        with _translated_errors():
+        with translated_errors():
             page = self.client.v1.payment_methods.list(
                 params={"customer": customer, "type": "card", "limit": 100})
         return [payment_method_info(pm.to_dict()) for pm in page.data]
 
     def retrieve_card(self, payment_method: str) -> PaymentMethodInfo:
-        with _translated_errors(caller_fault=True):
+        with translated_errors(caller_fault=True):
             pm = self.client.v1.payment_methods.retrieve(payment_method)
         return payment_method_info(pm.to_dict())
 
     def attach_card(self, customer: str, payment_method: str) -> PaymentMethodInfo:
         """Attach a card to the customer (Stripe's test ids become a new PaymentMethod).
         Stripe refusing it is the caller's fault (see attach_default_payment_method)."""
-        with _translated_errors(caller_fault=True):
+        with translated_errors(caller_fault=True):
             attached = self.client.v1.payment_methods.attach(
                 payment_method, params={"customer": customer})
         return payment_method_info(attached.to_dict())
 
     def detach_card(self, payment_method: str) -> None:
-        with _translated_errors():
+        with translated_errors():
             self.client.v1.payment_methods.detach(payment_method)
 
     def default_card(self, customer: str) -> str | None:
         """The customer's default card (`invoice_settings.default_payment_method`): the
         one subscriptions, top-ups and auto-recharge use unless told otherwise."""
-        with _translated_errors():
+        with translated_errors():
             data = self.client.v1.customers.retrieve(customer).to_dict()
         return id_of(read(data, "customer", "invoice_settings.default_payment_method"))
 
     def set_default_card(self, customer: str, payment_method: str | None) -> None:
-        with _translated_errors():
+        with translated_errors():
             self.client.v1.customers.update(customer, params={
                 "invoice_settings": {"default_payment_method": payment_method or ""}})
 
     def find_or_create_price(self, *, lookup_key: str, amount: int, currency: str,
                              interval: str, product_name: str, idempotency_key: str) -> str:
-        with _translated_errors():
+        with translated_errors():
             found = self.client.v1.prices.list(params={"lookup_keys": [lookup_key], "limit": 1})
             if found.data:
                 return str(read(found.data[0].to_dict(), "price", "id"))
@@ -237,26 +225,26 @@ class StripeGateway:
 
     def create_subscription(self, *, customer: str, price: str, metadata: dict[str, str],
                             idempotency_key: str) -> SubscriptionInfo:
-        with _translated_errors():
+        with translated_errors():
             sub = self.client.v1.subscriptions.create(
                 params={"customer": customer, "items": [{"price": price}], "metadata": metadata},
                 options=idempotency(idempotency_key))
         return subscription_info(sub.to_dict())
 
     def retrieve_subscription(self, subscription_id: str) -> SubscriptionInfo:
-        with _translated_errors():
+        with translated_errors():
             sub = self.client.v1.subscriptions.retrieve(subscription_id)
         return subscription_info(sub.to_dict())
 
     def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> SubscriptionInfo:
-        with _translated_errors():
+        with translated_errors():
             sub = self.client.v1.subscriptions.update(
                 subscription_id, params={"cancel_at_period_end": cancel})
         return subscription_info(sub.to_dict())
 
     def cancel_subscription(self, subscription_id: str) -> SubscriptionInfo:
         """End a subscription now (used for a first payment that was never made)."""
-        with _translated_errors():
+        with translated_errors():
             sub = self.client.v1.subscriptions.cancel(subscription_id)
         return subscription_info(sub.to_dict())
 
@@ -264,7 +252,7 @@ class StripeGateway:
         """The PaymentIntent of the invoice's current payment: its default invoice payment
         (`GET /v1/invoice_payments?invoice=`); invoices have no `payment_intent` since API
         version 2025-03-31."""
-        with _translated_errors():
+        with translated_errors():
             listed = self.client.v1.invoice_payments.list(params={"invoice": invoice_id,
                                                                   "limit": 10})
             payments = [p.to_dict() for p in listed.data]
@@ -276,14 +264,14 @@ class StripeGateway:
             return intent_info(self.client.v1.payment_intents.retrieve(intent).to_dict())
 
     def retrieve_invoice(self, invoice_id: str) -> InvoiceInfo:
-        with _translated_errors():
+        with translated_errors():
             data = self.client.v1.invoices.retrieve(invoice_id).to_dict()
         return invoice_info(data)
 
     def void_open_invoice(self, invoice_id: str) -> str:
         """Void the invoice if it is still `open`, so nothing is owed on it anywhere (the
         Customer Portal, Stripe's emails and retries); returns its status after."""
-        with _translated_errors():
+        with translated_errors():
             invoice = self.client.v1.invoices.retrieve(invoice_id).to_dict()
             if read(invoice, "invoice", "status") == "open":
                 invoice = self.client.v1.invoices.void_invoice(invoice_id).to_dict()
@@ -301,18 +289,18 @@ class StripeGateway:
             "metadata": metadata, "subscription_data": {"metadata": metadata}}
         if "tally_account_id" in metadata:
             params["client_reference_id"] = metadata["tally_account_id"]
-        with _translated_errors():
+        with translated_errors():
             session = self.client.v1.checkout.sessions.create(
                 params=params, options=idempotency(idempotency_key))
         return str(read(session.to_dict(), "checkout.session", "url"))
 
     def checkout_session_subscription(self, session_id: str) -> str | None:
-        with _translated_errors():
+        with translated_errors():
             session = self.client.v1.checkout.sessions.retrieve(session_id).to_dict()
         return id_of(read(session, "checkout.session", "subscription"))
 
     def create_portal_session(self, *, customer: str, return_url: str, configuration: str) -> str:
-        with _translated_errors():
+        with translated_errors():
             session = self.client.v1.billing_portal.sessions.create(
                 params={"customer": customer, "return_url": return_url,
                         "configuration": configuration})
@@ -321,30 +309,30 @@ class StripeGateway:
     def open_portal_session(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Stripe's whole billing_portal.session (`customer`, `return_url`, `configuration`,
         `locale`); a refusal is the caller's (400 `stripe_refused`)."""
-        with _translated_errors(caller_fault=True):
+        with translated_errors(caller_fault=True):
             return self.client.v1.billing_portal.sessions.create(
                 params=cast(SessionCreateParamsPortal, params)).to_dict()
 
     def list_portal_configurations(self, limit: int = 100) -> list[dict[str, Any]]:
-        with _translated_errors():
+        with translated_errors():
             page = self.client.v1.billing_portal.configurations.list(params={"limit": limit})
         return [c.to_dict() for c in page.data]
 
     def retrieve_portal_configuration(self, configuration_id: str) -> dict[str, Any]:
-        with _translated_errors():
+        with translated_errors():
             return self.client.v1.billing_portal.configurations.retrieve(configuration_id).to_dict()
 
     def create_portal_configuration(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """`params` in the shape of Stripe's configuration object (checked by the caller's
         declaration, field by field, as clients of Stripe's own API send them). What Stripe
         refuses of them (a product it does not have) is the caller's: 400 `stripe_refused`."""
-        with _translated_errors(caller_fault=True):
+        with translated_errors(caller_fault=True):
             return self.client.v1.billing_portal.configurations.create(
                 params=cast(ConfigurationCreateParams, params)).to_dict()
 
     def update_portal_configuration(self, configuration_id: str,
                                     params: Mapping[str, Any]) -> dict[str, Any]:
-        with _translated_errors(caller_fault=True):
+        with translated_errors(caller_fault=True):
             return self.client.v1.billing_portal.configurations.update(
                 configuration_id, params=cast(ConfigurationUpdateParams, params)).to_dict()
 
@@ -368,40 +356,6 @@ class StripeGateway:
                 code="invalid_signature",
             ) from exc
         return parse_event(payload.decode("utf-8"))
-
-
-class _translated_errors:
-    """Turn `stripe` exceptions into Tally errors with a clear message.
-
-    `caller_fault`: Stripe refusing the request (400) is the caller's doing, such as a
-    payment method Stripe cannot use; it becomes `InvalidInput`, not a 502."""
-
-    def __init__(self, *, caller_fault: bool = False) -> None:
-        self.caller_fault = caller_fault
-
-    def __enter__(self) -> None:
-        # A network call never waits while the operation holds a row lock (services/uow.py).
-        uow.assert_no_writes("A Stripe call")
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: Any) -> None:
-        if exc is None or not isinstance(exc, stripe.StripeError):
-            return  # not Stripe's: it goes on as it is
-        message = exc.user_message or str(exc)
-        if isinstance(exc, stripe.CardError):
-            raise PaymentFailed(message, code=exc.code or "card_declined") from exc
-        if isinstance(exc, stripe.InvalidRequestError) and (
-            exc.code == "resource_missing" or exc.http_status == 404
-        ):
-            raise NotFound(message, code="resource_missing") from exc
-        if isinstance(exc, stripe.APIConnectionError):
-            raise Unavailable(
-                "Could not reach Stripe; nothing was charged. Try again in a moment.",
-                code="stripe_unavailable",
-            ) from exc
-        if self.caller_fault and isinstance(exc, stripe.InvalidRequestError):
-            raise InvalidInput(f"Stripe refused it: {message}", code="stripe_refused") from exc
-        raise UpstreamError(f"Stripe refused the request: {message}") from exc
 
 
 def init_app(app: Flask) -> None:
