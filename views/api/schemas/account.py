@@ -101,9 +101,9 @@ class PaymentIntentRequest(Request):
         "amount must be a whole number of minor units (cents), e.g. 2500 for 25.00.",
         missing="amount is required: minor units (cents), e.g. 2500 for 25.00.")]
     payment_method_id: Annotated[str | None, NotNull(), Field(
-        pattern=STRIPE_ID.format(prefix="pm"), examples=["pm_1QxAbC"],
+        pattern=STRIPE_ID.format(prefix="pm"),
         description="One of the account's saved cards (GET /v1/payment-methods): Tally "
-                    "confirms the payment at once."), Says(
+                    "confirms the payment at once. Without it, pay with Stripe.js."), Says(
         "payment_method_id must be one of your saved cards (pm_...).")] = None
 
 
