@@ -51,3 +51,11 @@ def test_a_few_entries_need_no_link_and_no_pages(app, client, customer):
     assert 'href="/activity"' not in client.get("/").get_data(as_text=True)
     page = client.get("/activity").get_data(as_text=True)
     assert descriptions(page) == [3, 2, 1] and ">Older<" not in page and ">Newer<" not in page
+
+
+def test_the_page_title_is_only_its_name(client, customer):
+    """The auto-recharge attempts were once pasted into the title block as well."""
+    login(client, customer)
+    page = client.get("/activity").get_data(as_text=True)
+    title = re.search(r"<title>(.*?)</title>", page, re.S)
+    assert title and "<section" not in title.group(1) and "Activity" in title.group(1)
