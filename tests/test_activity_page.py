@@ -7,6 +7,7 @@ import re
 
 from extensions import db
 from models.ledger import KIND_ADJUSTMENT
+from models.recharge import RechargeAttempt
 from services.ledger import entries as ledger
 from tests.conftest import login
 
@@ -53,9 +54,15 @@ def test_a_few_entries_need_no_link_and_no_pages(app, client, customer):
     assert descriptions(page) == [3, 2, 1] and ">Older<" not in page and ">Newer<" not in page
 
 
-def test_the_page_title_is_only_its_name(client, customer):
+def test_the_page_title_is_only_its_name(app, client, customer):
     """The auto-recharge attempts were once pasted into the title block as well."""
+    with app.app_context():
+        db.session.add(RechargeAttempt(account_id=customer.account_id, seq=1, amount=1000,
+                                       currency="usd", outcome="succeeded"))
+        db.session.commit()
+        db.session.remove()
     login(client, customer)
     page = client.get("/activity").get_data(as_text=True)
     title = re.search(r"<title>(.*?)</title>", page, re.S)
     assert title and "<section" not in title.group(1) and "Activity" in title.group(1)
+    assert "Auto-recharge attempts" in page
