@@ -4,9 +4,10 @@ Every gate call used to read its key and account from PostgreSQL, so that a key 
 or rotated by one worker is refused by every worker at once. Here each process keeps the
 keys it has seen, and a **generation** number in Redis says whether they are still good:
 
-- Every commit that changes an API key (revoked, rotated, deleted) or what the gate reads
+- Every commit that changes an API key (revoked, rotated, deleted), what the gate reads
   of an account (its tier, time zone, price plan, spend cap, alert thresholds...; not its
-  balance, which the gate reads in SQL) adds one to the generation (`bump`, from the
+  balance, which the gate reads in SQL), a membership (the role a key acts with is its
+  creator's) or a user's verified email adds one to the generation (`bump`, from the
   session's after-commit hook, so before the call that made the change returns).
 - The rate limiter's one Redis round trip (extensions.OneTripRedisStorage) also reads the
   generation, and compares it with the one the cached key was read under: if they differ
@@ -33,13 +34,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import InstanceState, ORMExecuteState, Session, SessionTransaction
 
-from models import Account, ApiKey
+from models import Account, ApiKey, Membership, User
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,23 @@ _EXTENSION = "tally.key_cache"
 _MAX_ENTRIES = 10_000
 
 
+Grant = tuple[str | None, bool]  # the role a key acts with, and whether its creator's email is verified
+
+
+@dataclass
+class _Entry:
+    generation: int  # the generation the key was read under
+    until: float  # a Unix time
+    key: ApiKey  # detached, with its account
+    grant: Grant | None = None  # its creator's role, once the gate has read it
+
+
 class KeyCache:
     """One app's cached keys (app.extensions), and how to move the generation in Redis."""
 
     def __init__(self, bumper: Callable[[], None], reload: Callable[[], None]) -> None:
         self.bumper, self.reload = bumper, reload
-        self.entries: dict[str, tuple[int, float, ApiKey]] = {}  # hash: (generation, until, key)
+        self.entries: dict[str, _Entry] = {}  # by key hash
         self.last_seen: int | None = None  # the newest generation any thread here has read
 
 
@@ -85,11 +98,11 @@ def get(key_hash: str) -> ApiKey | None:
     entry = cache.entries.get(key_hash) if cache is not None else None
     if cache is None or entry is None:
         return None
-    if time.time() >= entry[1]:
+    if time.time() >= entry.until:
         cache.entries.pop(key_hash, None)
         return None
-    g.key_generation = entry[0]
-    return entry[2]
+    g.key_generation = entry.generation
+    return entry.key
 
 
 def generation_before_read() -> int | None:
@@ -105,7 +118,27 @@ def put(key_hash: str, key: ApiKey, generation: int | None, until: float) -> Non
         return
     if len(cache.entries) >= _MAX_ENTRIES:
         cache.entries.clear()
-    cache.entries[key_hash] = (generation, until, key)
+    cache.entries[key_hash] = _Entry(generation, until, key)
+
+
+def _entry_of(key: ApiKey) -> _Entry | None:
+    cache = _cache()
+    entry = cache.entries.get(key.key_hash) if cache is not None else None
+    return entry if entry is not None and entry.key is key else None
+
+
+def grant(key: ApiKey) -> Grant | None:
+    """The role (and verified email) kept with this cached key, or None: read it."""
+    entry = _entry_of(key)
+    return entry.grant if entry is not None else None
+
+
+def keep_grant(key: ApiKey, value: Grant) -> None:
+    """Keep the role read for this cached key, under the key's own generation: a change of
+    memberships or of a user's verified email moves the generation like a key's change."""
+    entry = _entry_of(key)
+    if entry is not None:
+        entry.grant = value
 
 
 def forget(key_hash: str) -> None:
@@ -163,36 +196,47 @@ def bump() -> None:
 # Tracking changes --------------------------------------------------------------------
 
 
+_WATCHED: dict[type, str] = {ApiKey: "api_keys", Account: "accounts",
+                             Membership: "memberships", User: "users"}
+
+
 def _changes_gate_columns(table: str, columns: set[str]) -> bool:
     if table == "api_keys":
         return bool(columns - {"last_used_at"})  # a key's use is not a change of the key
-    return table == "accounts" and bool(columns - _NOT_CACHED)
+    if table == "accounts":
+        return bool(columns - _NOT_CACHED)
+    if table == "users":
+        return "email_verified_at" in columns  # a key's creator must be verified to pay
+    return table == "memberships"  # a key acts with its creator's role
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _track_statement(state: ORMExecuteState) -> None:
-    if not (state.is_update or state.is_delete):
+    if not (state.is_update or state.is_delete or state.is_insert):
         return
-    table = getattr(getattr(state.statement, "table", None), "name", None)
-    if table not in ("api_keys", "accounts"):
+    table: str = getattr(getattr(state.statement, "table", None), "name", "")
+    if table not in _WATCHED.values() or (state.is_insert and table != "memberships"):
         return
     values: dict[Any, Any] = getattr(state.statement, "_values", None) or {}
     columns = {getattr(c, "key", str(c)) for c in values}
-    if state.is_delete or not columns or _changes_gate_columns(table, columns):
+    if not state.is_update or not columns or _changes_gate_columns(table, columns):
         state.session.info[_CHANGED] = True
 
 
 @event.listens_for(Session, "before_flush")
 def _track_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    if any(isinstance(obj, Membership) for obj in session.new):
+        session.info[_CHANGED] = True
     for obj in session.deleted:
-        if isinstance(obj, ApiKey | Account):
+        if type(obj) in _WATCHED:
             session.info[_CHANGED] = True
     for obj in session.dirty:
-        if isinstance(obj, ApiKey | Account):
+        table = _WATCHED.get(type(obj))
+        if table is not None:
             state: InstanceState[Any] = inspect(obj)
             columns = {c.key for c in state.mapper.column_attrs}  # not relationships
             changed = {a.key for a in state.attrs if a.key in columns and a.history.has_changes()}
-            if _changes_gate_columns("api_keys" if isinstance(obj, ApiKey) else "accounts", changed):
+            if _changes_gate_columns(table, changed):
                 session.info[_CHANGED] = True
 
 

@@ -148,11 +148,21 @@ def cache_keys(app: Flask) -> None:
 
 def authorize_key(key: ApiKey, permission: str) -> None:
     """An account or usage key acts with the role of the member who created it: the one
-    check (services/identity/members.authorize). Sets `g.member_role` and `g.key_user`."""
-    role, verified = members.key_role(key, key_account(key).customer_id)
+    check (services/identity/members.authorize). Sets `g.member_role`. A key from the
+    process's cache keeps its role with it (the gate reads no membership per call)."""
+    grant = key_cache.grant(key)
+    if grant is None:
+        grant = members.key_role(key, key_account(key).customer_id)
+        key_cache.keep_grant(key, grant)
+    role, verified = grant
     g.member_role = role
-    g.key_user = db.session.get(User, key.user_id) if key.user_id else None
     members.authorize(role, permission, email_verified=verified)
+
+
+def key_user() -> User | None:
+    """The member who created the request's account key (None for keys from before members)."""
+    key = current_key()
+    return db.session.get(User, key.user_id) if key.user_id else None
 
 
 ACCOUNT_KEY = (KIND_ACCOUNT,)

@@ -6,7 +6,7 @@ from flask import g
 
 from services.errors import InvalidInput
 from services.identity import keys, members
-from views.api import ACCOUNT_KEY, account, bp
+from views.api import ACCOUNT_KEY, account, bp, key_user
 from views.api.declare import operation
 from views.api.schemas.common import PageQuery
 from views.api.schemas.keys import (
@@ -33,7 +33,7 @@ def list_keys(query: PageQuery) -> ApiKeyList:
 def create_key(body: CreateKeyRequest) -> tuple[IssuedApiKey, int]:
     """The key is in this answer only."""
     issued = keys.issue_key(account=account(), kind=body.kind, name=keys.clean_name(body.name, body.kind),
-                            created_by=g.get("key_user"),  # it acts with the same member's role
+                            created_by=key_user(),  # it acts with the same member's role
                             notify=True)
     return IssuedApiKey(api_key=issued.plaintext, key=ApiKey.model_validate(issued.key)), 201
 

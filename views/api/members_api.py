@@ -11,7 +11,7 @@ from models.base import utcnow
 from services.identity import members
 from services.pagination import paginate_list
 from services.staff.audit import Actor
-from views.api import ACCOUNT_KEY, account, bp
+from views.api import ACCOUNT_KEY, account, bp, key_user
 from views.api.declare import operation
 from views.api.schemas.common import PageQuery
 from views.api.schemas.members import (
@@ -58,7 +58,7 @@ def list_members(query: PageQuery) -> MemberList:
            errors=(409,), permission=members.MEMBERS,
            description="Emails a link that works once, for 7 days. Only owners invite owners.")
 def invite(body: InviteRequest) -> tuple[Invitation, int]:
-    row = members.send_invitation(_actor(), g.get("key_user"), g.member_role, account().customer,
+    row = members.send_invitation(_actor(), key_user(), g.member_role, account().customer,
                            email=body.email, role=body.role, accept_url=_accept_url)
     return invitation_answer(row), 201
 
@@ -79,7 +79,7 @@ def list_invitations(query: PageQuery) -> InvitationList:
 @operation(ACCOUNT_KEY, TAG, "Revoke a pending invitation", Invitation, errors=(404,),
            permission=members.MEMBERS)
 def revoke_invitation(invitation_id: str) -> Invitation:
-    row = members.revoke_invitation(_actor(), g.get("key_user"), g.member_role,
+    row = members.revoke_invitation(_actor(), key_user(), g.member_role,
                                     account().customer_id, invitation_id)
     return invitation_answer(row)
 
@@ -90,7 +90,7 @@ def revoke_invitation(invitation_id: str) -> Invitation:
            description="Only owners make owners or change an owner; there is always one owner.")
 def change_role(member_id: str, body: RoleRequest) -> Member:
     target = members.get_member(account().customer_id, member_id)
-    return member_answer(members.change_role(_actor(), g.get("key_user"), g.member_role, target,
+    return member_answer(members.change_role(_actor(), key_user(), g.member_role, target,
                                              body.role))
 
 
@@ -100,5 +100,5 @@ def change_role(member_id: str, body: RoleRequest) -> Member:
            description="Their API keys for this account are revoked with them.")
 def remove_member(member_id: str) -> RemovedMember:
     target = members.get_member(account().customer_id, member_id)
-    members.remove(_actor(), g.get("key_user"), g.member_role, target)
+    members.remove(_actor(), key_user(), g.member_role, target)
     return RemovedMember(id=member_id)
