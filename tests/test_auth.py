@@ -176,3 +176,17 @@ def test_pages_of_one_customer_show_only_their_account(client, make_customer):
     token = csrf_token(html)
     assert client.post(f"/keys/{bob_key_id}/rotate", data={"csrf_token": token}).status_code == 404
     assert client.get("/v1/me", headers=bob.headers).status_code == 200  # Bob's key still works
+
+
+def test_passwords_are_hashed_at_argon2s_recommended_cost(tmp_path):
+    """The suite hashes at Argon2's cheapest (PASSWORD_HASH_CHEAP); a deployed app never does."""
+    from argon2 import extract_parameters, profiles
+
+    from app import create_app
+    from services.identity import accounts
+
+    deployed = create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db"})
+    with deployed.app_context():
+        stored = accounts.hash_password("correct-horse-battery")
+    assert extract_parameters(stored) == profiles.RFC_9106_LOW_MEMORY  # argon2-cffi's default
+    assert extract_parameters(stored).memory_cost >= 65536
