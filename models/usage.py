@@ -1,5 +1,5 @@
-"""Usage metering: meters, raw events (deduplicated by id), and the pre-aggregates that
-limit checks and usage views read instead of raw events."""
+"""Usage metering: meters, raw events (deduplicated by id, kept TALLY_EVENT_RETENTION_DAYS),
+and the pre-aggregates that limit checks and usage views read instead of raw events."""
 
 from __future__ import annotations
 
