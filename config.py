@@ -16,6 +16,10 @@ DEFAULT_TOPUP_MIN = 500
 DEFAULT_TOPUP_MAX = 100_000
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_EVENT_PROPERTIES_BYTES = 4096
+DEFAULT_EVENT_RETENTION_DAYS = 400
+# Events up to 35 days old are accepted (services/usage/events.MAX_AGE): raw events, and
+# the ids that deduplicate them, must be kept longer, or a late retry could count twice.
+EVENTS_MAX_AGE_DAYS = 35
 
 
 def normalise_database_url(url: str) -> str:
@@ -34,6 +38,15 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _retention_days(env: dict[str, str]) -> int:
+    days = _int(env, "TALLY_EVENT_RETENTION_DAYS", DEFAULT_EVENT_RETENTION_DAYS)
+    if days <= EVENTS_MAX_AGE_DAYS:
+        raise RuntimeError(f"TALLY_EVENT_RETENTION_DAYS must be more than {EVENTS_MAX_AGE_DAYS} "
+                           f"(events up to {EVENTS_MAX_AGE_DAYS} days old are accepted, and an "
+                           f"event id is deduplicated only while it is kept), got {days}")
+    return days
 
 
 def _choice(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -101,6 +114,9 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # A usage event whose properties (as compact JSON) are larger is rejected.
         "MAX_EVENT_PROPERTIES_BYTES": _int(env, "TALLY_MAX_EVENT_PROPERTIES_BYTES",
                                            DEFAULT_MAX_EVENT_PROPERTIES_BYTES),
+        # Raw usage events (and their ids, which deduplicate) are kept this many days, then
+        # removed a month at a time by `flask --app app purge-usage-events`; rollups stay.
+        "EVENT_RETENTION_DAYS": _retention_days(env),
         # Bodies over this size are refused with 413 before anything reads them.
         "MAX_CONTENT_LENGTH": _int(env, "TALLY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         # Trust X-Forwarded-* from this many proxies (0 = served directly).

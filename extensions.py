@@ -32,9 +32,18 @@ def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool
     return False
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate compares the models' tables, not usage_events' partitions (PostgreSQL),
+    which the retention job makes and drops (services/usage/retention.py)."""
+    from models.usage import is_event_partition
+
+    return not (type_ == "table" and name is not None and is_event_partition(name))
+
+
 db = SQLAlchemy(model_class=Base)
 # Batch mode lets Alembic alter tables on SQLite (copy-and-move) as well as on PostgreSQL.
-migrate = Migrate(render_as_batch=True, compare_type=True, render_item=_render_item)
+migrate = Migrate(render_as_batch=True, compare_type=True, render_item=_render_item,
+                  include_name=include_name)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 # Storage, strategy and headers come from RATELIMIT_* config (Redis when REDIS_URL is set).

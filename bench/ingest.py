@@ -6,7 +6,8 @@ Batches of 1,000 events; about 10% of each batch repeat ids sent in earlier batc
 the server deduplicates them); event_name is a mix of api_call and llm_completion (with
 properties.tokens); timestamps spread over the last 24 hours. Client threads send
 pre-serialised bodies with http.client. Then the same unique rows are loaded with
-psycopg's `cursor.copy` into a table shaped like usage_events (same columns and indexes).
+psycopg's `cursor.copy` into a table shaped like usage_events (same columns) with the
+dedupe key (account, event id) that recording keeps in usage_event_ids.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def send_all(host: str, port: int, key: str, bodies: list[bytes], clients: int) 
 
 def copy_rows(db_url: str, account_id: str, unique: list[dict], foreign_key: bool,
               runs: int = 2) -> tuple[float, int, float]:
-    """COPY the unique rows into usage_events_copy (LIKE usage_events: same columns, defaults
-    and indexes; with `foreign_key`, also usage_events' foreign key to accounts); best of
+    """COPY the unique rows into usage_events_copy (LIKE usage_events: same columns and
+    defaults, plus the dedupe key (account, event id), which recording keeps in
+    usage_event_ids; with `foreign_key`, also usage_events' foreign key to accounts); best of
     `runs`, each into a fresh table, in one COPY and one transaction. Returns seconds, rows
     and the CPU seconds (client and backend) of the best run."""
     import psycopg
@@ -111,7 +113,8 @@ def copy_rows(db_url: str, account_id: str, unique: list[dict], foreign_key: boo
         backend = [conn.info.backend_pid]
         for _ in range(runs):
             conn.execute("DROP TABLE IF EXISTS usage_events_copy")
-            conn.execute("CREATE TABLE usage_events_copy (LIKE usage_events INCLUDING ALL)")
+            conn.execute("CREATE TABLE usage_events_copy (LIKE usage_events INCLUDING ALL, "
+                         "UNIQUE (account_id, event_id))")
             if foreign_key:
                 conn.execute("ALTER TABLE usage_events_copy ADD FOREIGN KEY (account_id) "
                              "REFERENCES accounts (id)")
@@ -134,8 +137,8 @@ def copy_rows(db_url: str, account_id: str, unique: list[dict], foreign_key: boo
 
 
 def prefill(db_url: str, n: int) -> None:
-    """`n` stored events of 10,000 other accounts over the last 30 days, made in SQL (the
-    unique index built once, after the rows), then analysed."""
+    """`n` stored events of 10,000 other accounts over the last 30 days, made in SQL (with
+    their ids, whose key and index are built once, after the rows), then analysed."""
     import time
 
     import psycopg
@@ -149,17 +152,21 @@ def prefill(db_url: str, n: int) -> None:
                         SELECT 'acct_pre' || a, %s, 'Other', 'free', 'usd', 0, now(), 'UTC',
                                '[80, 100]', 0 FROM generate_series(1, 10000) AS a""",
                      (customer,))
-        conn.execute("ALTER TABLE usage_events DROP CONSTRAINT uq_usage_events_account_event")
         conn.execute("""INSERT INTO usage_events (account_id, event_id, event_name, timestamp,
                         properties, received_at)
                         SELECT 'acct_pre' || (1 + i %% 10000), 'pre_' || i, 'api_call',
                                now() - interval '30 days' * (i::float8 / %s), '{}'::json, now()
                         FROM generate_series(1::bigint, %s) AS i""", (n, n))
-        conn.execute("ALTER TABLE usage_events ADD CONSTRAINT uq_usage_events_account_event "
-                     "UNIQUE (account_id, event_id)")
+        conn.execute("ALTER TABLE usage_event_ids DROP CONSTRAINT usage_event_ids_pkey")
+        conn.execute("DROP INDEX ix_usage_event_ids_received_at")
+        conn.execute("""INSERT INTO usage_event_ids (account_id, event_id, received_at)
+                        SELECT account_id, event_id, received_at FROM usage_events""")
+        conn.execute("ALTER TABLE usage_event_ids ADD PRIMARY KEY (account_id, event_id)")
+        conn.execute("CREATE INDEX ix_usage_event_ids_received_at ON usage_event_ids (received_at)")
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE usage_events")
+        conn.execute("VACUUM ANALYZE usage_event_ids")
     print(f"# prefilled usage_events with {n:,} rows in {time.perf_counter() - started:.0f} s")
 
 
@@ -217,8 +224,8 @@ def main() -> None:
     for foreign_key in (False, True) if args.copy else ():
         seconds, copied, copy_cpu = copy_rows(db_url, demo["account_id"], unique, foreign_key)
         copy_rate = copied / seconds
-        shape = ("LIKE usage_events + its foreign key to accounts" if foreign_key
-                 else "LIKE usage_events: columns, defaults, indexes")
+        shape = ("LIKE usage_events + dedupe key + its foreign key to accounts" if foreign_key
+                 else "LIKE usage_events: columns, defaults, + dedupe key (account, event id)")
         print(f"copy ({shape}): {copied:,} rows in {seconds:.2f} s, {copy_rate:,.0f} rows/s, "
               f"CPU {copy_cpu / copied * 1e6:.1f} ms per 1,000 rows (client and backend)")
         ratio = rate / copy_rate

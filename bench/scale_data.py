@@ -5,8 +5,9 @@ charges and stored idempotency keys for the nightly jobs.
 
 Every id and value comes from a formula of the row number, so two builds of the same sizes
 hold the same data. The big tables are loaded with their triggers off (foreign keys and
-the audit log's append-only trigger: the rows are made consistent by construction), then
-analysed. Sizes are recorded in `bench_scale_meta`, so a later run reuses the data.
+the audit log's append-only trigger: the rows are made consistent by construction; the
+keys of the event ids built once afterwards), then analysed. Sizes are recorded in
+`bench_scale_meta`, so a later run reuses the data.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 # Words the names are made of: about 14,000 distinct company names over a million
@@ -192,8 +194,13 @@ def load(conn: Any, sizes: Sizes, *, log: Any = print) -> None:
     ev_account = "1 + (i / %(per_ev)s) % %(n)s"
     ev_time = (f"date_trunc('hour', now()) - ((({ev_account}) % 720) + 1) * interval '1 hour' "
                "+ (i % %(per_ev)s) * interval '1 second'")
+    # usage_events is partitioned by month of received_at (the migration made this month's
+    # and the next): the last 30 days may begin two months back. Then the ids that
+    # deduplicate, with their key and index built once afterwards.
+    from models.usage import add_months, event_partition_ddl, month_start
+    this_month = month_start(datetime.now(UTC))
     step(f"usage_events ({sizes.events:,})",
-         "ALTER TABLE usage_events DROP CONSTRAINT uq_usage_events_account_event", f"""
+         *[event_partition_ddl(add_months(this_month, -k)) for k in (2, 1)], f"""
         INSERT INTO usage_events (account_id, event_id, event_name, timestamp, properties,
                                   received_at)
         SELECT {hid('acct', ev_account)}, 'ev_' || i,
@@ -201,8 +208,13 @@ def load(conn: Any, sizes: Sizes, *, log: Any = print) -> None:
                CASE WHEN i % 2 = 0 THEN '{{}}'::json
                     ELSE json_build_object('tokens', 1 + i % 2000) END, {ev_time}
         FROM generate_series(0::bigint, %(events)s - 1) AS i""",
-         "ALTER TABLE usage_events ADD CONSTRAINT uq_usage_events_account_event "
-         "UNIQUE (account_id, event_id)", tables=("usage_events",))
+         "ALTER TABLE usage_event_ids DROP CONSTRAINT usage_event_ids_pkey",
+         "DROP INDEX ix_usage_event_ids_received_at", """
+        INSERT INTO usage_event_ids (account_id, event_id, received_at)
+        SELECT account_id, event_id, received_at FROM usage_events""",
+         "ALTER TABLE usage_event_ids ADD PRIMARY KEY (account_id, event_id)",
+         "CREATE INDEX ix_usage_event_ids_received_at ON usage_event_ids (received_at)",
+         tables=("usage_events", "usage_event_ids"))
     step("usage_rollups and usage_counters", """
         INSERT INTO usage_rollups (account_id, meter_id, bucket_start, value, events, latest_at)
         SELECT account_id, CASE WHEN event_name = 'api_call' THEN %(api)s ELSE %(llm)s END,

@@ -47,6 +47,16 @@ def purge_idempotency_keys() -> None:
     click.echo(json.dumps({"deleted": jobs.purge_idempotency_keys()}))
 
 
+@click.command("purge-usage-events")
+@with_appcontext
+def purge_usage_events() -> None:
+    """Remove raw usage events (and the ids that deduplicate them) older than
+    TALLY_EVENT_RETENTION_DAYS, a whole month at a time, and on PostgreSQL create the
+    coming months' partitions; rollups and counters are kept. Run it daily from cron;
+    resumable, and two runs at once do each step once."""
+    click.echo(json.dumps(jobs.purge_usage_events()))
+
+
 @click.command("deliver-outbox")
 @click.option("--loop", is_flag=True, help="Keep delivering, every --every seconds, until stopped.")
 @click.option("--every", default=10.0, show_default=True, type=float)
@@ -118,8 +128,8 @@ def create_staff(email: str, password: str, name: str) -> None:
 
 # Each is one unit of work (`uow.unit()`), but deliver-outbox (a loop of deliveries), mcp (a
 # server of requests) and the nightly jobs (a unit per batch), which frame their own.
-COMMANDS = (seed_demo, close_period, purge_idempotency_keys, grant_app_role, create_staff,
-            deliver_outbox, mcp)
+COMMANDS = (seed_demo, close_period, purge_idempotency_keys, purge_usage_events, grant_app_role,
+            create_staff, deliver_outbox, mcp)
 
 
 def init_app(app: Flask) -> None:

@@ -22,7 +22,8 @@ from services.ledger import grants, recharge
 from services.ledger import reconcile as reconciliation
 from services.notifications import outbox
 from services.staff.audit import Actor
-from services.usage import period_close
+from services.usage import period_close, retention
+from services.usage.store import dialect
 
 
 @dataclass
@@ -139,6 +140,35 @@ def purge_idempotency_keys(now: datetime | None = None, batch: int = 5000) -> in
         deleted += gone
         if not gone:
             return deleted
+
+
+def purge_usage_events(now: datetime | None = None, batch: int = retention.BATCH) -> dict[str, int]:
+    """`purge-usage-events`: on PostgreSQL, create this month's and the next months'
+    partitions of usage_events and drop the expired ones, a partition per unit; then
+    delete expired raw events left outside them and the expired event ids, a batch per
+    unit (services/usage/retention.py). Rollups and counters are kept."""
+    now = now or utcnow()
+    before = retention.cutoff(now, retention.retention_days())
+    done = {"partitions_created": 0, "partitions_dropped": 0, "events_deleted": 0,
+            "ids_deleted": 0}
+    if dialect() == "postgresql":
+        for start in retention.months_to_create(now):
+            with uow.unit():
+                done["partitions_created"] += retention.create_month(start)
+        with uow.unit():
+            expired = retention.expired_months(before)
+        for name in expired:
+            with uow.unit():
+                done["partitions_dropped"] += retention.drop_month(name, before)
+    for key, step in (("events_deleted", retention.delete_events),
+                      ("ids_deleted", retention.delete_ids)):
+        while True:
+            with uow.unit():
+                gone = step(before, batch)
+            done[key] += gone
+            if not gone:
+                break
+    return done
 
 
 @outbox.handler(recharge.ATTEMPT, urgent=timedelta(seconds=20))

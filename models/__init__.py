@@ -12,7 +12,15 @@ from models.outbox import OutboxMessage
 from models.payments import TopUp
 from models.pricing import PriceCharge, PricePlan, UsageCharge
 from models.recharge import AutoRecharge, RechargeAttempt
-from models.usage import Meter, UsageAlert, UsageCounter, UsageEvent, UsageRollup, UsageUnique
+from models.usage import (
+    Meter,
+    UsageAlert,
+    UsageCounter,
+    UsageEvent,
+    UsageEventId,
+    UsageRollup,
+    UsageUnique,
+)
 from models.wallets import UsedWalletSignature, WalletLink
 from models.webhooks import WebhookEvent
 
@@ -20,6 +28,6 @@ __all__ = [
     "Account", "ApiKey", "AuditEvent", "AutoRecharge", "CreditGrant", "Customer", "IdempotencyRecord",
     "Impersonation", "Invitation", "Invoice", "InvoiceLine", "LedgerEntry", "Membership", "Meter",
     "OutboxMessage", "PriceCharge", "PricePlan", "RechargeAttempt", "Subscription", "TopUp",
-    "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageRollup", "UsageUnique",
+    "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageEventId", "UsageRollup", "UsageUnique",
     "UsedWalletSignature", "User", "UserSession", "WalletLink", "WebhookEvent",
 ]

@@ -1,8 +1,9 @@
 """Recording usage: new events move the pre-aggregates and are rated, in one transaction.
 
-Events are deduplicated by `(account, event id)` with INSERT ... ON CONFLICT DO NOTHING;
-only the new ones update `usage_rollups` (per local hour, for series) and
-`usage_counters` (per billing period and all-time, for limits and summaries). Limit
+Events are deduplicated by `(account, event id)`: the ids go into usage_event_ids with
+INSERT ... ON CONFLICT DO NOTHING, and only the new ones are stored (usage_events) and
+update `usage_rollups` (per local hour, for series) and `usage_counters` (per billing
+period and all-time, for limits and summaries). Limit
 checks and usage views read those, never raw events.
 """
 

@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Table, Text, bindparam, cast, column, func, select,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
-from models import UsageCounter, UsageEvent, UsageUnique
+from models import UsageCounter, UsageEvent, UsageEventId, UsageUnique
 from models.base import UTCDateTime, utcnow
 from services.usage import aggregation
 from services.usage.events import EventIn
@@ -76,20 +76,26 @@ def insert_rows(model: type, rows: list[dict[str, Any]], tag: str,
 
 
 def insert_events(account_id: str, events: list[EventIn]) -> set[str]:
-    """Insert; return the ids that were new (the rest were recorded before)."""
+    """Record ids, and store the events whose ids were new; return those ids (the rest
+    were recorded before, and are neither stored nor counted again)."""
     if not events:
         return set()
+    received_at = utcnow()
     # In id order, so two batches sharing ids take their row locks in one order (no deadlock).
+    ordered = sorted(events, key=lambda e: e.id)
+    new = set(insert_rows(UsageEventId, [{"event_id": e.id} for e in ordered], "new_ids",
+                          _new_ids, account_id=account_id, received_at=received_at).scalars())
     rows = [{"event_id": e.id, "event_name": e.event_name, "timestamp": e.timestamp,
-             "properties": e.properties} for e in sorted(events, key=lambda e: e.id)]
-    result = insert_rows(UsageEvent, rows, "new_events", _new_events,
-                         account_id=account_id, received_at=utcnow())
-    return set(result.scalars())
+             "properties": e.properties} for e in ordered if e.id in new]
+    if rows:
+        insert_rows(UsageEvent, rows, "events", lambda stmt: stmt,
+                    account_id=account_id, received_at=received_at)
+    return new
 
 
-def _new_events(stmt: Any) -> Any:
+def _new_ids(stmt: Any) -> Any:
     return (stmt.on_conflict_do_nothing(index_elements=["account_id", "event_id"])
-            .returning(UsageEvent.event_id))
+            .returning(UsageEventId.event_id))
 
 
 def upsert(model: type, keys: tuple[str, ...], rows: list[tuple[str, dict[str, Any]]]) -> None:
@@ -192,10 +198,11 @@ def _take_statement(dialect_name: str) -> Any:
 # Recording on PostgreSQL: events, uniques, counters and rollups in one statement -------
 
 # The one PostgreSQL implementation of recording, for the gate and for batch ingestion:
-# the events (inserted, duplicates skipped), then only the new events' contributions:
+# the ids (inserted into usage_event_ids, duplicates skipped) and the raw events of the
+# new ones (usage_events, partitioned), then only the new events' contributions:
 # distinct values, counters (conditionally, within each counter's limit), rollups. Every
 # part is combined in SQL the way services/usage/aggregation.py folds in Python, and the
-# parts run in the writers' one lock order (events by id, uniques, counters by meter and
+# parts run in the writers' one lock order (ids in id order, uniques, counters by meter and
 # newest period first, then rollups; add, larger, newer): each part waits for the one
 # before it (a scalar subquery on it), and the final SELECT reads them in that order.
 _COMBINE_SQL = {
@@ -212,13 +219,17 @@ def _record_statement(ways: tuple[str, ...]) -> Any:
     """The statement for batches whose cells combine in these ways: a part per table and
     way present (short enough for psycopg to cache its parsing, and built once)."""
     parts = ["""
+r AS (SELECT * FROM json_to_recordset(CAST(:events AS json))
+  AS r(event_id varchar, event_name varchar, timestamp timestamptz, properties json)),
+id AS (
+ INSERT INTO usage_event_ids (account_id, event_id, received_at)
+ SELECT :account_id, r.event_id, :received_at FROM r
+ ON CONFLICT (account_id, event_id) DO NOTHING RETURNING event_id),
 ev AS (
  INSERT INTO usage_events (event_id, event_name, timestamp, properties, account_id, received_at)
  SELECT r.event_id, r.event_name, r.timestamp, r.properties, :account_id, :received_at
- FROM json_to_recordset(CAST(:events AS json))
-  AS r(event_id varchar, event_name varchar, timestamp timestamptz, properties json)
- ON CONFLICT (account_id, event_id) DO NOTHING RETURNING event_id),
-fresh AS (SELECT COALESCE(array_agg(event_id), '{}') AS ids FROM ev),
+ FROM r JOIN id USING (event_id)),
+fresh AS (SELECT COALESCE(array_agg(event_id), '{}') AS ids FROM id),
 uq AS (
  INSERT INTO usage_uniques (account_id, meter_id, scope_start, scope, value_hash)
  SELECT DISTINCT :account_id, u.m, u.s, u.sc, u.h

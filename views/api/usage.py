@@ -74,8 +74,10 @@ def _events_shape(body: dict) -> type:
 @operation((*USAGE_OR_ACCOUNT_KEY, *STAFF_KEY), "Metering", "Ingest usage events (1 to 1,000)",
            IngestResult, body=OneOf((EventBatch, Event, TogaiBatch, TogaiSingle), _events_shape),
            errors=(402,),
-           description="`id` is the idempotency key per account, kept forever: a repeat is "
-                       "counted once and reported in `duplicates`. A body that is not this shape "
+           description="`id` is the idempotency key per account: a repeat is counted once "
+                       "and reported in `duplicates`, for as long as the event is kept (at "
+                       "least TALLY_EVENT_RETENTION_DAYS, 400 unless set, after it arrived; "
+                       "longer than the 35 days an event may be late). A body that is not this shape "
                        "is a 400 and stores nothing. With a staff key, Togai's bodies: "
                        "`{\"event\": {...}}` or `{\"events\": [...]}` (1 to 500), each event "
                        "`{id, schemaName, accountId, timestamp, attributes, dimensions}`, metered "

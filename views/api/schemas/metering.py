@@ -27,13 +27,20 @@ from views.api.schemas.common import (
 )
 
 EVENT_ID = Says("id must be a string of 1 to 255 characters (your idempotency key).")
+# What an event id promises (the API document says so for each event id field).
+EVENT_ID_KEPT = ("Idempotency key per account: a repeat counts once for as long as Tally keeps "
+                 "the event, at least TALLY_EVENT_RETENTION_DAYS (400 unless set) after it "
+                 "arrived. That is always longer than the 35 days an event may be late, so a "
+                 "retried event (same id and timestamp) never counts twice.")
 EVENT_NAME = Says("event_name must be a string of 1 to 100 characters.")
 PROPERTIES = Says("properties must be a JSON object.")
 
 
 class AuthorizeRequest(Request):
     id: Annotated[str | None, Field(
-        description="Your request id: a retry with the same id is answered again, counted once.",
+        description="Your request id: a retry with the same id is answered again, counted once "
+                    "(for as long as Tally keeps the call's event: at least "
+                    "TALLY_EVENT_RETENTION_DAYS, 400 unless set).",
         max_length=255, examples=["req_123"]), EVENT_ID] = None
     event_name: Annotated[str, Field(description="Default api_call.", min_length=1, max_length=100,
                                      examples=["api_call"]), EVENT_NAME] = "api_call"
@@ -61,7 +68,7 @@ class Authorization(Answer):
 
 
 class Event(Request):
-    id: Annotated[str, Field(description="Idempotency key per account, kept forever.",
+    id: Annotated[str, Field(description=EVENT_ID_KEPT,
                              min_length=1, max_length=255, examples=["evt_0001"]), EVENT_ID]
     event_name: Annotated[str, Field(min_length=1, max_length=100, examples=["llm_completion"]),
                           EVENT_NAME]

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field
 
 from services.usage.events import EventIn
 from views.api.schemas.common import Request, Says, Timestamp, fault
+from views.api.schemas.metering import EVENT_ID_KEPT
 
 MAX_TOGAI_BATCH = 500
 NUMBER = "{param} must be a number or a numeric string."
@@ -45,7 +46,7 @@ class Attribute(Request):
 
 
 class TogaiEvent(Request):
-    id: Annotated[str, Field(description="Idempotency key per account, kept forever.",
+    id: Annotated[str, Field(description=EVENT_ID_KEPT,
                              min_length=1, max_length=255, examples=["evt_0001"]), Says(
         "id must be a string of 1 to 255 characters (your idempotency key).")]
     schemaName: Annotated[str, Field(description="The event name meters read (Tally's event_name).",

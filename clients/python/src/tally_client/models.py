@@ -25,8 +25,9 @@ def rfc3339(moment: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A usage event for `POST /v1/events`. `id` counts once per account, forever: the
-    client makes one when you give none. `timestamp` defaults to when `ingest` took it,
+    """A usage event for `POST /v1/events`. `id` counts once per account for as long as
+    Tally keeps the event (TALLY_EVENT_RETENTION_DAYS, longer than the 35 days an event may
+    be late): the client makes one when you give none. `timestamp` defaults to when `ingest` took it,
     not when the batch leaves, so a late batch still lands in the right hour and month."""
 
     event_name: str
