@@ -107,6 +107,8 @@ class User(UserMixin, Model):
     # turned on, and the hashes of the unused recovery codes.
     totp_secret: Mapped[str | None] = mapped_column(String(300))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The 30-second step of the last code that was accepted: no code of it or before works again.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     recovery_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

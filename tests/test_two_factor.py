@@ -5,6 +5,7 @@ owner requiring it of every member, and staff required to use it by configuratio
 from __future__ import annotations
 
 import re
+import time
 
 import pyotp
 import pytest
@@ -24,6 +25,11 @@ def enable(client, token: str) -> tuple[str, list[str]]:
     assert done.status_code == 200, done.get_data(as_text=True)
     codes = re.findall(r"<li>([a-z2-9]{5}-[a-z2-9]{5})</li>", done.get_data(as_text=True))
     return secret, codes
+
+
+def next_code(secret: str) -> str:
+    """The code of the next 30-second step (accepted: one step either side of now)."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
 
 
 def password_step(client, who):
@@ -51,7 +57,7 @@ def test_turning_it_on_then_logging_in_with_a_code_or_a_recovery_code(app, clien
     assert first.status_code == 303 and first.headers["Location"] == "/login/two-factor"
     assert browser.get("/").status_code == 302  # not logged in before the code
     assert code_step(browser, "123456").status_code == 400
-    assert code_step(browser, pyotp.TOTP(secret).now()).status_code == 303
+    assert code_step(browser, next_code(secret)).status_code == 303  # turning it on used now's
     assert browser.get("/").status_code == 200
 
     other = app.test_client()
@@ -61,6 +67,23 @@ def test_turning_it_on_then_logging_in_with_a_code_or_a_recovery_code(app, clien
     password_step(again, customer)
     assert code_step(again, codes[0]).status_code == 400  # a recovery code works once
     assert "9 recovery codes left" in client.get("/account").get_data(as_text=True)
+
+
+def test_a_code_that_let_someone_in_never_works_again(app, client, customer):
+    """RFC 6238 5.2: a code seen over a shoulder, or phished and relayed, is spent once used,
+    even within its 30 seconds; so is every code before it."""
+    token = login(client, customer)
+    secret, _ = enable(client, token)
+    code = next_code(secret)
+    owner = app.test_client()
+    password_step(owner, customer)
+    assert code_step(owner, code).status_code == 303
+    attacker = app.test_client()
+    assert password_step(attacker, customer).status_code == 303
+    replayed = code_step(attacker, code)
+    assert replayed.status_code == 400 and "not right" in replayed.get_data(as_text=True)
+    assert code_step(attacker, pyotp.TOTP(secret).now()).status_code == 400  # an older step
+    assert attacker.get("/").status_code == 302
 
 
 def test_turning_it_off_asks_for_the_password(app, client, customer):

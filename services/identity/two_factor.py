@@ -4,7 +4,8 @@ Turning it on: `begin` stores a new secret (encrypted with a key derived from SE
 that counts only once `enable` checks a code from the authenticator app; `enable` returns
 RECOVERY_CODES single-use recovery codes, shown once and stored as SHA-256 hashes. At
 login, after the password, `verify` takes a current code (a window of one step either
-side, for clocks that drift) or an unused recovery code, which it uses up.
+side, for clocks that drift) that was never used before, or an unused recovery code,
+which it uses up.
 
 It is required of a person when an owner of a customer they belong to requires it of
 every member, and of staff when TALLY_STAFF_REQUIRE_2FA is set.
@@ -16,13 +17,15 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pyotp
 import segno
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from extensions import db
 from models import Customer, Membership, User
@@ -74,14 +77,42 @@ def enrollment(user: User) -> Enrollment:
     if secret is None:
         secret = pyotp.random_base32()
         user.totp_secret = _fernet().encrypt(secret.encode()).decode()
+        user.totp_last_step = None  # the steps used belong to the old secret
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
     qr = segno.make(uri, error="m")
     svg = qr.svg_inline(scale=5, border=2, title="QR code for your authenticator app")
     return Enrollment(secret, uri, svg)
 
 
-def _check_totp(secret: str, code: str) -> bool:
-    return len(code) == 6 and code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
+def _totp_step(secret: str, code: str) -> int | None:
+    """The time step (30 s) whose code this is, within one step either side of now; None
+    when it is none of them."""
+    if len(code) != 6 or not code.isdigit():
+        return None
+    totp, now = pyotp.TOTP(secret), int(time.time())
+    for offset in (0, -1, 1):
+        at = now + offset * totp.interval
+        if hmac.compare_digest(totp.at(at), code):
+            return int(totp.timecode(datetime.fromtimestamp(at, UTC)))
+    return None
+
+
+def _use_totp(user: User, secret: str, code: str) -> bool:
+    """Whether `code` is a current code not used before (RFC 6238 5.2: a code that let
+    someone in never works again, so one seen over a shoulder or phished is spent). The
+    step is taken with one conditional UPDATE, so two logins racing with one code cannot
+    both pass."""
+    step = _totp_step(secret, code)
+    if step is None:
+        return False
+    taken = db.session.execute(
+        update(User).where(User.id == user.id)
+        .where(or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step).execution_options(synchronize_session=False))
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    user.totp_last_step = step
+    return True
 
 
 def enable(user: User, code: object) -> list[str]:
@@ -90,7 +121,7 @@ def enable(user: User, code: object) -> list[str]:
     secret = _secret(user)
     if user.two_factor_enabled or secret is None:
         raise Conflict("Start again from the Account page.", code="two_factor_not_pending")
-    if not _check_totp(secret, _normalise(code)):
+    if not _use_totp(user, secret, _normalise(code)):
         raise InvalidInput("That code is not right. Type the 6 digits your app shows now.",
                            code="invalid_code", param="code")
     user.totp_enabled_at = utcnow()
@@ -110,7 +141,7 @@ def verify(user: User, code: object) -> bool:
     typed = _normalise(code)
     if not user.two_factor_enabled or secret is None or not typed:
         return False
-    if _check_totp(secret, typed):
+    if _use_totp(user, secret, typed):
         return True
     digest = _hash_code(typed)
     remaining = list(user.recovery_codes or [])
