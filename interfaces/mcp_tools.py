@@ -73,8 +73,42 @@ class AccountArgs(Page):
     account_id: str
 
 
+PaymentMethodId = Annotated[str, Field(pattern=r"^pm_", description=(
+    "A saved card's id (list-payment-methods), or when saving one, a PaymentMethod Stripe.js "
+    "confirmed or Stripe's test ids such as pm_card_visa."))]
+
+
 class PaymentIntentArgs(Write):
     amount: Annotated[int, Field(description="Minor units, e.g. 2500.")]
+    payment_method_id: Annotated[str | None, Field(
+        pattern=r"^pm_", description="A saved card: Tally charges it at once (no Stripe.js "
+                                     "step); leave out to pay with Stripe.js.")] = None
+
+
+class SaveCardArgs(Write):
+    payment_method_id: PaymentMethodId
+
+
+class CardArgs(Args):
+    payment_method_id: PaymentMethodId
+
+
+class DefaultCardArgs(Write):
+    payment_method_id: PaymentMethodId
+
+
+class AutoRechargeArgs(Write):
+    enabled: bool
+    threshold: Annotated[int, Field(ge=0, description="Recharge when available credit falls "
+                                                      "below this (minor units).")]
+    method: Annotated[str, Field(pattern=r"^(fixed|target)$", description=(
+        "fixed: add `amount`; target: bring available credit up to `target`."))] = "fixed"
+    amount: Annotated[int | None, Field(ge=0, description="With fixed: minor units added.")] = None
+    target: Annotated[int | None, Field(ge=0, description="With target: minor units.")] = None
+    payment_method_id: Annotated[str | None, Field(
+        pattern=r"^pm_", description="A saved card; leave out for the default card.")] = None
+    monthly_limit: Annotated[int | None, Field(
+        ge=0, description="The most charged per calendar month (minor units); none: no limit.")] = None
 
 
 class ConfirmArgs(Write):
@@ -237,8 +271,27 @@ TOOLS: tuple[ToolSpec, ...] = (
              "GET", "/v1/accounts/{account_id}/credits", AccountArgs),
     ToolSpec("create-payment-intent", "Start a card top-up of `amount` minor units: returns a Stripe "
              "PaymentIntent id and client_secret for the customer to pay; then call "
-             "confirm-payment." + RETRY_NOTE, "POST", "/v1/billing/payment-intents",
+             "confirm-payment. With a saved card's `payment_method_id` it is charged at once."
+             + RETRY_NOTE, "POST", "/v1/billing/payment-intents",
              PaymentIntentArgs),
+    # Saved cards and auto-recharge (never run dry).
+    ToolSpec("list-payment-methods", "The account's saved cards, the default first." + PAGE,
+             "GET", "/v1/payment-methods", Page),
+    ToolSpec("save-payment-method", "Save a card (a PaymentMethod confirmed with Stripe.js "
+             "confirmCardSetup); the first becomes the default." + RETRY_NOTE, "POST",
+             "/v1/payment-methods", SaveCardArgs),
+    ToolSpec("set-default-payment-method", "Make a saved card the default (it pays the "
+             "subscription, one-click top-ups and auto-recharge)." + RETRY_NOTE, "POST",
+             "/v1/payment-methods/{payment_method_id}/default", DefaultCardArgs),
+    ToolSpec("remove-payment-method", "Remove a saved card. Calling it again changes nothing "
+             "(404).", "DELETE", "/v1/payment-methods/{payment_method_id}", CardArgs,
+             destructive=True),
+    ToolSpec("get-auto-recharge", "Auto-recharge settings and state (the last attempt, failures "
+             "in a row).", "GET", "/v1/billing/auto-recharge", Args),
+    ToolSpec("set-auto-recharge", "Turn auto-recharge on or off: whenever available credit falls "
+             "below `threshold`, the card is charged `amount` (or up to `target`), credited "
+             "once; never more than `monthly_limit` a month." + RETRY_NOTE, "POST",
+             "/v1/billing/auto-recharge", AutoRechargeArgs),
     ToolSpec("confirm-payment", "After the PaymentIntent succeeded, credit it to the balance "
              "(exactly once, whatever happens). `credited` is true only on the call that credited."
              + RETRY_NOTE, "POST", "/v1/billing/confirm-payment", ConfirmArgs),

@@ -26,10 +26,11 @@ from tests.support.wallets import Wallet
 READ_TOOLS = {"get-account", "get-billing-balance", "get-usage", "get-subscription", "list-invoices",
               "list-ledger-entries", "list-price-plans", "list-api-keys", "get-billing",
               "get-billing-stripe-config", "list-usage-meters", "list-credits", "list-plans",
-              "list-wallets"}
+              "list-wallets", "list-payment-methods", "get-auto-recharge"}
 MUTATING_TOOLS = {"create-payment-intent", "confirm-payment", "ingest-events", "authorize",
                   "rotate-api-key", "upgrade-plan", "cancel-subscription", "resume-subscription",
-                  "create-checkout-session", "create-billing-portal-session", "link-wallet"}
+                  "create-checkout-session", "create-billing-portal-session", "link-wallet",
+                  "save-payment-method", "set-default-payment-method", "set-auto-recharge"}
 # Only a server running with a staff key lists these (the seeds' names: Togai, Stripe's portal).
 STAFF_TOOLS = {"list-customers", "create-customer", "get-customer", "list-accounts",
                "create-price-plan", "grant-credit", "stripe-list-portal-configurations",
@@ -37,6 +38,8 @@ STAFF_TOOLS = {"list-customers", "create-customer", "get-customer", "list-accoun
                "stripe-update-portal-configuration", "stripe-create-portal-session"}
 # Those whose call reaches Stripe (openWorldHint).
 STRIPE_TOOLS = {"list-plans", "create-payment-intent", "confirm-payment", "upgrade-plan",
+                "list-payment-methods", "save-payment-method", "set-default-payment-method",
+                "remove-payment-method", "set-auto-recharge",
                 "cancel-subscription", "resume-subscription", "create-checkout-session",
                 "create-billing-portal-session",
                 "stripe-list-portal-configurations", "stripe-create-portal-configuration",
@@ -89,7 +92,7 @@ def test_tools_and_their_annotations(tally):
     tools = {t.name: t for t in over_stdio(tally["env"], tally["demo"]["api_key"], session)}
     staff_tools = {t.name: t for t in over_stdio(tally["env"], tally["staff_key"], session)}
     # No staff-only tool to a customer's key.
-    assert set(tools) == READ_TOOLS | MUTATING_TOOLS | {"unlink-wallet"}
+    assert set(tools) == READ_TOOLS | MUTATING_TOOLS | {"unlink-wallet", "remove-payment-method"}
     assert set(staff_tools) >= STAFF_TOOLS | {"ingest-events", "list-invoices", "list-usage-meters"}
     assert not set(staff_tools) & {"get-billing-balance", "create-payment-intent", "rotate-api-key"}
     every = tools | staff_tools
@@ -115,9 +118,10 @@ def test_tools_and_their_annotations(tally):
         assert "same key" in tool.description, name
     destructive = {n for n, t in every.items() if t.annotations.destructive_hint}
     assert destructive == {"rotate-api-key", "cancel-subscription", "stripe-update-portal-configuration",
-                           "unlink-wallet"}
-    # Unlinking is a DELETE: no key needed, a second call changes nothing.
+                           "unlink-wallet", "remove-payment-method"}
+    # Unlinking and removing a card are DELETEs: no key needed, a second call changes nothing.
     assert every["unlink-wallet"].annotations.idempotent_hint is True
+    assert every["remove-payment-method"].annotations.idempotent_hint is True
 
 
 def test_a_retried_tool_call_acts_once(tally, stripe_client):
@@ -285,6 +289,42 @@ def test_plan_and_stripe_tools_with_an_account_key(tally):
         assert (await call(client, "unlink-wallet", address=wallet.address))["deleted"] is True
         gone = await call_error(client, "unlink-wallet", address=wallet.address)
         assert gone["status"] == 404
+
+    over_stdio(tally["env"], fresh_key, session)
+
+
+def test_saved_cards_one_click_top_up_and_auto_recharge_tools(tally):
+    """An agent saves a card, tops up with it in one call, sets auto-recharge, then undoes it."""
+    fresh_key = json.loads(flask_cli(tally["env"], "seed-demo"))["api_key"]
+
+    async def session(client: Client) -> None:
+        saved = await call(client, "save-payment-method", payment_method_id="pm_card_visa",
+                           idempotency_key="mcp-card-1")
+        card = saved["id"]
+        assert saved["last4"] == "4242"  # the default when it is the first (upgrade-plan saves one)
+        assert (await call(client, "set-default-payment-method", payment_method_id=card,
+                           idempotency_key="mcp-card-2"))["default"] is True
+        listed = await call(client, "list-payment-methods")
+        assert listed["data"][0]["id"] == card and listed["data"][0]["default"] is True
+        before = (await call(client, "get-billing-balance"))["balance"]
+        paid = await call(client, "create-payment-intent", amount=2500, payment_method_id=card,
+                          idempotency_key="mcp-card-topup")
+        assert paid["status"] == "succeeded" and paid["credited"] is True
+        assert (await call(client, "get-billing-balance"))["balance"] == before + 2500
+        bad = await call_error(client, "set-auto-recharge", enabled=True, threshold=1000,
+                               method="fixed", idempotency_key="mcp-recharge-0")
+        assert bad["status"] == 400 and bad["param"] == "amount"
+        on = await call(client, "set-auto-recharge", enabled=True, threshold=1000, amount=2500,
+                        monthly_limit=10000, idempotency_key="mcp-recharge-1")
+        assert on["enabled"] is True and on["amount"] == 2500 and on["status"] == "idle"
+        assert (await call(client, "get-auto-recharge"))["monthly_limit"] == 10000
+        off = await call(client, "set-auto-recharge", enabled=False, threshold=1000, amount=2500,
+                         idempotency_key="mcp-recharge-2")
+        assert off["enabled"] is False
+        assert (await call(client, "remove-payment-method", payment_method_id=card))["id"] == card
+        gone = await call_error(client, "remove-payment-method", payment_method_id=card)
+        assert gone["status"] == 404
+        assert card not in [c["id"] for c in (await call(client, "list-payment-methods"))["data"]]
 
     over_stdio(tally["env"], fresh_key, session)
 
