@@ -40,10 +40,18 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     return not (type_ == "table" and name is not None and is_event_partition(name))
 
 
+def include_object(obj: object, name: str | None, type_: str, reflected: bool,
+                   compare_to: object) -> bool:
+    """What autogenerate compares: not an index built on PostgreSQL only (`ddl_if`, such as
+    the search's trigram index) where the database has none (SQLite)."""
+    return not (type_ == "index" and not reflected and compare_to is None
+                and getattr(obj, "_ddl_if", None) is not None)
+
+
 db = SQLAlchemy(model_class=Base)
 # Batch mode lets Alembic alter tables on SQLite (copy-and-move) as well as on PostgreSQL.
 migrate = Migrate(render_as_batch=True, compare_type=True, render_item=_render_item,
-                  include_name=include_name)
+                  include_name=include_name, include_object=include_object)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 # Storage, strategy and headers come from RATELIMIT_* config (Redis when REDIS_URL is set).

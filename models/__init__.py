@@ -12,6 +12,7 @@ from models.outbox import OutboxMessage
 from models.payments import TopUp
 from models.pricing import PriceCharge, PricePlan, UsageCharge
 from models.recharge import AutoRecharge, RechargeAttempt
+from models.search import CustomerSearch
 from models.usage import (
     Meter,
     UsageAlert,
@@ -25,7 +26,8 @@ from models.wallets import UsedWalletSignature, WalletLink
 from models.webhooks import WebhookEvent
 
 __all__ = [
-    "Account", "ApiKey", "AuditEvent", "AutoRecharge", "CreditGrant", "Customer", "IdempotencyRecord",
+    "Account", "ApiKey", "AuditEvent", "AutoRecharge", "CreditGrant", "Customer", "CustomerSearch",
+    "IdempotencyRecord",
     "Impersonation", "Invitation", "Invoice", "InvoiceLine", "LedgerEntry", "Membership", "Meter",
     "OutboxMessage", "PriceCharge", "PricePlan", "RechargeAttempt", "Subscription", "TopUp",
     "UsageAlert", "UsageCharge", "UsageCounter", "UsageEvent", "UsageEventId", "UsageRollup", "UsageUnique",

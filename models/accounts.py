@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import DDL, JSON, BigInteger, ForeignKey, Index, String, event, false, func
+from sqlalchemy import DDL, JSON, BigInteger, ForeignKey, Index, String, event, false
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -132,29 +131,8 @@ class User(UserMixin, Model):
 
 
 
-# Staff search on PostgreSQL (services/staff/search.py): trigram indexes serve
-# `lower(column) LIKE '%text%'`, pattern btrees serve id prefixes (`LIKE 'acct_3kT%'`) in
-# any collation. pg_trgm ships with PostgreSQL and is a trusted extension (a database owner
-# may create it). SQLite, for the demo, has none of them: its search scans.
-def _trigram(name: str, column: Any) -> Index:
-    label = f"lower_{column.name}"
-    return Index(name, func.lower(column).label(label), postgresql_using="gin",
-                 postgresql_ops={label: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
-
-
-def _prefix(name: str, column: Any) -> Index:
-    # Plain indexes (SQLite has them too, unused: alembic compares them on every database).
-    return Index(name, column, postgresql_ops={column.name: "varchar_pattern_ops"})
-
-
-SEARCH_INDEXES = (
-    _trigram("ix_customers_name_trgm", Customer.__table__.c.name),
-    _trigram("ix_customers_email_trgm", Customer.__table__.c.primary_email),
-    _prefix("ix_customers_id_prefix", Customer.__table__.c.id),
-    _prefix("ix_customers_stripe_prefix", Customer.__table__.c.stripe_customer_id),
-    _trigram("ix_users_email_trgm", User.__table__.c.email),
-    _trigram("ix_accounts_name_trgm", Account.__table__.c.name),
-    _prefix("ix_accounts_id_prefix", Account.__table__.c.id),
-)
+# Staff search (services/staff/search.py) reads models/search.py's table, whose trigram
+# index needs pg_trgm: it ships with PostgreSQL and is a trusted extension (a database
+# owner may create it).
 event.listen(Model.metadata, "before_create",
              DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))

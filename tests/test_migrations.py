@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
-from extensions import db, include_name
+from extensions import db, include_name, include_object
 
 pytestmark = pytest.mark.money  # runs on PostgreSQL too
 
@@ -28,7 +28,8 @@ def test_upgrade_matches_models_and_downgrades_cleanly(app, backend):
         empty_database(backend)
         upgrade()
         with db.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"include_name": include_name})
+            context = MigrationContext.configure(connection, opts={
+                "include_name": include_name, "include_object": include_object})
             diff = compare_metadata(context, db.metadata)
         assert diff == []
         downgrade(revision="base")
