@@ -77,9 +77,9 @@ def bench_env(db_url: str, workdir: Path, *, monthly_limit: int | None = 10**15,
     return env
 
 
-def flask_cli(env: dict[str, str], *args: str) -> str:
+def flask_cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True, timeout=300)
+                            env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout

@@ -42,7 +42,8 @@ def build(args: argparse.Namespace, sizes: Sizes, env: dict[str, str]) -> None:
         stored = None
     if stored == sizes and not args.rebuild:
         print(f"# reusing the data in {args.db} ({_sizes_line(sizes)})")
-        _common.flask_cli(env, "db", "upgrade")
+        # A migration may build an index or backfill a table over the million rows.
+        _common.flask_cli(env, "db", "upgrade", timeout=3600)
         return
     print(f"# building {args.db}: {_sizes_line(sizes)}")
     started = time.perf_counter()

@@ -46,6 +46,24 @@ ACCOUNT_NAMES = ("Production", "Staging", "Default", "Main", "Sandbox", "Researc
 ACTIONS = ("customer.view", "customer.view", "customer.view", "balance.adjust", "credit.grant",
            "plan.change", "impersonation.start", "impersonation.view", "invoice.resend",
            "grace.extend", "account.create", "customer.create")
+# One row per customer for staff search: what models/search.py's rows_of computes (and
+# its migration's backfill), for the customers made here.
+SEARCH_ROWS = """
+    INSERT INTO customer_search (customer_id, created_at, search_text, search_ids)
+    SELECT c.id, c.created_at,
+      lower(c.name || chr(10) || c.primary_email || chr(10)
+        || coalesce((SELECT string_agg(u.email, chr(10)) FROM users u
+                     WHERE u.customer_id = c.id), '') || chr(10)
+        || coalesce((SELECT string_agg(u.email, chr(10)) FROM memberships m, users u
+                     WHERE m.customer_id = c.id AND u.id = m.user_id), '') || chr(10)
+        || coalesce((SELECT string_agg(a.name, chr(10)) FROM accounts a
+                     WHERE a.customer_id = c.id), '')),
+      lower(chr(10) || c.id || chr(10) || coalesce(c.stripe_customer_id, '') || chr(10)
+        || coalesce((SELECT string_agg(a.id, chr(10)) FROM accounts a
+                     WHERE a.customer_id = c.id), ''))
+    FROM customers c
+    ORDER BY c.created_at, c.id  -- the newest together at the end: search walks them first
+    ON CONFLICT (customer_id) DO NOTHING"""
 STAFF_COUNT = 20
 STAFF_PASSWORD = "bench-staff-password-1"
 
@@ -138,6 +156,12 @@ def load(conn: Any, sizes: Sizes, *, log: Any = print) -> None:
                CASE WHEN i % 10 = 0 THEN 'pro' ELSE 'free' END, 'usd', %(balance)s, {created},
                'UTC', '[80, 100]', 0
         FROM generate_series(1::bigint, %(n)s) AS i""", tables=("accounts",))
+    # Staff search's rows (models/search.py), as its migration backfills them; the trigram
+    # index built once afterwards. (A schema from before the table: its migration does it.)
+    if conn.execute("SELECT to_regclass('customer_search')").fetchone()[0]:
+        step("customer_search", "DROP INDEX ix_customer_search_trgm", SEARCH_ROWS,
+             "CREATE INDEX ix_customer_search_trgm ON customer_search USING gin "
+             "(search_text gin_trgm_ops, search_ids gin_trgm_ops)", tables=("customer_search",))
     staff = ", ".join(f"('{hid_py('usr', -k)}', 'staff{k}@tally.test', 'Staff {k}', 'x', 'staff', "
                       "'[\"impersonate\"]', NULL, now() - interval '3 years', 0)"
                       for k in range(1, STAFF_COUNT + 1))

@@ -34,10 +34,13 @@ SELECT c.id, c.created_at,
   lower(:sep || c.id || :sep || coalesce(c.stripe_customer_id, '') || :sep
     || coalesce((SELECT {agg}(a.id, :sep) FROM accounts a WHERE a.customer_id = c.id), ''))
 FROM customers c
-WHERE c.id > :after AND c.id <= :upto
+WHERE {after} AND {upto}
+ORDER BY c.created_at, c.id
 """
-NEXT_BOUND = sa.text("SELECT max(id) FROM (SELECT id FROM customers WHERE id > :after "
-                     "ORDER BY id LIMIT :batch) AS batch")
+AFTER = "(c.created_at, c.id) > (:after_at, :after_id)"
+UPTO = "(c.created_at, c.id) <= (:upto_at, :upto_id)"
+LAST_OF_BATCH = ("SELECT c.created_at, c.id FROM customers c WHERE {after} "
+                 "ORDER BY c.created_at, c.id LIMIT 1 OFFSET :skip")
 
 # The indexes this replaces (a7c3e9d1f2b4's), recreated by the downgrade.
 OLD_TRIGRAM = (
@@ -78,17 +81,24 @@ def upgrade():
 
 
 def _backfill(postgresql: bool) -> None:
-    """Every customer's row, BATCH customers (in id order) per statement, before the
-    indexes are built (one build is far cheaper than a million inserts into them)."""
+    """Every customer's row, BATCH customers per statement, oldest first (so the newest,
+    which search walks first, lie together at the table's end), before the indexes are
+    built (one build is far cheaper than a million inserts into them)."""
     bind = op.get_bind()
-    rows = sa.text(ROWS.format(agg="string_agg" if postgresql else "group_concat"))
-    started, after, done = time.perf_counter(), "", 0
+    agg = "string_agg" if postgresql else "group_concat"
+    started, after, done = time.perf_counter(), None, 0
     while True:
-        upto = bind.execute(NEXT_BOUND, {"after": after, "batch": BATCH}).scalar()
+        since = AFTER if after else "1 = 1"
+        keys = {} if after is None else {"after_at": after[0], "after_id": after[1]}
+        upto = bind.execute(sa.text(LAST_OF_BATCH.format(after=since)),
+                            {**keys, "skip": BATCH - 1}).first()
+        rows = ROWS.format(agg=agg, after=since, upto=UPTO if upto else "1 = 1")
+        if upto:
+            keys.update(upto_at=upto[0], upto_id=upto[1])
+        done += bind.execute(sa.text(rows), {**keys, "sep": "\n"}).rowcount
         if upto is None:
             break
-        done += bind.execute(rows, {"sep": "\n", "after": after, "upto": upto}).rowcount
-        after = upto
+        after = tuple(upto)
     if done:
         print(f"customer_search: {done:,} customers in {time.perf_counter() - started:.1f} s",
               flush=True)
