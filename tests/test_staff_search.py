@@ -4,9 +4,8 @@ trigram index for every way (a million customers must not be scanned per keystro
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
