@@ -33,6 +33,7 @@ MAX_QUERY = 200
 WALK = 2_000  # newest customers looked at before asking the index
 WALK_PER_RESULT = 50  # and more for a longer page (the API's limit of up to 100)
 SHORT_WALK = 10_000  # the customers text of one or two characters is looked for among
+LONG_WALK = 20_000  # at most this far when the first walk's matches say it is enough
 MATCHES_READ = 10_000  # more index matches than this: a common text, walked for in full
 # Prefixes of the ids staff paste: ours (customers, accounts) and Stripe's customers.
 _ID_SHAPE = re.compile(r"^(cust|acct|cus)_[A-Za-z0-9]*$")
@@ -122,11 +123,12 @@ def _newest_ids(text: str, limit: int, *, older_than: tuple[Any, ...] | None = N
     of two plans, each exact.
 
     First the newest `walk` rows, newest first: a common text has `limit` matches among
-    them. If not, the text is rare, and the trigram index finds all its matches (up to
-    MATCHES_READ) to sort; more than that, and the rows are walked newest first until
-    `limit` match. The planner's guesses for `LIKE '%text%'` are poor either way, so the
-    plan is chosen here. Text of one or two characters, which no trigram index serves,
-    only walks.
+    them. If it has some, they tell how far a walk would go for `limit`: up to LONG_WALK
+    rows, walk that far. Otherwise the text is rare, and the trigram index finds all its
+    matches (up to MATCHES_READ) to sort; more than that, and the rows are walked newest
+    first until `limit` match. The planner's guesses for `LIKE '%text%'` are poor either
+    way, so the plan is chosen here. Text of one or two characters, which no trigram index
+    serves, only walks.
     """
     db.session.execute(sql_text("SET LOCAL jit = off"))  # compiling costs more than it saves
     short = _is_short(text)
@@ -134,19 +136,27 @@ def _newest_ids(text: str, limit: int, *, older_than: tuple[Any, ...] | None = N
     rows = CustomerSearch
     newest = (rows.created_at.desc(), rows.customer_id.desc())
     older = tuple_(rows.created_at, rows.customer_id) < tuple_(*older_than) if older_than else true()
-    recent = select(rows.created_at, rows.customer_id, rows.search_text, rows.search_ids).where(
-        older).order_by(*newest).limit(walk).subquery()
-    found = db.session.execute(
-        select(recent.c.created_at, recent.c.customer_id).where(matches(text, recent.c))
-        .order_by(recent.c.created_at.desc(), recent.c.customer_id.desc()).limit(limit)).all()
+
+    def newest_rows(n: int) -> list[Any]:
+        recent = select(rows.created_at, rows.customer_id, rows.search_text, rows.search_ids
+                        ).where(older).order_by(*newest).limit(n).subquery()
+        return list(db.session.execute(
+            select(recent.c.created_at, recent.c.customer_id).where(matches(text, recent.c))
+            .order_by(recent.c.created_at.desc(), recent.c.customer_id.desc()).limit(limit)))
+
+    found = newest_rows(walk)
     if len(found) == limit or short:
         return [cid for _, cid in found]
+    if found and (further := 2 * walk * limit // len(found)) <= LONG_WALK:
+        found = newest_rows(further)  # twice as far as the matches so far say it takes
+        if len(found) == limit:
+            return [cid for _, cid in found]
     ways = select(rows.created_at, rows.customer_id).where(matches(text), older)
     with _plan(INDEX_PLAN):
-        found = db.session.execute(ways.limit(MATCHES_READ)).all()
+        found = list(db.session.execute(ways.limit(MATCHES_READ)))
     if len(found) == MATCHES_READ:
         with _plan(WALK_PLAN):
-            found = db.session.execute(ways.order_by(*newest).limit(limit)).all()
+            found = list(db.session.execute(ways.order_by(*newest).limit(limit)))
     return [cid for _, cid in sorted(found, reverse=True)[:limit]]
 
 
