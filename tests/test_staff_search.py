@@ -5,6 +5,8 @@ trigram index for every way (a million customers must not be scanned per keystro
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -150,6 +152,32 @@ def test_the_next_search_finds_each_write(app):
         with uow.unit():
             billing_customers.remember(db.session.get(Customer, engines), "cus_ZZTOP9")
         assert ids("cus_ZZT") == [engines]
+
+
+def test_two_writers_of_one_customer_at_once_lose_neither_change(app, backend):
+    """PostgreSQL: the second writer waits for the first's search row, then computes it
+    again with the first's change committed (else it would write back what it read before)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite writers take turns (one write lock)")
+    with app.app_context(), uow.unit():
+        add(1, "Acme Labs", "ops@acme.test", "Production")
+    flushed = threading.Event()
+
+    def rename() -> None:
+        with app.app_context(), uow.unit():
+            db.session.get(Account, "acct_T001y").name = "Quasar"
+            db.session.flush()
+            flushed.set()
+            time.sleep(0.5)  # the other writer starts meanwhile, and waits
+
+    first = threading.Thread(target=rename)
+    first.start()
+    assert flushed.wait(10)
+    with app.app_context(), uow.unit():
+        db.session.add(Account(id="acct_T001z", customer_id="cust_T001x", name="Nebula"))
+    first.join()
+    with app.app_context():
+        assert ids("quasar") == ["cust_T001x"] and ids("nebula") == ["cust_T001x"]
 
 
 # The rule the search implements, in Python over the models: the reference both databases
