@@ -86,6 +86,11 @@ def prepare(conn, sizes: Sizes) -> dict[str, str]:
         conn.execute("INSERT INTO bench_scale_steps VALUES ('big account')")
         conn.commit()
         print(f"# big account: {time.perf_counter() - started:.1f} s", flush=True)
+    # Since members, a login works in a customer it is a member of: user 1 owns customer 1.
+    conn.execute("""INSERT INTO memberships (id, customer_id, user_id, role, created_at)
+                    SELECT 'mem_bench_1', %s, %s, 'owner', now()
+                    ON CONFLICT DO NOTHING""",
+                 (scale_data.hid_py("cust", 1), scale_data.hid_py("usr", 1)))
     conn.execute("""UPDATE users SET password_hash = (SELECT password_hash FROM users
                     WHERE email = 'demo@tally.test') WHERE id = %s""",
                  (scale_data.hid_py("usr", 1),))
