@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, delete, select, text, tuple_
 
+from config import DEFAULT_EVENT_RETENTION_DAYS
 from extensions import db
 from models import UsageEventId
 from models.base import UTCDateTime
@@ -37,7 +38,6 @@ from services import uow
 from services.usage.events import MAX_AGE
 from services.usage.store import dialect
 
-DEFAULT_RETENTION_DAYS = 400
 BATCH = 5000
 _LOCK = 7_105_015_019  # pg_advisory_xact_lock key of partition changes ("usage events")
 # An ACCESS EXCLUSIVE lock on usage_events (a partition dropped or attached) waits for the
@@ -48,7 +48,7 @@ _LOCK_TIMEOUT = "10s"
 def retention_days() -> int:
     """TALLY_EVENT_RETENTION_DAYS: longer than the oldest event accepted (MAX_AGE), so a
     retried event is always still known when it comes back."""
-    days = int(current_app.config.get("EVENT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+    days = int(current_app.config.get("EVENT_RETENTION_DAYS", DEFAULT_EVENT_RETENTION_DAYS))
     if days <= MAX_AGE.days:
         raise RuntimeError(f"TALLY_EVENT_RETENTION_DAYS must be more than {MAX_AGE.days} "
                            f"(events up to {MAX_AGE.days} days old are accepted), got {days}")
