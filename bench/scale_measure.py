@@ -256,7 +256,7 @@ def audit_export(bench: Bench, staff) -> None:
 
 def jobs(env: dict[str, str]) -> None:
     for command in (["credit-grants"], ["close-period"], ["reconcile", "--days", "0"],
-                    ["purge-idempotency-keys"]):
+                    ["purge-idempotency-keys"], ["purge-usage-events"]):
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *command],
                                 cwd=_common.REPO_ROOT, env=env, capture_output=True, text=True)
