@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from extensions import db
 from models import Account, Customer, Membership, User
@@ -87,6 +87,31 @@ def test_search_uses_the_one_trigram_index_for_each_way_of_matching(app, backend
                 assert f"Seq Scan on {table}" not in plan, (q, plan)
             assert "ix_customer_search_trgm" in plan, (q, plan)
             db.session.rollback()
+
+
+def test_text_with_no_letter_or_digit_walks_the_newest_customers(app, backend):
+    """`@@@` has no trigram: the index would hand back every customer to check (a second or
+    more at a million), so it is looked for among the newest customers only, like `ab`."""
+    if backend != "postgresql":
+        pytest.skip("SQLite (the demo) scans")
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        sent.append(statement)
+
+    with app.app_context():
+        with uow.unit():
+            add(1, "Acme Labs", "ops@acme.test", "Production")
+            add(2, "Dash---Co", "hi@dash.test", "Main")
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            assert names("---") == ["Dash---Co"]
+            assert names("@@@") == []  # nothing among the newest: the index is not asked
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        db.session.rollback()
+    index_plan = [s for s in sent if "enable_indexscan = off" in s]
+    assert sent and not index_plan, index_plan
 
 
 def test_the_api_list_pages_through_the_matches(app):

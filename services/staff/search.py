@@ -7,9 +7,9 @@ anywhere in `search_text`, or at the start of an id in `search_ids`. On PostgreS
 pg_trgm GIN index serves it, and the console asks for the newest 25 by the cheaper of two
 plans (`_newest_ids`): walk the newest rows (quick when the text is common), else the
 index (quick when it is rare). Text shaped like an id (`cust_…`, `acct_…`, `cus_…`) looks
-at ids only. One or two characters, which no trigram index can serve, look among the
-newest SHORT_WALK customers only. SQLite, for the demo, scans the same rows with LIKE, so
-both databases find the same customers.
+at ids only. One or two characters, or text with no letter or digit, which no trigram
+index can serve, look among the newest SHORT_WALK customers only. SQLite, for the demo,
+scans the same rows with LIKE, so both databases find the same customers.
 """
 
 from __future__ import annotations
@@ -57,7 +57,12 @@ def _clean(q: str | None) -> str:
 
 
 def _is_short(text: str) -> bool:
-    return len(text) < 3 and not _ID_SHAPE.match(text)
+    """Text no trigram index can serve: one or two characters, or no letter or digit at
+    all (`---`, `@@@`: pg_trgm finds no trigram in it, and its index would hand back every
+    row to check)."""
+    if _ID_SHAPE.match(text):
+        return False
+    return len(text) < 3 or not any(ch.isalnum() for ch in text)
 
 
 def matches(text: str, rows: Any = CustomerSearch) -> ColumnElement[bool]:
@@ -127,8 +132,7 @@ def _newest_ids(text: str, limit: int, *, older_than: tuple[Any, ...] | None = N
     rows, walk that far. Otherwise the text is rare, and the trigram index finds all its
     matches (up to MATCHES_READ) to sort; more than that, and the rows are walked newest
     first until `limit` match. The planner's guesses for `LIKE '%text%'` are poor either
-    way, so the plan is chosen here. Text of one or two characters, which no trigram index
-    serves, only walks.
+    way, so the plan is chosen here. Text no trigram index serves (`_is_short`) only walks.
     """
     db.session.execute(sql_text("SET LOCAL jit = off"))  # compiling costs more than it saves
     short = _is_short(text)
