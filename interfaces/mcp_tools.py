@@ -73,7 +73,8 @@ class AccountArgs(Page):
     account_id: str
 
 
-PaymentMethodId = Annotated[str, Field(pattern=r"^pm_", description=(
+PM_PATTERN = r"^pm_[A-Za-z0-9_]+$"  # it goes into a path: no "/", "%" or ".."
+PaymentMethodId = Annotated[str, Field(pattern=PM_PATTERN, description=(
     "A saved card's id (list-payment-methods), or when saving one, a PaymentMethod Stripe.js "
     "confirmed or Stripe's test ids such as pm_card_visa."))]
 
@@ -81,7 +82,7 @@ PaymentMethodId = Annotated[str, Field(pattern=r"^pm_", description=(
 class PaymentIntentArgs(Write):
     amount: Annotated[int, Field(description="Minor units, e.g. 2500.")]
     payment_method_id: Annotated[str | None, Field(
-        pattern=r"^pm_", description="A saved card: Tally charges it at once (no Stripe.js "
+        pattern=PM_PATTERN, description="A saved card: Tally charges it at once (no Stripe.js "
                                      "step); leave out to pay with Stripe.js.")] = None
 
 
@@ -106,7 +107,7 @@ class AutoRechargeArgs(Write):
     amount: Annotated[int | None, Field(ge=0, description="With fixed: minor units added.")] = None
     target: Annotated[int | None, Field(ge=0, description="With target: minor units.")] = None
     payment_method_id: Annotated[str | None, Field(
-        pattern=r"^pm_", description="A saved card; leave out for the default card.")] = None
+        pattern=PM_PATTERN, description="A saved card; leave out for the default card.")] = None
     monthly_limit: Annotated[int | None, Field(
         ge=0, description="The most charged per calendar month (minor units); none: no limit.")] = None
 

@@ -90,21 +90,35 @@ def write_plans(path: Path, **plans: dict) -> str:
     return str(path)
 
 
-# What the public schema looked like right after the last create_all (tables, indexes,
-# triggers, functions), so the next test may empty the tables instead of making them again.
+# What the public schema looked like right after the last create_all (tables and indexes,
+# triggers, functions, constraints, columns with their types and defaults), so the next
+# test may empty the tables instead of making them again.
 _SCHEMA_SHAPE = text("""
 SELECT (SELECT string_agg(relname::text || relkind::text, ',' ORDER BY relname) FROM pg_class
          WHERE relnamespace = 'public'::regnamespace),
-       (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+       (SELECT md5(string_agg(t.tgname::text || t.tgenabled::text, ',' ORDER BY t.tgname))
+         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
          WHERE c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal),
-       (SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace)""")
+       (SELECT md5(string_agg(proname::text || prosrc, ',' ORDER BY proname)) FROM pg_proc
+         WHERE pronamespace = 'public'::regnamespace),
+       (SELECT md5(string_agg(conname::text || pg_get_constraintdef(oid), ',' ORDER BY conname))
+         FROM pg_constraint WHERE connamespace = 'public'::regnamespace),
+       (SELECT md5(string_agg(a.attrelid::regclass::text || a.attname::text
+                              || format_type(a.atttypid, a.atttypmod) || a.attnotnull::text
+                              || coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+                              ',' ORDER BY a.attrelid::regclass::text, a.attnum))
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0
+           AND NOT a.attisdropped)""")
 _made: dict[str, object] = {}
 
 
 def _empty_postgresql() -> None:
     """An empty database in the models' shape: TRUNCATE every table when the schema is
     still exactly what the last create_all made (0.05 s), else drop it and create it again
-    (0.2 to 0.7 s: a test migrated, or added a table, index, trigger or function)."""
+    (0.2 to 0.7 s: a test migrated, or changed a table, column, index, constraint, trigger
+    or function)."""
     url = str(db.engine.url)
     if _made.get(url) == tuple(db.session.execute(_SCHEMA_SHAPE).one()):
         tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)

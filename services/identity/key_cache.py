@@ -187,10 +187,15 @@ def bump() -> None:
     if cache is None:
         return
     cache.entries.clear()
-    try:
-        cache.bumper()
-    except Exception:  # Redis down: the limiter's round trip fails too, so no key is served
-        log.exception("could not move the API key generation in Redis")
+    for attempt in (1, 2):  # a blip in Redis gets one more try
+        try:
+            cache.bumper()
+            return
+        except Exception:  # Redis down: the limiter's round trip fails too, so no key is served
+            if attempt == 2:
+                # Redis answered the others' round trips but not this: other processes keep
+                # their cached keys (and roles) at most LAST_USED_RESOLUTION longer.
+                log.exception("could not move the API key generation in Redis")
 
 
 # Tracking changes --------------------------------------------------------------------

@@ -19,7 +19,6 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pyotp
 import segno
@@ -89,11 +88,11 @@ def _totp_step(secret: str, code: str) -> int | None:
     when it is none of them."""
     if len(code) != 6 or not code.isdigit():
         return None
-    totp, now = pyotp.TOTP(secret), int(time.time())
-    for offset in (0, -1, 1):
-        at = now + offset * totp.interval
-        if hmac.compare_digest(totp.at(at), code):
-            return int(totp.timecode(datetime.fromtimestamp(at, UTC)))
+    totp = pyotp.TOTP(secret)
+    now = int(time.time()) // totp.interval  # Unix time's steps (pyotp's at() goes through
+    for step in (now, now - 1, now + 1):     # local time, an hour off in a repeated hour)
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
     return None
 
 
