@@ -5,11 +5,17 @@ owner requiring it of every member, and staff required to use it by configuratio
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pyotp
 import pytest
+from sqlalchemy import select
 
+from extensions import db
+from models import User
+from services import uow
+from services.identity import two_factor
 from tests.conftest import PASSWORD, csrf_token, login
 from tests.support.members import add_member
 from tests.support.staff import make_staff
@@ -130,3 +136,35 @@ def test_staff_can_be_required_to_use_it(app, client):
     client.post("/login", data={"email": staff.email, "password": staff.password, "csrf_token": token})
     sent = client.get("/staff")
     assert sent.status_code == 303 and sent.headers["Location"] == "/account/two-factor"
+
+
+@pytest.mark.money
+def test_one_code_raced_by_two_logins_lets_one_in(app, client, customer, backend):
+    """The step is taken with one conditional UPDATE: the second login waits for the first's
+    row lock, then finds the step used (PostgreSQL; SQLite has one writer at a time)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite writers take turns (one write lock)")
+    token = login(client, customer)
+    secret, _ = enable(client, token)
+    code = next_code(secret)
+    with app.app_context():
+        user_id = db.session.execute(select(User.id).where(User.email == customer.email)).scalar_one()
+        db.session.remove()
+    results: list[bool] = []
+    first_done = threading.Event()
+
+    def attempt(hold: float) -> None:
+        with app.app_context(), uow.unit():
+            user = db.session.get(User, user_id)
+            results.append(two_factor.verify(user, code))
+            first_done.set()
+            time.sleep(hold)  # keep the transaction (and its row lock) open
+
+    first = threading.Thread(target=attempt, args=(0.5,))
+    first.start()
+    assert first_done.wait(10)
+    second = threading.Thread(target=attempt, args=(0,))
+    second.start()
+    first.join()
+    second.join()
+    assert sorted(results) == [False, True]
