@@ -7,7 +7,6 @@ ahead, keeps rollups and counters, and two runs at once do each step once.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from models.usage import EVENT_PARTITIONS_AHEAD, add_months, event_partition, mo
 from services import uow
 from services.usage import events, recording, retention
 from services.usage.events import EventIn
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.money  # runs on PostgreSQL too
 
@@ -176,25 +176,14 @@ def test_two_runs_at_once_remove_each_month_once(app, backend, customer, monkeyp
         pytest.skip("SQLite has one writer at a time")
     now = seed_ages(app, customer, monkeypatch)
     before = kept(app)
-    barrier = threading.Barrier(2)
-    results: list[dict[str, int]] = []
-    errors: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            with app.app_context():
-                barrier.wait()
-                results.append(jobs.purge_usage_events(now=now, batch=1))
-                db.session.remove()
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
+    def run() -> dict[str, int]:
+        with app.app_context():
+            done = jobs.purge_usage_events(now=now, batch=1)
+            db.session.remove()
+        return done
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = at_once([run, run])  # an exception in either run is raised here
     assert {key: sum(r[key] for r in results) for key in results[0]} == {
         "partitions_created": 0, "partitions_dropped": 1, "events_deleted": 1, "ids_deleted": 3}
     after = kept(app)

@@ -4,7 +4,6 @@ nothing twice (PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, and keys on every 
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -18,6 +17,7 @@ from models.ledger import KIND_GRANT, KIND_USAGE
 from services import uow
 from services.errors import InvalidInput
 from services.usage import meters
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.money  # runs on PostgreSQL too
 
@@ -88,27 +88,15 @@ def test_two_runs_at_once_share_the_work_and_post_nothing_twice(app, backend):
     if backend != "postgresql":
         pytest.skip("SQLite has one writer at a time")
     seed(app)
-    barrier = threading.Barrier(2)
-    results: list[tuple[int, int]] = []
-    errors: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            with app.app_context():
-                barrier.wait()
-                closed = jobs.close_period(batch=2)
-                granted = jobs.credit_grants(batch=2)
-                results.append((closed.days_posted, granted["posted"]))
-                db.session.remove()
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
+    def run() -> tuple[int, int]:
+        with app.app_context():
+            closed = jobs.close_period(batch=2)
+            granted = jobs.credit_grants(batch=2)
+            db.session.remove()
+        return closed.days_posted, granted["posted"]
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = at_once([run, run])  # an exception in either run is raised here
     assert sum(days for days, _ in results) == N and sum(g for _, g in results) == N
     counts = ledger_counts(app)
     assert counts[KIND_USAGE] == N and counts[KIND_GRANT] == N
