@@ -59,7 +59,7 @@ def list_members(query: PageQuery) -> MemberList:
            description="Emails a link that works once, for 7 days. Only owners invite owners.")
 def invite(body: InviteRequest) -> tuple[Invitation, int]:
     row = members.send_invitation(_actor(), key_user(), g.member_role, account().customer,
-                           email=body.email, role=body.role, accept_url=_accept_url)
+                                  email=body.email, role=body.role, accept_url=_accept_url)
     return invitation_answer(row), 201
 
 
