@@ -15,7 +15,7 @@ from flask import current_app, has_request_context, request
 from sqlalchemy import select, update
 
 from extensions import db
-from models import Account
+from models import Account, Customer
 from services import uow
 from services.errors import InvalidInput
 from services.ledger import entries as ledger
@@ -67,7 +67,11 @@ def notify(account: Account, kind: str, subject: str, paragraphs: list[str], *, 
             + f'<p><a href="{escape(url)}">{escape(action)}</a></p>'
             + f'<p style="color:#666;font-size:small"><a href="{escape(link("/account"))}">'
             "Change which emails you get</a></p></body></html>")
-    return queue_email(account.customer.primary_email, subject, text, html=html,
+    # The customer by id, not `account.customer`: the gate's account comes from the API key
+    # cache (services/identity/key_cache.py), detached from the session.
+    customer = db.session.get(Customer, account.customer_id)
+    assert customer is not None
+    return queue_email(customer.primary_email, subject, text, html=html,
                        customer_id=account.customer_id, dedupe_key=dedupe_key,
                        invoice_pdf=invoice_pdf)
 
