@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from flask import Flask, request
@@ -32,6 +31,7 @@ from views import (
     billing,
     errors,
     filters,
+    headers,
     keys,
     members_page,
     membership,
@@ -45,7 +45,7 @@ from views import (
 )
 from views import idempotency as idempotent
 from views import session as web_session
-from views.api import generic_paths
+from views.api import gate_path, generic_paths
 from views.staff import billing_portal as staff_billing
 from views.staff import price_plans as staff_pricing
 
@@ -75,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 test_config["SQLALCHEMY_DATABASE_URI"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+    gate_path.init_app(app)  # POST /v1/authorize in front of Flask's routing, when it can be
     if app.config["PROXY_COUNT"]:
         n = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
@@ -138,38 +139,9 @@ def _test_mode(app: Flask) -> bool:
     return not key or key.startswith("sk_test_") or bool(app.config["STRIPE_API_BASE"])
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
 def _security_headers(response):
-    from flask import current_app
-
-    stripe_js = _origin(current_app.config["STRIPE_JS_URL"])
-    stripe_api = _origin(current_app.config["STRIPE_API_BASE"]) or "https://api.stripe.com"
-    csp = (
-        "default-src 'self'; "
-        f"script-src 'self' {stripe_js}; "
-        f"connect-src 'self' {stripe_js} {stripe_api}; "
-        f"frame-src {stripe_js} https://hooks.stripe.com; "
-        "img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "frame-ancestors 'none'; base-uri 'self'; "
-        # The Checkout and Customer Portal buttons post to Tally, which redirects to
-        # Stripe's hosted page; browsers hold that redirect to form-action too.
-        f"form-action 'self' https://checkout.stripe.com https://billing.stripe.com {stripe_api}"
-    )
-    response.headers.setdefault("Content-Security-Policy", csp)
-    if request.endpoint not in ("static", errors.FAVICON_ENDPOINT):
-        # Pages and API answers hold balances, keys and CSRF tokens: no shared cache, and no
-        # back button, may keep one. Static files keep their own caching.
-        response.headers["Cache-Control"] = "no-store"
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=63072000")
-    return response
+    cacheable = request.endpoint in ("static", errors.FAVICON_ENDPOINT)
+    return headers.add(response, https=request.is_secure, cacheable=cacheable)
 
 
 @event.listens_for(Engine, "connect")

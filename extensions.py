@@ -138,20 +138,48 @@ class OneTripRedisStorage(RedisStorage):
         super().initialize_storage(uri)
         self.lua_acquire_and_count = self.get_connection().register_script(_ACQUIRE_AND_COUNT.encode())
 
+    def take(self, prefixed: str, limit: int, expiry: int, amount: int = 1,
+             expected: int | None = None) -> tuple[int, float, int, int]:
+        """The one round trip: (1 taken, 0 refused, -1 the cached key's generation
+        `expected` moved and nothing was taken; the window's oldest entry; its count; the
+        generation). `prefixed`: the window's key with the storage's prefix."""
+        acquired, oldest, count, generation = self.lua_acquire_and_count(
+            [prefixed, self.prefixed_key(self.GENERATION_KEY)],
+            [time.time(), limit, expiry, amount, "" if expected is None else expected])
+        return int(acquired), float(oldest), int(count), int(generation)
+
+    def hand_over(self, prefixed: str, limit: int, expiry: int, oldest: float, count: int,
+                  generation: int) -> None:
+        """An entry this thread took for a request that Flask will now serve (the gate's
+        WSGI path, views/api/gate_path.py): its next acquire of that window, in this
+        request, takes nothing more and answers with this."""
+        self._last.handed = (prefixed, limit, expiry, oldest, count, generation)
+
+    def take_back(self) -> None:
+        """Drop what `hand_over` left (the request is over)."""
+        self._last.handed = None
+
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         prefixed = self.prefixed_key(key)
-        keys = [prefixed, self.prefixed_key(self.GENERATION_KEY)]
         expected = self.keys.expected()
-        acquired, oldest, count, generation = self.lua_acquire_and_count(
-            keys, [time.time(), limit, expiry, amount, "" if expected is None else expected])
-        if acquired == -1:  # the request's cached key may have changed: read it, then take
-            self.keys.seen(int(generation), confirmed=False)
-            self.keys.stale()
-            acquired, oldest, count, generation = self.lua_acquire_and_count(
-                keys, [time.time(), limit, expiry, amount, ""])
-            expected = None
-        self.keys.seen(int(generation), confirmed=expected is not None)
-        self._last.window = (prefixed, limit, expiry, time.monotonic(), float(oldest), int(count))
+        handed = getattr(self._last, "handed", None)
+        self._last.handed = None
+        if handed is not None and handed[:3] == (prefixed, limit, expiry) and amount == 1:
+            acquired, oldest, count, generation = 1, handed[3], handed[4], handed[5]
+            if expected is not None and expected != generation:
+                self.keys.seen(generation, confirmed=False)
+                self.keys.stale()
+                expected = None
+        else:
+            acquired, oldest, count, generation = self.take(prefixed, limit, expiry, amount,
+                                                            expected)
+            if acquired == -1:  # the request's cached key may have changed: read it, then take
+                self.keys.seen(generation, confirmed=False)
+                self.keys.stale()
+                acquired, oldest, count, generation = self.take(prefixed, limit, expiry, amount)
+                expected = None
+        self.keys.seen(generation, confirmed=expected is not None)
+        self._last.window = (prefixed, limit, expiry, time.monotonic(), oldest, count)
         return bool(acquired)
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:

@@ -1,4 +1,9 @@
-"""POST /v1/authorize as production serves it: rate limits in Redis, keys cached per process."""
+"""POST /v1/authorize as production serves it: rate limits in Redis, keys cached per process,
+and on PostgreSQL the gate answered in front of Flask (views/api/gate_path.py) whenever it
+can. Whoever answers, a customer sees the same answers, headers and counts; what the path
+cannot answer (a refused call, a new usage alert, a repeated id, a bad body, a staff member
+viewing as the customer) is answered by Flask, exactly once.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,15 @@ from sqlalchemy import func, select
 from extensions import db
 from models import UsageAlert, UsageEvent
 from tests.conftest import write_plans
+from tests.support.staff import make_staff, staff_login, token, user_id_of
 
-pytestmark = pytest.mark.money
+pytestmark = pytest.mark.money  # SQLite (Flask serves) and PostgreSQL (the path serves)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LIMIT = 10
 PER_MINUTE = 30
+# Headers whose values change from one answer to the next.
+MOVING = {"Content-Length", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Date"}
 
 
 @pytest.fixture
@@ -41,12 +49,55 @@ def authorize(client, key: str, body: dict | None = None, **headers: str):
         "X-Api-Key": key, **({"Content-Type": "application/json"} if data else {}), **headers})
 
 
+def served(app) -> int:
+    """Calls answered in front of Flask."""
+    return app.extensions["tally.gate_path"].served
+
+
 def recorded(app, account_id: str) -> int:
     with app.app_context():
         count = db.session.scalar(select(func.count()).select_from(UsageEvent).where(
             UsageEvent.account_id == account_id))
         db.session.remove()
     return int(count or 0)
+
+
+def remaining(response) -> int:
+    return int(response.headers["X-RateLimit-Remaining"])
+
+
+def test_answers_headers_and_counts_are_flasks_whoever_answers(app, client, customer, backend):
+    answers = [authorize(client, customer.api_key, {"event_name": "api_call"} if i % 2 else None)
+               for i in range(6)]
+    assert [a.status_code for a in answers] == [200] * 6
+    for i, answer in enumerate(answers, start=1):
+        assert answer.get_json() == {"allowed": True, "account_id": customer.account_id,
+                                     "tier": "free", "usage": {"current": i, "limit": LIMIT},
+                                     "remaining": LIMIT - i}
+        # jsonify's bytes: compact, in the documented order, one newline
+        assert answer.data == (json.dumps(answer.get_json(), separators=(",", ":")) + "\n").encode()
+    first, last = answers[0], answers[-1]  # the first is Flask's (the key was not cached yet)
+    assert sorted(first.headers.keys()) == sorted(last.headers.keys())
+    assert {k: v for k, v in first.headers.items() if k not in MOVING} == \
+        {k: v for k, v in last.headers.items() if k not in MOVING}
+    # One rate-limit window, one entry per call, whoever answered
+    assert [remaining(a) for a in answers] == [PER_MINUTE - i for i in range(1, 7)]
+    assert recorded(app, customer.account_id) == 6
+    if backend == "postgresql":
+        assert served(app) >= 4  # all but the calls that filled the cache
+
+
+def test_a_refused_call_is_flasks_402_and_takes_one_entry(app, client, customer, backend):
+    answers = [authorize(client, customer.api_key, {"quantity": 4}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 402, 402]
+    refused = answers[2].get_json()
+    assert refused["code"] == "usage_limit_exceeded"
+    assert refused["usage"] == {"current": 8, "limit": LIMIT}
+    assert [remaining(a) for a in answers] == [PER_MINUTE - i for i in range(1, 5)]
+    assert recorded(app, customer.account_id) == 2
+    small = authorize(client, customer.api_key, {"quantity": 2})  # what is left still fits
+    assert small.status_code == 200 and small.get_json()["usage"]["current"] == LIMIT
+    assert recorded(app, customer.account_id) == 3
 
 
 def test_each_usage_alert_is_recorded_once_as_the_gate_crosses_it(app, client, customer):
@@ -61,3 +112,64 @@ def test_each_usage_alert_is_recorded_once_as_the_gate_crosses_it(app, client, c
         db.session.remove()
     assert [tuple(a) for a in alerts] == [(80, 8), (100, 10)]
     assert recorded(app, customer.account_id) == LIMIT
+
+
+def test_a_repeated_id_is_answered_again_and_counted_once(app, client, customer):
+    assert authorize(client, customer.api_key).status_code == 200  # the key is cached now
+    first = authorize(client, customer.api_key, {"id": "req_1"})
+    again = authorize(client, customer.api_key, {"id": "req_1"})
+    assert first.get_json()["usage"]["current"] == 2 and "duplicate" not in first.get_json()
+    assert again.status_code == 200
+    assert again.get_json()["duplicate"] is True
+    assert again.get_json()["usage"]["current"] == 2
+    assert recorded(app, customer.account_id) == 2
+
+
+@pytest.mark.parametrize("body, content_type, status, code", [
+    (b"{not json", "application/json", 400, "invalid_json"),
+    (b"[1, 2]", "application/json", 400, "invalid_json"),
+    (b'{"event_name": "api_calls"}', "application/json", 400, "unknown_event_name"),
+    (b'{"quantity": 0}', "application/json", 400, "invalid_request"),
+    (b'{"event_name": "api\\u0000call"}', "application/json", 400, "invalid_json"),
+    (b"event_name=api_call", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+])
+def test_a_bad_body_is_flasks_error_and_counts_nothing(app, client, customer, body, content_type,
+                                                       status, code):
+    assert authorize(client, customer.api_key).status_code == 200  # the key is cached now
+    answer = client.post("/v1/authorize", data=body,
+                         headers={"X-Api-Key": customer.api_key, "Content-Type": content_type})
+    assert answer.status_code == status, answer.get_data(as_text=True)
+    assert answer.get_json()["code"] == code
+    assert recorded(app, customer.account_id) == 1
+
+
+def test_a_rotated_or_revoked_key_is_refused_at_once(app, client, customer):
+    for _ in range(3):
+        assert authorize(client, customer.api_key).status_code == 200
+    rotated = client.post("/v1/keys/rotate", headers=customer.headers)
+    assert rotated.status_code == 200
+    assert authorize(client, customer.api_key).status_code == 401
+    key = rotated.get_json()["api_key"]
+    for _ in range(3):
+        assert authorize(client, key).status_code == 200
+    key_id = client.get("/v1/keys", headers={"X-Api-Key": key}).get_json()["data"][0]["id"]
+    assert client.delete(f"/v1/keys/{key_id}", headers={"X-Api-Key": key}).status_code in (200, 204)
+    assert authorize(client, key).status_code == 401
+    assert recorded(app, customer.account_id) == 6
+
+
+def test_staff_viewing_as_the_customer_cannot_call_the_gate_with_its_key(app, client, customer):
+    assert authorize(app.test_client(), customer.api_key).status_code == 200  # cached
+    assert authorize(app.test_client(), customer.api_key).status_code == 200
+    staff = make_staff(app)
+    staff_login(client, staff)
+    user_id = user_id_of(app, customer.email)
+    csrf = token(client.get("/staff/").get_data(as_text=True))
+    started = client.post(f"/staff/users/{user_id}/impersonate",
+                          data={f"{user_id}-imp-reason": "Ticket 7: usage looks wrong",
+                                f"{user_id}-imp-csrf_token": csrf})
+    assert started.status_code == 303
+    answer = authorize(client, customer.api_key, {"event_name": "api_call"})  # with the cookie
+    assert answer.status_code == 403
+    assert answer.get_json()["code"] == "impersonation_read_only"
+    assert recorded(app, customer.account_id) == 2

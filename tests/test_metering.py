@@ -24,10 +24,11 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-def rate_storage(request) -> str:
-    """Where rate-limit windows live: memory unless a test asks for a Redis storage
-    (`redis` is limits' own, `tally+redis` the one-round-trip one production uses)."""
-    scheme = getattr(request, "param", "memory")
+def rate_storage(request, backend) -> str:
+    """Where rate-limit windows live: memory on SQLite, and on PostgreSQL the Redis storage
+    production uses (`tally+redis`: keys are cached, and the gate is served in front of
+    Flask, views/api/gate_path.py); or what a test asks for (`redis` is limits' own)."""
+    scheme = getattr(request, "param", "tally+redis" if backend == "postgresql" else "memory")
     if scheme == "memory":
         return "memory://"
     try:

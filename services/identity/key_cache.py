@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 # Account columns the gate never reads from the cached account (money moves in SQL).
 _NOT_CACHED = frozenset({"balance", "pending_usage"})
 _CHANGED = "tally_keys_changed"  # session.info: this transaction changed a key or an account
-_EXTENSION = "tally.key_cache"
+EXTENSION = "tally.key_cache"  # app.extensions: the KeyCache
 _MAX_ENTRIES = 10_000
 
 
@@ -56,7 +56,7 @@ Grant = tuple[str | None, bool]  # the role a key acts with, and whether its cre
 
 
 @dataclass
-class _Entry:
+class Entry:
     generation: int  # the generation the key was read under
     until: float  # a Unix time
     key: ApiKey  # detached, with its account
@@ -68,7 +68,7 @@ class KeyCache:
 
     def __init__(self, bumper: Callable[[], None], reload: Callable[[], None]) -> None:
         self.bumper, self.reload = bumper, reload
-        self.entries: dict[str, _Entry] = {}  # by key hash
+        self.entries: dict[str, Entry] = {}  # by key hash
         self.last_seen: int | None = None  # the newest generation any thread here has read
 
 
@@ -76,13 +76,13 @@ def enable(app: Flask, bumper: Callable[[], None], reload: Callable[[], None]) -
     """Cache keys in this app (when its rate limits live in Redis): `bumper` adds one to
     the generation in Redis, `reload` reads the current request's key from the database
     again (the rate limiter calls it when the generation moved)."""
-    app.extensions[_EXTENSION] = KeyCache(bumper, reload)
+    app.extensions[EXTENSION] = KeyCache(bumper, reload)
 
 
 def _cache() -> KeyCache | None:
     if not has_app_context():
         return None
-    cache: KeyCache | None = current_app.extensions.get(_EXTENSION)
+    cache: KeyCache | None = current_app.extensions.get(EXTENSION)
     return cache
 
 
@@ -118,10 +118,10 @@ def put(key_hash: str, key: ApiKey, generation: int | None, until: float) -> Non
         return
     if len(cache.entries) >= _MAX_ENTRIES:
         cache.entries.clear()
-    cache.entries[key_hash] = _Entry(generation, until, key)
+    cache.entries[key_hash] = Entry(generation, until, key)
 
 
-def _entry_of(key: ApiKey) -> _Entry | None:
+def _entry_of(key: ApiKey) -> Entry | None:
     cache = _cache()
     entry = cache.entries.get(key.key_hash) if cache is not None else None
     return entry if entry is not None and entry.key is key else None

@@ -44,6 +44,11 @@ def _new_plaintext() -> str:
     return KEY_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(40))
 
 
+def is_well_formed(plaintext: str) -> bool:
+    """Whether this text has a Tally API key's shape (`tly_` and base62)."""
+    return bool(_KEY_RE.match(plaintext))
+
+
 def hash_key(plaintext: str) -> str:
     """The SHA-256 of a key, as keys are stored and looked up."""
     return hashlib.sha256(plaintext.encode()).hexdigest()
@@ -93,7 +98,7 @@ def authenticate(plaintext: str | None, *, cached: bool = False) -> ApiKey:
             "Send your API key in the X-Api-Key header or as Authorization: Bearer <key>.",
             code="missing_api_key",
         )
-    if not _KEY_RE.match(plaintext):
+    if not is_well_formed(plaintext):
         raise Unauthorized("That is not a Tally API key (they start with tly_).",
                            code="invalid_api_key")
     key_hash = hash_key(plaintext)

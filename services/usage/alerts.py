@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -22,21 +23,12 @@ def raise_alerts(account: Account, meters: set[Meter], now: datetime,
     `known`: this period's counter values (by meter id) the caller already read in this
     transaction.
     """
-    plan = plans.plan_for(account.tier)
     period = periods.month_of(now, account.time_zone)
-    rows = []
+    values = dict(known or {})
     for meter in meters:
-        limit = plan.limit(meter.name)
-        if not limit:
-            continue
-        value = (known or {}).get(meter.id)
-        if value is None:
-            value = store.counter_value(account.id, meter.id, period.start)
-        for threshold in sorted(set(account.alert_thresholds or [])):
-            if value * 100 >= limit * threshold:
-                rows.append({"account_id": account.id, "meter_id": meter.id, "threshold": threshold,
-                             "period_start": period.start, "value": value, "limit": limit,
-                             "created_at": now})
+        if meter.id not in values and plans.plan_for(account.tier).limit(meter.name):
+            values[meter.id] = store.counter_value(account.id, meter.id, period.start)
+    rows = crossed(account, meters, period, values, now)
     if rows:
         # A threshold is crossed once a period: only a row inserted now is news, and its
         # email is queued with it.
@@ -46,6 +38,30 @@ def raise_alerts(account: Account, meters: set[Meter], now: datetime,
                                                  UsageAlert.value, UsageAlert.limit)).all():
             notices.usage_alert(account, names[new.meter_id], new.threshold, new.value, new.limit,
                                 period.label)
+
+
+def crossed(account: Account, meters: set[Meter], period: periods.Period,
+            values: dict[str, int], now: datetime) -> list[dict[str, Any]]:
+    """The alert rows of every threshold the meters' `values` (by meter id, this period;
+    every limited meter's) have reached: recorded already, or to record now."""
+    plan = plans.plan_for(account.tier)
+    rows = []
+    for meter in meters:
+        limit = plan.limit(meter.name)
+        if not limit:
+            continue
+        value = values[meter.id]
+        for threshold in sorted(set(account.alert_thresholds or [])):
+            if value >= reached_at(limit, threshold):
+                rows.append({"account_id": account.id, "meter_id": meter.id, "threshold": threshold,
+                             "period_start": period.start, "value": value, "limit": limit,
+                             "created_at": now})
+    return rows
+
+
+def reached_at(limit: int, threshold: int) -> int:
+    """The least value that reaches `threshold` percent of `limit`."""
+    return -(-limit * threshold // 100)
 
 
 @dataclass(frozen=True)

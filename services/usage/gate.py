@@ -44,7 +44,8 @@ def over_limit(meter: Meter, current: int, limit: int, *, lifetime: bool = False
     return LimitExceeded(f"{meter_defs.label(meter)} {scope}", current=current, limit=limit)
 
 
-def _contributions(event: EventIn) -> list[Contribution]:
+def contributions(event: EventIn) -> list[Contribution]:
+    """What the call adds to each meter; a 400 for an event no meter reads, or bad properties."""
     meters = meter_defs.meters_for_event(event.event_name)
     if not meters:  # a typo ("api_calls") would otherwise pass the gate unmetered
         known = sorted({m.event_name for m in meter_defs.all_meters()})
@@ -58,17 +59,22 @@ def _contributions(event: EventIn) -> list[Contribution]:
         raise InvalidInput(rejection.message, code=rejection.code, param="properties") from None
 
 
+def event_of(event_name: str, quantity: int, request_id: str | None,
+             properties: dict[str, Any] | None, now: datetime) -> EventIn:
+    """The call as an event: `quantity` counts in its properties; without a `request_id`
+    it gets an id of its own (no retry can repeat it)."""
+    return EventIn(0, request_id or f"auth_{uuid.uuid4().hex}", event_name, now,
+                   {**(properties or {}), "quantity": quantity})
+
+
 def authorize(account: Account, *, event_name: str = "api_call", quantity: int = 1,
               request_id: str | None = None, properties: dict[str, Any] | None = None,
               now: datetime | None = None) -> Decision:
     """Check every limit the call touches and record it, all at once; or refuse (402).
-
-    `quantity` counts in the event's properties; without a `request_id` the call gets one
-    of its own (no retry can repeat it)."""
+    The call is an event (`event_of`)."""
     now = now or utcnow()
-    event = EventIn(0, request_id or f"auth_{uuid.uuid4().hex}", event_name, now,
-                    {**(properties or {}), "quantity": quantity})
-    contribs = _contributions(event)
+    event = event_of(event_name, quantity, request_id, properties, now)
+    contribs = contributions(event)
     plan = plans.plan_for(account.tier)
     primary = contribs[0].meter if contribs else None
     period = periods.month_of(now, account.time_zone)
@@ -90,8 +96,8 @@ def authorize(account: Account, *, event_name: str = "api_call", quantity: int =
     return _with_current(answer, primary_id, period.start, taken)
 
 
-def _limits(plan: plans.Plan, contribs: list[Contribution],
-            period: periods.Period) -> list[tuple[Meter, datetime, int, bool]]:
+def limits(plan: plans.Plan, contribs: list[Contribution],
+           period: periods.Period) -> list[tuple[Meter, datetime, int, bool]]:
     """Every limited counter the call moves, in the writers' lock order (meter id, the
     period before LIFETIME): (meter, period start, limit, whether it is the all-time one)."""
     out = []
@@ -109,13 +115,13 @@ def _authorize_pg(account: Account, plan: plans.Plan, event: EventIn, contribs: 
                   period: periods.Period, answer: Decision, now: datetime) -> Decision:
     """PostgreSQL: the event, its limited counters (each only within its limit), the other
     counters and the rollups in one statement (store.record, which ingestion uses too)."""
-    limits = _limits(plan, contribs, period)
+    limited = limits(plan, contribs, period)
     done, added = recording.record_pg(account, [(event, contribs)],
-                                      {(m.id, start): limit for m, start, limit, _ in limits})
+                                      {(m.id, start): limit for m, start, limit, _ in limited})
     primary_id = contribs[0].meter.id if contribs else None
     if not done.new_ids:
         return _with_current(answer, primary_id, period.start, {}, duplicate=True)
-    for meter, start, limit, lifetime in limits:
+    for meter, start, limit, lifetime in limited:
         if (meter.id, start) not in done.counters:  # refused: the 402 rolls the statement back
             raise over_limit(meter, store.counter_value(account.id, meter.id, start), limit,
                              lifetime=lifetime)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -214,10 +214,23 @@ _COMBINE_SQL = {
 _WAYS = (aggregation.ADD, aggregation.LARGER, aggregation.NEWER)
 
 
+# The gate's WSGI path (views/api/gate_path.py) runs this statement as its own transaction
+# (autocommit), so nothing can be decided between the statement and its commit. With
+# `whole`, the statement itself refuses to leave anything behind when the call is not one
+# that path answers: a new event that a limit refused (some counters would have moved and
+# others not), or a counter that reached its `w` (the value at which a usage alert not yet
+# known to that process fires). It then fails, by casting this text to a number, so the
+# statement, its transaction with it, is rolled back; the call goes to Flask,
+# which records it (and the 402 or the alert) the usual way. The cast is of a scalar
+# subquery's result, which PostgreSQL cannot fold while planning: it fails only when run.
+HANDED_TO_FLASK = "tally gate: a limit or an alert threshold; Flask serves the call"
+
+
 @functools.cache
-def _record_statement(ways: tuple[str, ...]) -> Any:
+def _record_statement(ways: tuple[str, ...], whole: bool = False) -> Any:
     """The statement for batches whose cells combine in these ways: a part per table and
-    way present (short enough for psycopg to cache its parsing, and built once)."""
+    way present (short enough for psycopg to cache its parsing, and built once); `whole`:
+    all or nothing (see HANDED_TO_FLASK)."""
     parts = ["""
 r AS (SELECT * FROM json_to_recordset(CAST(:events AS json))
   AS r(event_id varchar, event_name varchar, timestamp timestamptz, properties json)),
@@ -237,7 +250,8 @@ uq AS (
   AS u(e varchar, m varchar, s timestamptz, sc varchar, h varchar)
  WHERE u.e = ANY(CAST((SELECT ids FROM fresh) AS varchar[])) ORDER BY 2, 3, 4, 5
  ON CONFLICT DO NOTHING RETURNING meter_id, scope_start, scope),
-lim AS (SELECT * FROM json_to_recordset(CAST(:limits AS json)) AS l(m varchar, s timestamptz, l bigint)),
+lim AS (SELECT * FROM json_to_recordset(CAST(:limits AS json))
+  AS l(m varchar, s timestamptz, l bigint, w bigint)),
 cell AS (
  SELECT c.t, c.m, c.s, c.w, c.v, c.at, c.o
  FROM json_to_recordset(CAST(:cells AS json))
@@ -283,6 +297,15 @@ agg AS (
     moved = " UNION ALL ".join(f"SELECT * FROM {name}" for name in counters) or (
         "SELECT NULL::varchar AS meter_id, NULL::timestamptz AS s, NULL::bigint AS value WHERE false")
     done = "".join(f", (SELECT count(*) FROM {name})" for name in rollups)
+    if whole:
+        parts.append(f"""
+moved AS ({moved}),
+whole AS (SELECT CAST((SELECT '{HANDED_TO_FLASK}' WHERE (SELECT ids FROM fresh) <> '{{}}' AND (
+  EXISTS (SELECT 1 FROM lim WHERE lim.l IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM moved c WHERE c.meter_id = lim.m AND c.s = lim.s))
+  OR EXISTS (SELECT 1 FROM moved c JOIN lim ON lim.m = c.meter_id AND lim.s = c.s
+    WHERE c.value >= lim.w))) AS int) AS failed)""")
+        moved, done = "SELECT * FROM moved", done + ", (SELECT failed FROM whole)"
     return text("WITH" + ",".join(parts) + f"""
 SELECT (SELECT ids FROM fresh), (SELECT json_agg(json_build_array(c.meter_id, c.s, c.value, a.v))
  FROM ({moved}) c JOIN agg a ON a.t = 'c' AND a.m = c.meter_id AND a.s = c.s){done}""")
@@ -307,6 +330,21 @@ def record(account_id: str, events: list[dict[str, Any]], cells: list[dict[str, 
     at: the event's time, o: its position) and `uniques` (e, m, s, sc: "hour" or
     "period", h: value hash) into the counters and rollups, in one statement. `limits`:
     counters moved only if they stay within these values (the gate)."""
+    if not events:
+        return Recorded(set(), {})
+    statement, params = record_call(account_id, events, cells, uniques, limits)
+    return recorded(db.session.execute(statement, params).one())
+
+
+def record_call(account_id: str, events: list[dict[str, Any]], cells: list[dict[str, Any]],
+                uniques: list[dict[str, Any]],
+                limits: dict[tuple[str, datetime], int] | None = None,
+                alert_at: dict[tuple[str, datetime], int] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The recording statement and its parameters (`record` runs them in the session).
+    `events` must not be empty; the rows are the caller's to give away (their times
+    become text). With `alert_at` (counter: the value at which an unknown alert fires),
+    the statement is all or nothing (HANDED_TO_FLASK): the gate's WSGI path,
+    views/api/gate_path.py, runs it as its own transaction."""
     def stamp(rows: list[dict[str, Any]], *names: str) -> str:
         for row in rows:
             for name in names:
@@ -315,15 +353,19 @@ def record(account_id: str, events: list[dict[str, Any]], cells: list[dict[str, 
                     row[name] = value.isoformat()
         return json.dumps(rows)
 
-    if not events:
-        return Recorded(set(), {})
-    lim = [{"m": m, "s": s.isoformat(), "l": v} for (m, s), v in (limits or {}).items()]
+    marks = alert_at or {}
+    lim = [{"m": m, "s": s.isoformat(), "l": (limits or {}).get((m, s)), "w": marks.get((m, s))}
+           for m, s in {**(limits or {}), **marks}]
     ways = {cell["w"] for cell in cells} | ({aggregation.ADD} if uniques else set())
-    statement = _record_statement(tuple(w for w in _WAYS if w in ways))
-    row = db.session.execute(statement, {
+    statement = _record_statement(tuple(w for w in _WAYS if w in ways), alert_at is not None)
+    return statement, {
         "account_id": account_id, "received_at": utcnow(),
         "events": stamp(events, "timestamp"), "cells": stamp(cells, "s", "at"),
-        "uniques": stamp(uniques, "s"), "limits": json.dumps(lim)}).one()
+        "uniques": stamp(uniques, "s"), "limits": json.dumps(lim)}
+
+
+def recorded(row: Sequence[Any]) -> Recorded:
+    """What the recording statement's one row says it did."""
     moved = {(m, datetime.fromisoformat(s)): (int(added), int(value))
              for m, s, value, added in (row[1] or [])}
     return Recorded(set(row[0]), moved)

@@ -229,7 +229,11 @@ def _rate_key() -> str:
 def _rate_limit() -> str:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return f"{10**9}/minute"
-    key = current_key()
+    return rate_limit(current_key())
+
+
+def rate_limit(key: ApiKey) -> str:
+    """The key's rate limit: its account's plan's `requestsPerMinute`, or the staff one."""
     if key.kind == KIND_STAFF:
         return f"{STAFF_REQUESTS_PER_MINUTE}/minute"
     rpm = plans.plan_for(key_account(key).tier).limit("requestsPerMinute")

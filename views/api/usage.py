@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask import request
+
 from models import Meter as MeterRow
 from models.base import utcnow
 from models.keys import KIND_STAFF
@@ -13,6 +15,7 @@ from services.identity import members
 from services.pagination import paginate_list
 from services.usage import meters as meter_defs
 from services.usage import rating, settings
+from services.usage.gate import Decision
 from views.api import (
     ACCOUNT_KEY,
     STAFF_KEY,
@@ -48,6 +51,7 @@ from views.api.schemas.metering import (
 from views.api.schemas.togai import TogaiBatch, TogaiSingle, togai_events, togai_shape
 
 MAX_SERIES_POINTS = 24 * 62  # two months of hours, or ~4 years of days
+EVENT_ID_HANDED_OVER = "tally.gate.event_id"  # WSGI environ (views/api/gate_path.py)
 
 
 @bp.post("/authorize")
@@ -58,8 +62,16 @@ MAX_SERIES_POINTS = 24 * 62  # two months of hours, or ~4 years of days
                        "records nothing.",
            permission=members.USAGE)
 def authorize(body: AuthorizeRequest) -> Authorization:
-    decision = metering.authorize(account(), event_name=body.event_name, quantity=body.quantity,
-                                  request_id=body.id or None, properties=body.properties or {})
+    # The gate's WSGI path (views/api/gate_path.py) hands a call to Flask with the id it
+    # gave the call, so a call it may have committed is never counted twice.
+    request_id = body.id or request.environ.get(EVENT_ID_HANDED_OVER)
+    return authorization(metering.authorize(account(), event_name=body.event_name,
+                                            quantity=body.quantity, request_id=request_id or None,
+                                            properties=body.properties or {}))
+
+
+def authorization(decision: Decision) -> Authorization:
+    """The gate's answer."""
     return Authorization(account_id=decision.account_id, tier=decision.tier,
                          usage=AuthorizationUsage(current=decision.current, limit=decision.limit),
                          remaining=decision.remaining, duplicate=True if decision.duplicate else None)
