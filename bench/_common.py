@@ -92,6 +92,27 @@ def migrate_and_seed(env: dict[str, str]) -> dict[str, str]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def more_customers(env: dict[str, str], count: int) -> list[str]:
+    """Sign up `count` more customers (as the sign-up page does); their first API keys."""
+    if count <= 0:
+        return []
+    script = ("import json\nfrom app import create_app\nfrom services import uow\n"
+              "from services.identity import accounts\napp = create_app()\nkeys = []\n"
+              "with app.app_context():\n"
+              f"    for i in range({count}):\n"
+              "        with uow.unit():\n"
+              "            made = accounts.sign_up(email=f'bench{i}@example.com', "
+              "password='bench password 1234', name=f'Bench {i}')\n"
+              "        keys.append(made.api_key)\n"
+              "print(json.dumps(keys))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"signing up bench customers failed:\n{result.stderr}")
+    keys: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return keys
+
+
 @contextmanager
 def seeded_database(name: str) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
     """Drop and create the database `name`, migrate it and seed the demo customer; yield its
