@@ -16,6 +16,8 @@ from flask import Flask, request
 from services.errors import InvalidInput
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A surrogate written as UTF-8 bytes (ED A0-BF ..): json.loads decodes it ("surrogatepass").
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
 
 
 def check_request() -> None:
@@ -32,7 +34,8 @@ def check_json_text(raw: bytes, data: object) -> None:
     text is searched first, so the usual body costs no second pass."""
     if b"\\u0000" in raw and any("\x00" in text for text in _strings(data)):
         raise InvalidInput("Strings in the body must not contain NUL (\\u0000).", code="invalid_json")
-    if _SURROGATE_ESCAPE.search(raw) and not all(_encodable(text) for text in _strings(data)):
+    if (_SURROGATE_ESCAPE.search(raw) or _SURROGATE_BYTES.search(raw)) \
+            and not all(_encodable(text) for text in _strings(data)):
         raise InvalidInput("Strings in the body must not contain unpaired UTF-16 surrogates.",
                            code="invalid_json")
 

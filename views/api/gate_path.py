@@ -20,11 +20,14 @@ common call is served with the same parts and no more:
 - the answer, `Authorization` as the view builds it, with the headers Flask adds.
 
 Anything else goes to Flask, which answers exactly as it always did: another path or
-method, a key not cached yet, a body the model refuses (the 400 comes from Flask), an
-Idempotency-Key, a cookie (a staff member viewing as a customer is Flask's to refuse), an
-account with a price plan (rating may refuse with a 402), a distinct-count meter, a
-refused rate limit (the 429), a call the statement refused (the 402, or a new alert that
-Flask records and emails), and a repeated request id. When it hands over after taking the
+method, a key not cached yet, a body the model refuses (the 400 comes from Flask) or
+without a plain length or over 64 KiB (or MAX_CONTENT_LENGTH), an Idempotency-Key or a
+wallet signature (even empty), a cookie (a staff member viewing as a customer is Flask's
+to refuse), an account with a price plan (rating may refuse with a 402), a distinct-count
+meter, a refused rate limit (the 429), a call the statement refused (the 402, or a new
+alert that Flask records and emails), a repeated request id, and any failure of this
+path's own (Redis, the database: Flask then answers, in Tally's error shape if it fails
+too). When it hands over after taking the
 rate-limit entry, Flask's limiter is told (`hand_over`), so the call takes one entry, and
 Flask records it with the id this path gave it, so it counts once even if a commit's
 answer was lost. After a refusal the account's calls are Flask's for PAUSE_SECONDS: an
@@ -71,8 +74,11 @@ log = logging.getLogger(__name__)
 PATH = "/v1/authorize"
 EXTENSION = "tally.gate_path"  # app.extensions: the GatePath (`served` counts its answers)
 MAX_BODY = 64 * 1024  # larger bodies (properties) go to Flask, which holds MAX_CONTENT_LENGTH
+_LENGTH = re.compile(r"^[0-9]+$")
 _FORM = re.compile(r"^\s*(application/x-www-form-urlencoded|multipart/form-data)\s*(;|$)",
                    re.IGNORECASE)
+# Present at all, even empty (an empty Idempotency-Key is Flask's 400): Flask's.
+_FLASKS_HEADERS = ("HTTP_COOKIE", "HTTP_IDEMPOTENCY_KEY", "HTTP_X_WALLET_AUTH")
 _SEEN_ALERTS_MAX = 100_000
 PAUSE_SECONDS = 10.0
 _PAUSED_MAX = 10_000
@@ -98,6 +104,7 @@ class _Parts:
     cache: key_cache.KeyCache
     prefix: str  # the rate-limit windows' key prefix
     rate_headers: bool  # RATELIMIT_HEADERS_ENABLED
+    max_body: int  # larger bodies are Flask's (MAX_BODY, or MAX_CONTENT_LENGTH if smaller)
     headers: dict[bool, list[tuple[str, str]]]  # the fields every answer carries, by HTTPS
     sql: dict[Any, str]  # each recording statement as psycopg's SQL
 
@@ -127,6 +134,9 @@ class GatePath:
                 body, fields = self._serve(parts, environ)
             except _ToFlask as handing:
                 to_flask = handing
+            except Exception:  # Flask answers (its error, in Tally's shape, if it fails too)
+                log.exception("the gate's path failed before taking a rate-limit entry")
+                to_flask = _ToFlask()
             else:
                 self.served += 1
                 start_response("200 OK", fields)
@@ -152,8 +162,11 @@ class GatePath:
         if handing.paused is not None and status and status[0].startswith("200"):
             # Not refused: it reached an alert threshold, which Flask recorded.
             account_id, period_start = handing.paused
-            self._learn_alerts(parts, account_id, period_start)
-            self._paused.pop(account_id, None)
+            try:
+                self._learn_alerts(parts, account_id, period_start)
+                self._paused.pop(account_id, None)
+            except Exception:  # Flask answered; this worker learns the alerts another time
+                log.exception("could not read the account's recorded usage alerts")
         return body
 
     def _resolve(self) -> _Parts | None:
@@ -172,6 +185,7 @@ class GatePath:
                 self._parts = _Parts(
                     engine, storage, cache, prefix,
                     bool(config.get("RATELIMIT_HEADERS_ENABLED")),
+                    min(MAX_BODY, config.get("MAX_CONTENT_LENGTH") or MAX_BODY),
                     {https: _fields(https) for https in (False, True)}, {}) if on else None
         assert self._parts is not False
         return self._parts
@@ -180,12 +194,11 @@ class GatePath:
 
     def _serve(self, parts: _Parts, environ: dict[str, Any]) -> tuple[bytes, list[tuple[str, str]]]:
         """The answer's body and header fields, or _ToFlask."""
-        if environ.get("QUERY_STRING") or environ.get("HTTP_COOKIE") \
-                or environ.get("HTTP_IDEMPOTENCY_KEY") or environ.get("HTTP_X_WALLET_AUTH") \
+        if environ.get("QUERY_STRING") or any(name in environ for name in _FLASKS_HEADERS) \
                 or _FORM.match(environ.get("CONTENT_TYPE", "")):
             raise _ToFlask  # (Flask reads any other body as JSON, whatever its type says)
         entry = _cached_key(parts, environ)
-        body = _body(environ)
+        body = _body(environ, parts.max_body)
         key, (role, verified) = entry.key, entry.grant or (None, False)
         account = key.account
         if account is None or account.price_plan_id \
@@ -218,8 +231,21 @@ class GatePath:
                 self._paused.clear()
             self._paused[account.id] = time.monotonic() + PAUSE_SECONDS
             raise _ToFlask(handed, event.id, (account.id, period.start)) from None
+        try:
+            return self._answer(parts, environ, account, plan, contribs, period, done, handed)
+        except _ToFlask as handing:
+            handing.handed, handing.event_id = handed, event.id
+            raise
+        except Exception:  # after the commit: Flask answers with the same id (counted once)
+            log.exception("the gate's path failed after recording; Flask answers the call")
+            raise _ToFlask(handed, event.id) from None
+
+    def _answer(self, parts: _Parts, environ: dict[str, Any], account: Account,
+                plan: plans.Plan, contribs: list[Contribution], period: periods.Period,
+                done: store.Recorded, handed: tuple[Any, ...]) -> tuple[bytes, list[tuple[str, str]]]:
+        """The answer to a recorded call: its body and header fields."""
         if not done.new_ids:  # a repeated request id (nothing was recorded): Flask answers
-            raise _ToFlask(handed, event.id)
+            raise _ToFlask
         primary = contribs[0].meter
         # Moved by every new event (a limited counter that did not move failed the statement).
         current = next(v for (m, start), (_, v) in done.counters.items()
@@ -332,16 +358,16 @@ def _fields(https: bool) -> list[tuple[str, str]]:
             if name not in ("Content-Type", "Content-Length")] + [("Vary", "Cookie")]
 
 
-def _body(environ: dict[str, Any]) -> AuthorizeRequest:
+def _body(environ: dict[str, Any], max_body: int) -> AuthorizeRequest:
     """The body as the endpoint's model reads it; _ToFlask (which answers the 400) when it
     is not one. The bytes read are put back for Flask."""
-    if environ.get("HTTP_TRANSFER_ENCODING"):
-        raise _ToFlask  # chunked: Flask reads it
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or "0")
-    except ValueError:
-        raise _ToFlask from None
-    if not 0 <= length <= MAX_BODY:
+    length_text = environ.get("CONTENT_LENGTH") or ""
+    if environ.get("HTTP_TRANSFER_ENCODING") or (not length_text and environ.get("wsgi.input_terminated")):
+        raise _ToFlask  # a body without a length: Flask reads it
+    if length_text and not _LENGTH.match(length_text):
+        raise _ToFlask  # ("+16", "1_6": Werkzeug reads no body there)
+    length = int(length_text or "0")
+    if length > max_body:
         raise _ToFlask
     raw = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(raw)

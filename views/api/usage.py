@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from flask import request
@@ -63,11 +64,12 @@ EVENT_ID_HANDED_OVER = "tally.gate.event_id"  # WSGI environ (views/api/gate_pat
            permission=members.USAGE)
 def authorize(body: AuthorizeRequest) -> Authorization:
     # The gate's WSGI path (views/api/gate_path.py) hands a call to Flask with the id it
-    # gave the call, so a call it may have committed is never counted twice.
-    request_id = body.id or request.environ.get(EVENT_ID_HANDED_OVER)
-    return authorization(metering.authorize(account(), event_name=body.event_name,
-                                            quantity=body.quantity, request_id=request_id or None,
-                                            properties=body.properties or {}))
+    # gave the call, so a call it may have committed is never counted twice. Found
+    # recorded, that call was counted (by the path): not a duplicate of the caller's.
+    handed = None if body.id else request.environ.get(EVENT_ID_HANDED_OVER)
+    decision = metering.authorize(account(), event_name=body.event_name, quantity=body.quantity,
+                                  request_id=body.id or handed, properties=body.properties or {})
+    return authorization(replace(decision, duplicate=False) if handed else decision)
 
 
 def authorization(decision: Decision) -> Authorization:
