@@ -219,10 +219,10 @@ _WAYS = (aggregation.ADD, aggregation.LARGER, aggregation.NEWER)
 # `whole`, the statement itself refuses to leave anything behind when the call is not one
 # that path answers: a new event that a limit refused (some counters would have moved and
 # others not), or a counter that reached its `w` (the value at which a usage alert not yet
-# known to that process fires). It then fails, by casting this text to a number, so the
-# statement, its transaction with it, is rolled back; the call goes to Flask,
-# which records it (and the 402 or the alert) the usual way. The cast is of a scalar
-# subquery's result, which PostgreSQL cannot fold while planning: it fails only when run.
+# known to that process fires). It then fails, by casting this text to a number, and its
+# transaction is rolled back; the call goes to Flask, which records it (and the 402 or the
+# alert) the usual way. The cast is of a scalar subquery's result, which PostgreSQL cannot
+# fold while planning: it fails only when run.
 HANDED_TO_FLASK = "tally gate: a limit or an alert threshold; Flask serves the call"
 
 
