@@ -39,13 +39,19 @@ _SCOPE_MESSAGES = {
 }
 
 
-def _presented_key() -> str | None:
-    key = request.headers.get("X-Api-Key", "").strip()
+def presented_key(x_api_key: str, authorization: str) -> str | None:
+    """The API key a request presents: its X-Api-Key header, else Authorization: Bearer."""
+    key = x_api_key.strip()
     if not key:
-        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer":
             key = value.strip()
     return key or None
+
+
+def _presented_key() -> str | None:
+    return presented_key(request.headers.get("X-Api-Key", ""),
+                         request.headers.get("Authorization", ""))
 
 
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -245,7 +251,8 @@ def _rate_error() -> str:
             "Wait for Retry-After seconds, or upgrade for a higher limit.")
 
 
-limiter.shared_limit(_rate_limit, scope="api", key_func=_rate_key, error_message=_rate_error,
+RATE_SCOPE = "api"  # one rate-limit window per account for every /v1 endpoint
+limiter.shared_limit(_rate_limit, scope=RATE_SCOPE, key_func=_rate_key, error_message=_rate_error,
                      exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)(bp)
 
 from views.api import (  # noqa: E402,F401  (routes register on bp)

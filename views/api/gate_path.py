@@ -58,20 +58,20 @@ from sqlalchemy import Engine
 from extensions import OneTripRedisStorage, db, limiter
 from models import Account, ApiKey
 from models.base import utcnow
-from models.keys import KIND_ACCOUNT, KIND_USAGE
 from services.billing import plans
 from services.errors import TallyError
 from services.identity import key_cache, keys, members
 from services.usage import alerts, gate, periods, recording, store
 from services.usage.meters import Contribution
 from views import headers, request_guard
-from views.api import key_owner, rate_limit
+from views.api import RATE_SCOPE, key_owner, presented_key, rate_limit
+from views.api.declare import declared_operation
 from views.api.schemas.metering import AuthorizeRequest
 from views.api.usage import EVENT_ID_HANDED_OVER, authorization
 
 log = logging.getLogger(__name__)
 
-PATH = "/v1/authorize"
+PATH, ENDPOINT = "/v1/authorize", "api.authorize"
 EXTENSION = "tally.gate_path"  # app.extensions: the GatePath (`served` counts its answers)
 MAX_BODY = 64 * 1024  # larger bodies (properties) go to Flask, which holds MAX_CONTENT_LENGTH
 _LENGTH = re.compile(r"^[0-9]+$")
@@ -100,6 +100,8 @@ class _Parts:
     """What the path needs of the app, resolved at its first call."""
 
     engine: Engine
+    kinds: tuple[str, ...]  # the key kinds the endpoint takes (its declaration)
+    permission: str  # what the key's role must hold (its declaration)
     storage: OneTripRedisStorage
     cache: key_cache.KeyCache
     prefix: str  # the rate-limit windows' key prefix
@@ -182,8 +184,11 @@ class GatePath:
                 # The prefix Flask-Limiter puts in its windows' keys: its first app's
                 # RATELIMIT_KEY_PREFIX (one app per process outside the tests).
                 prefix = getattr(limiter, "_key_prefix", None) or config.get("RATELIMIT_KEY_PREFIX", "")
+                declared = declared_operation(self.app.view_functions[ENDPOINT])
+                assert declared is not None and declared.body is AuthorizeRequest \
+                    and declared.permission is not None  # what this path reads the call as
                 self._parts = _Parts(
-                    engine, storage, cache, prefix,
+                    engine, declared.keys, declared.permission, storage, cache, prefix,
                     bool(config.get("RATELIMIT_HEADERS_ENABLED")),
                     min(MAX_BODY, config.get("MAX_CONTENT_LENGTH") or MAX_BODY),
                     {https: _fields(https) for https in (False, True)}, {}) if on else None
@@ -206,7 +211,7 @@ class GatePath:
             raise _ToFlask  # rating may refuse (credit, spend cap); or Flask's for now
         now = utcnow()
         try:
-            members.authorize(role, members.USAGE, email_verified=verified)
+            members.authorize(role, parts.permission, email_verified=verified)
             event = gate.event_of(body.event_name, body.quantity, body.id or None,
                                   body.properties or {}, now)
             contribs = gate.contributions(event)
@@ -322,15 +327,13 @@ def _record(parts: _Parts, statement: Any, params: dict[str, Any]) -> store.Reco
 
 def _cached_key(parts: _Parts, environ: dict[str, Any]) -> key_cache.Entry:
     """The request's key from this process's cache, with the role it acts with."""
-    presented = environ.get("HTTP_X_API_KEY", "").strip()
-    if not presented:
-        scheme, _, value = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        presented = value.strip() if scheme.lower() == "bearer" else ""
+    presented = presented_key(environ.get("HTTP_X_API_KEY", ""),
+                              environ.get("HTTP_AUTHORIZATION", "")) or ""
     if not keys.is_well_formed(presented):
         raise _ToFlask
     entry = parts.cache.entries.get(keys.hash_key(presented))
     if entry is None or entry.grant is None or time.time() >= entry.until \
-            or entry.key.kind not in (KIND_ACCOUNT, KIND_USAGE):
+            or entry.key.kind not in parts.kinds:
         raise _ToFlask
     return entry
 
@@ -339,7 +342,7 @@ def _take_rate_limit(parts: _Parts, key: ApiKey, generation: int) -> tuple[Any, 
     """Take the call's entry in Flask-Limiter's own window (one Redis round trip, which
     also confirms the cached key): what to hand over to Flask if it serves the call."""
     item = parse(rate_limit(key))
-    window = item.key_for(*([parts.prefix] if parts.prefix else []), key_owner(key), "api")
+    window = item.key_for(*([parts.prefix] if parts.prefix else []), key_owner(key), RATE_SCOPE)
     prefixed = parts.storage.prefixed_key(window)
     limit, expiry = item.amount, item.get_expiry()
     acquired, oldest, count, seen = parts.storage.take(prefixed, limit, expiry, 1, generation)
